@@ -1,0 +1,1 @@
+"""The REST API and the web pages, served by one FastAPI app."""

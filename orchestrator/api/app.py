@@ -1,0 +1,122 @@
+"""The API + UI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from orchestrator.api import errors
+from orchestrator.api.routes import catalog, checkpoints, tasks
+from orchestrator.api.state import AppState
+from orchestrator.db import make_engine
+from orchestrator.policy import PolicyEngine
+from orchestrator.settings import PROJECT_ROOT, Settings
+from workers.catalog.registry import load_catalog
+
+log = logging.getLogger(__name__)
+templates = Jinja2Templates(directory=str(PROJECT_ROOT / "ui" / "templates"))
+
+
+class BodyLimit:
+    """Refuse request bodies over `limit` bytes with 413 before anything parses them."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(scope, receive, send)
+            return
+        received = 0
+
+        async def counting() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, counting, send)
+        except _TooLarge:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = errors.problem(
+            413,
+            "Payload too large",
+            f"The request body is over the limit of {self.limit} bytes (FRONTDESK_MAX_INPUT_BYTES). "
+            "Send a shorter input or attach large documents by reference.",
+        )
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
+    if state is None:
+        state = AppState(
+            settings=settings,
+            engine=make_engine(settings.effective_database_url),
+            policy=PolicyEngine(settings.policies_dir),
+            catalog=load_catalog(settings.catalog_packages),
+        )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.frontdesk = state
+        yield
+        state.engine.dispose()
+
+    app = FastAPI(
+        title="Frontdesk",
+        version="0.1.0",
+        summary="Front-of-house control plane for AI agents",
+        description=(
+            "Submit tasks, follow them, clear human checkpoints. Authenticate with "
+            "`Authorization: Bearer <token>` (`make run` prints the demo tokens)."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.frontdesk = state
+    errors.install(app)
+    app.include_router(tasks.router)
+    app.include_router(checkpoints.router)
+    app.include_router(catalog.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok", "policy_version": state.policy.version[:12]}
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index(request: Request) -> HTMLResponse:
+        return templates.TemplateResponse(
+            request,
+            "index.html",
+            {"workflows": state.catalog.workflow_refs(), "router_url": settings.router_url},
+        )
+
+    app.add_middleware(BodyLimit, limit=settings.max_input_bytes)
+    return app
+
+
+def app_from_settings() -> FastAPI:
+    """Uvicorn factory: `uvicorn --factory orchestrator.api.app:app_from_settings`."""
+    from orchestrator.settings import get_settings
+
+    return create_app(get_settings())

@@ -1,0 +1,85 @@
+"""Request dependencies: the database session, the caller, and authorization.
+
+Authorization is one dependency backed by the policy engine (`Allowed("task", "submit")`),
+never an ad-hoc role check in a route.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlmodel import Session, select
+from starlette.exceptions import HTTPException
+
+from orchestrator.api.errors import Forbidden
+from orchestrator.api.state import AppState
+from orchestrator.models import ApiToken, Membership, User
+from orchestrator.security import hash_token
+
+
+def get_state(request: Request) -> AppState:
+    return request.app.state.frontdesk  # type: ignore[no-any-return]
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def get_session(state: StateDep) -> Iterator[Session]:
+    with Session(state.engine, expire_on_commit=False) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: str
+    email: str
+    name: str
+    tenant_id: str
+    roles: tuple[str, ...]
+
+
+def get_principal(
+    session: SessionDep, authorization: Annotated[str | None, Header(include_in_schema=False)] = None
+) -> Principal:
+    if not authorization:
+        raise HTTPException(401, "Missing bearer token: send `Authorization: Bearer <token>`.")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise HTTPException(401, "The Authorization header must be `Bearer <token>`.")
+    row = session.exec(
+        select(ApiToken, User)
+        .join(User, User.id == ApiToken.user_id)  # type: ignore[arg-type]
+        .where(ApiToken.token_hash == hash_token(token.strip()), ApiToken.revoked_at.is_(None))  # type: ignore[union-attr]
+    ).first()
+    if row is None:
+        raise HTTPException(401, "The API token is invalid or revoked.")
+    api_token, user = row
+    roles = session.exec(
+        select(Membership.role).where(Membership.user_id == user.id, Membership.tenant_id == api_token.tenant_id)
+    ).all()
+    return Principal(user.id, user.email, user.name, api_token.tenant_id, tuple(sorted(roles)))
+
+
+CurrentUser = Annotated[Principal, Depends(get_principal)]
+
+
+class Allowed:
+    """Dependency: the caller may perform `act` on `obj` in their tenant (policy engine decides)."""
+
+    def __init__(self, obj: str, act: str) -> None:
+        self.obj, self.act = obj, act
+
+    def __call__(self, user: CurrentUser, state: StateDep) -> Principal:
+        if not state.policy.allowed(list(user.roles), user.tenant_id, self.obj, self.act):
+            raise Forbidden(f"Your roles ({', '.join(user.roles) or 'none'}) do not allow {self.obj}:{self.act}.")
+        return user
+
+
+def can(state: AppState, user: Principal, obj: str, act: str) -> bool:
+    return state.policy.allowed(list(user.roles), user.tenant_id, obj, act)

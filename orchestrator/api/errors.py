@@ -1,0 +1,97 @@
+"""Errors the API answers with, as problem objects (RFC 9457 style).
+
+    ApiError                 base: status, title, detail
+    ├── NotFound             404 (also used for other tenants' ids: never reveal they exist)
+    ├── Forbidden            403
+    ├── Conflict             409
+    ├── PayloadTooLarge      413
+    └── ServiceUnavailable   503
+
+Every error a person sees says what went wrong and what to do; no stack trace ever leaves the
+process (unexpected errors are logged with a reference id that the response carries).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    status = 400
+    title = "Bad request"
+
+    def __init__(self, detail: str, *, title: str | None = None, extra: dict[str, Any] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if title:
+            self.title = title
+        self.extra = extra or {}
+
+
+class NotFound(ApiError):
+    status, title = 404, "Not found"
+
+
+class Forbidden(ApiError):
+    status, title = 403, "Forbidden"
+
+
+class Conflict(ApiError):
+    status, title = 409, "Conflict"
+
+
+class PayloadTooLarge(ApiError):
+    status, title = 413, "Payload too large"
+
+
+class ServiceUnavailable(ApiError):
+    status, title = 503, "Service unavailable"
+
+
+def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    body = {"type": "about:blank", "status": status, "title": title, "detail": detail, **extra}
+    return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
+
+
+def _validation_detail(exc: RequestValidationError) -> tuple[int, str, str]:
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        msg = next(e for e in errors if e.get("type") == "json_invalid").get("ctx", {}).get("error", "")
+        return 400, "Malformed JSON", f"The request body is not valid JSON ({msg}). Send a JSON object."
+    parts = []
+    for e in errors:
+        loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{loc}: {e.get('msg', 'invalid')}")
+    return 422, "Invalid request", "; ".join(parts)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return problem(exc.status, exc.title, exc.detail, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        status, title, detail = _validation_detail(exc)
+        return problem(status, title, detail)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        titles = {401: "Unauthorized", 404: "Not found", 405: "Method not allowed"}
+        return problem(exc.status_code, titles.get(exc.status_code, "Error"), str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        ref = secrets.token_hex(6)
+        log.error("unexpected error ref=%s", ref, exc_info=exc)
+        return problem(500, "Internal error", f"Something went wrong on our side (reference {ref}).", reference=ref)

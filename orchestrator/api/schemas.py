@@ -1,0 +1,221 @@
+"""Request and response models of the REST API (the OpenAPI schema at /docs comes from these)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
+
+from orchestrator.models import Checkpoint, ModelCall, Task, TaskStep, ToolCall
+
+
+def _utc(dt: datetime | None) -> datetime | None:
+    if dt is None:
+        return None
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+class TaskCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    workflow: str = Field(min_length=1, max_length=160, description="Workflow name, optionally `name@version`.")
+    input: str = Field(min_length=1, max_length=32000, description="The request in plain words.")
+    data: dict[str, Any] = Field(default_factory=dict, description="Optional structured input.")
+
+
+class CostSummary(BaseModel):
+    total_usd: Decimal
+    estimated: bool
+    model_calls: int
+
+    @field_serializer("total_usd")
+    def _money(self, v: Decimal) -> str:
+        return format(v.normalize(), "f") if v else "0"
+
+
+class TaskPublic(BaseModel):
+    id: str
+    workflow: str
+    status: str
+    outcome: str | None
+    requester_id: str
+    created_at: datetime
+    ended_at: datetime | None
+    cost: CostSummary
+
+    @classmethod
+    def build(cls, task: Task, cost: CostSummary) -> TaskPublic:
+        return cls(
+            id=task.id,
+            workflow=f"{task.workflow_name}@{task.workflow_version}",
+            status=task.status,
+            outcome=task.outcome,
+            requester_id=task.requester_id,
+            created_at=_utc(task.created_at),  # type: ignore[arg-type]
+            ended_at=_utc(task.ended_at),
+            cost=cost,
+        )
+
+
+class StepPublic(BaseModel):
+    index: int
+    name: str
+    agent: str
+    status: str
+    output: dict[str, Any] | None
+    error: str | None
+
+    @classmethod
+    def build(cls, s: TaskStep) -> StepPublic:
+        return cls(
+            index=s.index,
+            name=s.name,
+            agent=s.agent,
+            status=s.status,
+            output=json.loads(s.output_json) if s.output_json else None,
+            error=s.error,
+        )
+
+
+class ModelCallPublic(BaseModel):
+    id: str
+    step: str
+    agent: str
+    turn: int
+    attempt: int
+    activity_attempt: int
+    tier: str
+    model_served: str | None
+    model_group: str | None
+    fallbacks: int
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    cost_usd: Decimal
+    cost_estimated: bool
+    latency_ms: float
+    http_status: int | None
+    ok: bool
+    error: str | None
+    created_at: datetime
+
+    @field_serializer("cost_usd")
+    def _money(self, v: Decimal) -> str:
+        return format(v.normalize(), "f") if v else "0"
+
+    @classmethod
+    def build(cls, m: ModelCall) -> ModelCallPublic:
+        data = m.model_dump()
+        data["created_at"] = _utc(m.created_at)
+        return cls.model_validate(data)
+
+
+class ToolCallPublic(BaseModel):
+    id: str
+    step: str
+    turn: int
+    agent: str
+    tool: str
+    args: Any
+    args_digest: str
+    effect: str
+    policy_version: str
+    rule: str
+    reason: str
+    status: str
+    result: Any
+    error: str | None
+
+    @classmethod
+    def build(cls, t: ToolCall) -> ToolCallPublic:
+        return cls(
+            id=t.id,
+            step=t.step,
+            turn=t.turn,
+            agent=t.agent,
+            tool=t.tool,
+            args=json.loads(t.args_json),
+            args_digest=t.args_digest,
+            effect=t.effect,
+            policy_version=t.policy_version,
+            rule=t.rule,
+            reason=t.reason,
+            status=t.status,
+            result=json.loads(t.result_json) if t.result_json else None,
+            error=t.error,
+        )
+
+
+class CheckpointPublic(BaseModel):
+    id: str
+    task_id: str
+    kind: str
+    step: str
+    tool: str
+    args: dict[str, Any]
+    args_digest: str
+    policy_version: str
+    rule: str
+    assignee_role: str
+    requester_id: str
+    status: str
+    decided_by: str | None
+    decided_at: datetime | None
+    comment: str | None
+    created_at: datetime
+
+    @classmethod
+    def build(cls, c: Checkpoint) -> CheckpointPublic:
+        data = c.model_dump(exclude={"args_json", "tenant_id", "tool_call_id"})
+        data.update(args=json.loads(c.args_json), created_at=_utc(c.created_at), decided_at=_utc(c.decided_at))
+        return cls.model_validate(data)
+
+
+class TaskDetail(TaskPublic):
+    input: str
+    data: dict[str, Any]
+    output: dict[str, Any] | None
+    error: str | None
+    steps: list[StepPublic]
+    model_calls: list[ModelCallPublic]
+    tool_calls: list[ToolCallPublic]
+    checkpoints: list[CheckpointPublic]
+
+
+class TaskList(BaseModel):
+    items: list[TaskPublic]
+    total: int
+
+
+class CheckpointList(BaseModel):
+    items: list[CheckpointPublic]
+
+
+class DecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    decision: Literal["approve", "reject"]
+    comment: str = Field("", max_length=2000)
+
+
+class WorkflowPublic(BaseModel):
+    ref: str
+    name: str
+    version: str
+    description: str
+    category: str
+    risk_class: str
+    data_classification: str
+    steps: list[dict[str, Any]]
+    agents: list[str]
+    tools: list[dict[str, Any]]
+    examples: list[str]
+
+
+class Me(BaseModel):
+    user_id: str
+    email: str
+    name: str
+    tenant_id: str
+    roles: list[str]

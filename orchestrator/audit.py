@@ -1,0 +1,104 @@
+"""The append-only, hash-chained audit trail.
+
+Every decision (task submitted, model call, tool authorized or denied, checkpoint opened and
+decided, tool run, task ended) is one `AuditEvent`. Events of a tenant form a chain:
+`hash = sha256(prev_hash | canonical JSON of the event)`, so an edited or deleted row shows up in
+`verify_chain`. The chain head is bumped with an UPDATE first, which takes the row lock on
+PostgreSQL and the write lock on SQLite, so concurrent writers (API and workers) never fork it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import Session, select
+
+from orchestrator.models import AuditEvent, AuditHead, utcnow
+
+GENESIS = "0" * 64
+
+
+def _digest(prev_hash: str, event: AuditEvent) -> str:
+    body = json.dumps(
+        {
+            "tenant_id": event.tenant_id,
+            "seq": event.seq,
+            "task_id": event.task_id,
+            "actor": event.actor,
+            "action": event.action,
+            "subject": event.subject,
+            "reason": event.reason,
+            "data": json.loads(event.data_json),
+            "at": _iso(event.at),
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(f"{prev_hash}|{body}".encode()).hexdigest()
+
+
+def _iso(at: datetime) -> str:
+    # SQLite hands back naive UTC, PostgreSQL aware datetimes in the session's zone.
+    if at.tzinfo is not None:
+        at = at.astimezone(UTC).replace(tzinfo=None)
+    return at.isoformat(timespec="microseconds")
+
+
+def record(
+    session: Session,
+    *,
+    tenant_id: str,
+    actor: str,
+    action: str,
+    subject: str = "",
+    reason: str = "",
+    task_id: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event in the caller's transaction (it commits or rolls back with the change)."""
+    bumped = session.exec(  # type: ignore[call-overload]
+        update(AuditHead).where(AuditHead.tenant_id == tenant_id).values(seq=AuditHead.seq + 1)
+    )
+    if bumped.rowcount == 0:
+        session.add(AuditHead(tenant_id=tenant_id, seq=1, last_hash=GENESIS))
+        session.flush()
+    head = session.exec(select(AuditHead).where(AuditHead.tenant_id == tenant_id)).one()
+    session.refresh(head)
+    event = AuditEvent(
+        tenant_id=tenant_id,
+        seq=head.seq,
+        task_id=task_id,
+        actor=actor,
+        action=action,
+        subject=subject,
+        reason=reason,
+        data_json=json.dumps(data or {}, sort_keys=True, default=str),
+        at=utcnow(),
+        prev_hash=head.last_hash,
+        hash="",
+    )
+    event.hash = _digest(head.last_hash, event)
+    head.last_hash = event.hash
+    session.add(head)
+    session.add(event)
+    session.flush()
+    return event
+
+
+def verify_chain(session: Session, tenant_id: str) -> tuple[bool, str]:
+    """Recompute the tenant's chain; return (ok, explanation)."""
+    prev = GENESIS
+    expected_seq = 1
+    events = session.exec(select(AuditEvent).where(AuditEvent.tenant_id == tenant_id).order_by(AuditEvent.seq))
+    for event in events:
+        if event.seq != expected_seq:
+            return False, f"event seq {expected_seq} is missing (found {event.seq})"
+        if event.prev_hash != prev or _digest(prev, event) != event.hash:
+            return False, f"event seq {event.seq} does not match its hash"
+        prev = event.hash
+        expected_seq += 1
+    return True, f"{expected_seq - 1} events verified"

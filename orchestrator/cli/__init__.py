@@ -1,0 +1,1 @@
+"""The `frontdesk` console script: dev stack commands and the REST API client."""

@@ -1,0 +1,398 @@
+"""`frontdesk task …` and `frontdesk checkpoint …`: the REST API client commands.
+
+Every command talks to the Frontdesk API over HTTP with a bearer token: `--token`, else the file
+`<state_dir>/cli-token` that `frontdesk dev` writes. The token is never printed. Exit codes: 0 ok,
+1 the API refused or could not be reached, 2 bad usage (no token, bad `--data`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from orchestrator.settings import Settings, get_settings
+from workers.domain import TERMINAL_STATUSES
+
+TOKEN_FILE = "cli-token"
+NO_TOKEN = "no API token: pass --token or run `frontdesk dev`, which writes .frontdesk/cli-token"
+WAIT_STOP_STATUSES = TERMINAL_STATUSES | {"waiting"}
+POLL_SECONDS = 0.5
+_sleep = time.sleep  # replaced in tests
+
+
+class CliError(Exception):
+    """Printed as `error: <message>` on stderr; `code` is the exit code."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _problem(response: httpx.Response) -> CliError:
+    """Turn an RFC 7807 problem (or any error response) into `<title>: <detail>`."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    body = body if isinstance(body, dict) else {}
+    title = str(body.get("title") or response.reason_phrase or f"HTTP {response.status_code}")
+    detail = body.get("detail")
+    if detail is not None and not isinstance(detail, str):
+        detail = json.dumps(detail, ensure_ascii=False)
+    if not body and response.text:
+        detail = response.text.strip()[:300]
+    return CliError(f"{title}: {detail}" if detail and detail != title else title)
+
+
+class ApiClient:
+    """A thin wrapper of `httpx.Client` for the Frontdesk REST API; raises `CliError` on failure."""
+
+    def __init__(self, base_url: str, token: str, *, transport: httpx.BaseTransport | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, transport=transport, timeout=30.0)
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._http.close()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.ConnectError as exc:
+            where = self.base_url
+            raise CliError(f"cannot reach the Frontdesk API at {where} — is it running? (make run)") from exc
+        except httpx.TransportError as exc:  # timeouts, protocol errors
+            raise CliError(f"request to the Frontdesk API at {self.base_url} failed: {exc!r}") from exc
+        if response.status_code >= 400:
+            raise _problem(response)
+        return response
+
+    def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.request(method, path, **kwargs)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise CliError(f"the API at {self.base_url} answered {method} {path} with non-JSON") from exc
+
+    def submit_task(self, workflow: str, text: str, data: dict | None, key: str | None) -> httpx.Response:
+        body: dict[str, Any] = {"workflow": workflow, "input": text}
+        if data is not None:
+            body["data"] = data
+        headers = {"Idempotency-Key": key} if key else {}
+        return self.request("POST", "/api/tasks", json=body, headers=headers)
+
+    def list_tasks(self, status: str | None, limit: int, offset: int) -> dict:
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if status:
+            params["status"] = status
+        return self.json("GET", "/api/tasks", params=params)
+
+    def get_task(self, task_id: str) -> dict:
+        return self.json("GET", f"/api/tasks/{quote(task_id, safe='')}")
+
+    def cancel_task(self, task_id: str) -> dict:
+        return self.json("POST", f"/api/tasks/{quote(task_id, safe='')}/cancel")
+
+    def list_checkpoints(self, status: str | None) -> dict:
+        return self.json("GET", "/api/checkpoints", params={"status": status} if status else {})
+
+    def decide(self, checkpoint_id: str, decision: str, comment: str) -> dict:
+        body = {"decision": decision, "comment": comment}
+        return self.json("POST", f"/api/checkpoints/{quote(checkpoint_id, safe='')}/decision", json=body)
+
+
+def build_client(url: str, token: str) -> ApiClient:
+    """The one place commands get a client (tests replace it to inject an `httpx.MockTransport`)."""
+    return ApiClient(url, token)
+
+
+def default_url(settings: Settings) -> str:
+    host = settings.api_host if settings.api_host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+    return f"http://[{host}]:{settings.api_port}" if ":" in host else f"http://{host}:{settings.api_port}"
+
+
+def read_token(state_dir: Path) -> str:
+    path = state_dir / TOKEN_FILE
+    try:
+        token = path.read_text().strip() if path.is_file() else ""
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}", code=2) from exc
+    if not token:
+        raise CliError(NO_TOKEN, code=2)
+    return token
+
+
+def _connect(args: argparse.Namespace) -> ApiClient:
+    settings = get_settings()
+    token = args.token or read_token(settings.state_dir)
+    return build_client(args.url or default_url(settings), token)
+
+
+# --- output helpers -------------------------------------------------------------------------------
+
+
+def _cell(value: Any, width: int = 48) -> str:
+    if value is None or value == "":
+        return "-"
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _when(value: str | None) -> str:
+    return value[:19].replace("T", " ") if value else "-"
+
+
+def _usd(cost: dict | None) -> str:
+    cost = cost or {}
+    if cost.get("total_usd") is None:
+        return "-"
+    return f"${cost['total_usd']}" + (" (estimated)" if cost.get("estimated") else "")
+
+
+Columns = list[tuple[str, str]]
+
+
+def _columns(spec: str) -> Columns:
+    """`"HEADER=key ..."` to (header, key) pairs; keys ending in `_at` are shown as times."""
+    return [(head, key) for head, _, key in (part.partition("=") for part in spec.split())]
+
+
+STEP_COLUMNS = _columns("#=index STEP=name AGENT=agent STATUS=status ERROR=error")
+MODEL_CALL_COLUMNS = _columns(
+    "STEP=step TURN=turn TRY=attempt TIER=tier MODEL=model_served IN=prompt_tokens OUT=completion_tokens "
+    "CACHED=cached_tokens USD=cost_usd MS=latency_ms OK=ok ERROR=error")
+TOOL_CALL_COLUMNS = _columns(
+    "STEP=step TURN=turn TOOL=tool DECISION=effect RULE=rule STATUS=status ARGS=args ERROR=error")
+TASK_CHECKPOINT_COLUMNS = _columns(
+    "ID=id TOOL=tool STATUS=status RULE=rule BY=decided_by DECIDED=decided_at COMMENT=comment")
+TASK_LIST_COLUMNS = _columns(
+    "ID=id WORKFLOW=workflow STATUS=status OUTCOME=outcome COST=cost CREATED=created_at ENDED=ended_at")
+CHECKPOINT_COLUMNS = _columns(
+    "ID=id TASK=task_id TOOL=tool STATUS=status RULE=rule REQUESTER=requester_id CREATED=created_at "
+    "ARGS=args")
+TASK_SECTIONS = [("Steps", "steps", STEP_COLUMNS), ("Model calls", "model_calls", MODEL_CALL_COLUMNS),
+                 ("Tool calls", "tool_calls", TOOL_CALL_COLUMNS),
+                 ("Checkpoints", "checkpoints", TASK_CHECKPOINT_COLUMNS)]
+
+
+def _field(item: dict, key: str) -> str:
+    value = item.get(key)
+    if key.endswith("_at"):
+        return _when(value)
+    return _usd(value) if key == "cost" else _cell(value)
+
+
+def _table(columns: Columns, items: list[dict], indent: str = "") -> None:
+    cells = [[h for h, _ in columns], *[[_field(item, key) for _, key in columns] for item in items]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    for row in cells:
+        print(indent + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _print_task_detail(task: dict) -> None:
+    print(f"Task {task.get('id')}  {task.get('workflow')}")
+    outcome = f" ({task['outcome']})" if task.get("outcome") else ""
+    cost = task.get("cost") or {}
+    for label, value in [
+        ("status", f"{task.get('status')}{outcome}"),
+        ("requester", task.get("requester_id")),
+        ("created", _when(task.get("created_at"))),
+        ("ended", _when(task.get("ended_at"))),
+        ("cost", f"{_usd(cost)} over {cost.get('model_calls', 0)} model call(s)"),
+        ("input", _cell(task.get("input"), 100)),
+        ("error", task.get("error")),
+    ]:
+        if value:
+            print(f"  {label:<10} {value}")
+    for title, key, columns in TASK_SECTIONS:
+        if task.get(key):
+            print(f"\n{title}")
+            _table(columns, task[key], indent="  ")
+    if task.get("output") is not None:
+        output = task["output"]
+        print("\nOutput")
+        print(output if isinstance(output, str) else json.dumps(output, indent=2, ensure_ascii=False))
+
+
+# --- commands -------------------------------------------------------------------------------------
+
+
+def _parse_data(raw: str | None) -> dict | None:
+    if raw is None:
+        return None
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"--data is not valid JSON: {exc.msg}", code=2) from exc
+    if not isinstance(data, dict):
+        raise CliError("--data must be a JSON object", code=2)
+    return data
+
+
+def _wait(api: ApiClient, task: dict, timeout: float, progress: Callable[[str], None]) -> dict:
+    """Poll the task until it is terminal or waiting for a human, reporting each status change."""
+    deadline = time.monotonic() + timeout
+    last = task.get("status")
+    progress(f"{task['id']}  {last}")
+    while True:
+        task = api.get_task(task["id"])
+        if task.get("status") != last:
+            last = task.get("status")
+            progress(f"  -> {last}")
+        if last in WAIT_STOP_STATUSES:
+            return task
+        if time.monotonic() >= deadline:
+            raise CliError(f"timed out after {timeout:g} s waiting for task {task['id']} (status: {last})")
+        _sleep(POLL_SECONDS)
+
+
+def task_submit(args: argparse.Namespace) -> int:
+    text = sys.stdin.read().strip() if args.text == "-" else args.text
+    data = _parse_data(args.data)
+    # Progress goes to stderr with --json, so stdout stays one JSON document.
+    say = (lambda line: print(line, file=sys.stderr)) if args.json else print
+    with _connect(args) as api:
+        response = api.submit_task(args.workflow, text, data, args.idempotency_key)
+        task = response.json()
+        replay = " (idempotent replay: existing task)" if response.status_code == 200 else ""
+        say(f"submitted {task['id']}{replay}")
+        if args.wait:
+            task = _wait(api, task, args.timeout, say)
+    _output(args, task, _print_outcome)
+    return 0
+
+
+def _print_outcome(task: dict) -> None:
+    outcome = f" ({task['outcome']})" if task.get("outcome") else ""
+    print(f"{task['id']}  {task.get('status')}{outcome}  cost {_usd(task.get('cost'))}")
+    if task.get("status") == "waiting":
+        print("waiting for a human decision: see `frontdesk checkpoint list`")
+    if task.get("error"):
+        print(f"error: {task['error']}")
+
+
+def _output(args: argparse.Namespace, answer: Any, human: Callable[[Any], None]) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(answer, indent=2, ensure_ascii=False))
+    else:
+        human(answer)
+
+
+def task_show(args: argparse.Namespace) -> int:
+    with _connect(args) as api:
+        _output(args, api.get_task(args.id), _print_task_detail)
+    return 0
+
+
+def _print_task_page(page: dict) -> None:
+    items = page.get("items", [])
+    _table(TASK_LIST_COLUMNS, items)
+    print(f"{len(items)} of {page.get('total', len(items))} task(s)")
+
+
+def task_list(args: argparse.Namespace) -> int:
+    with _connect(args) as api:
+        _output(args, api.list_tasks(args.status, args.limit, args.offset), _print_task_page)
+    return 0
+
+
+def task_cancel(args: argparse.Namespace) -> int:
+    with _connect(args) as api:
+        task = api.cancel_task(args.id)
+    print(f"cancel requested for {task.get('id', args.id)} (status: {task.get('status')})")
+    return 0
+
+
+def checkpoint_list(args: argparse.Namespace) -> int:
+    def human(page: dict) -> None:
+        if page.get("items"):
+            _table(CHECKPOINT_COLUMNS, page["items"])
+        else:
+            print(f"no {args.status} checkpoints" if args.status else "no checkpoints")
+
+    with _connect(args) as api:
+        _output(args, api.list_checkpoints(args.status), human)
+    return 0
+
+
+def checkpoint_decide(args: argparse.Namespace) -> int:
+    """`approve` and `reject`: the parser sets `args.decision`."""
+    with _connect(args) as api:
+        checkpoint = api.decide(args.id, args.decision, args.comment)
+    verb = "approved" if args.decision == "approve" else "rejected"
+    print(f"{verb} {checkpoint.get('id', args.id)}: {checkpoint.get('tool')} on task "
+          f"{checkpoint.get('task_id')} (status: {checkpoint.get('status')})")
+    return 0
+
+
+# --- argparse -------------------------------------------------------------------------------------
+
+
+def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except CliError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return exc.code
+
+    return run
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", help="API base URL (default: http://<api_host>:<api_port> from settings)")
+    common.add_argument("--token", help=f"bearer token (default: the file <state_dir>/{TOKEN_FILE})")
+    return common
+
+
+def _leaf(group: Any, name: str, command: Callable, help_text: str, *, json_flag: bool = False) -> Any:
+    parser = group.add_parser(name, parents=[_common()], help=help_text, description=help_text)
+    if json_flag:
+        parser.add_argument("--json", action="store_true", help="print the raw JSON answer")
+    parser.set_defaults(func=_guarded(command))
+    return parser
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `task` and `checkpoint` command groups; each leaf sets `args.func(args) -> exit code`."""
+    tasks = subparsers.add_parser("task", help="submit, inspect and cancel tasks")
+    tasks = tasks.add_subparsers(dest="task_command", required=True, metavar="COMMAND")
+    p = _leaf(tasks, "submit", task_submit, "submit a task to a workflow", json_flag=True)
+    p.add_argument("workflow", help="workflow name, optionally pinned: refund_request@1")
+    p.add_argument("text", help="the request as free text; `-` reads it from stdin")
+    p.add_argument("--data", help="structured input as a JSON object")
+    p.add_argument("--idempotency-key", help="resubmitting with the same key returns the existing task")
+    p.add_argument("--wait", action="store_true", help="poll until the task ends or waits for a human")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds --wait polls at most (default 120)")
+    p = _leaf(tasks, "show", task_show, "show a task with its steps, calls and checkpoints", json_flag=True)
+    p.add_argument("id")
+    p = _leaf(tasks, "list", task_list, "list recent tasks", json_flag=True)
+    p.add_argument("--status", help="only tasks with this status")
+    p.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
+    p.add_argument("--offset", type=int, default=0, help="skip this many")
+    _leaf(tasks, "cancel", task_cancel, "cancel a task").add_argument("id")
+
+    checkpoints = subparsers.add_parser("checkpoint", help="list and decide human checkpoints")
+    checkpoints = checkpoints.add_subparsers(dest="checkpoint_command", required=True, metavar="COMMAND")
+    p = _leaf(checkpoints, "list", checkpoint_list, "list checkpoints", json_flag=True)
+    p.add_argument("--status", default="open", help="checkpoint status (default open)")
+    for decision in ("approve", "reject"):
+        p = _leaf(checkpoints, decision, checkpoint_decide, f"{decision} a checkpoint")
+        p.set_defaults(decision=decision)
+        p.add_argument("id")
+        p.add_argument("--comment", default="", help="recorded with the decision")

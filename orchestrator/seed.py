@@ -1,0 +1,140 @@
+"""Migrations plus the demo tenant `acme`: a requester, an approver, an admin, demo orders.
+
+Demo credentials are derived from a random secret kept in the state dir, so they are stable
+for one installation (the dev stack can print them every start) and differ between installs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from orchestrator import audit
+from orchestrator.db import make_engine, migrate, session_scope
+from orchestrator.models import ApiToken, DemoOrder, Membership, Tenant, User
+from orchestrator.security import TOKEN_PREFIX, hash_password, hash_token, new_token
+from orchestrator.settings import Settings
+
+DEMO_TENANT = "acme"
+DEMO_USERS: list[tuple[str, str, list[str]]] = [
+    ("riley@acme.example", "Riley Requester", ["requester"]),
+    ("avery@acme.example", "Avery Approver", ["approver"]),
+    ("ada@acme.example", "Ada Admin", ["admin"]),
+]
+DEMO_ORDERS: list[tuple[str, str, str, str, str]] = [
+    ("ORD-1001", "Jane Doe", "jane@example.com", "40.00", "EUR"),
+    ("ORD-1002", "Omar Haddad", "omar@example.com", "250.00", "EUR"),
+    ("ORD-1003", "Li Wei", "li@example.com", "1800.00", "EUR"),
+    ("ORD-1004", "Sam Carter", "sam@example.com", "99.00", "USD"),
+    ("ORD-1005", "Ana Souza", "ana@example.com", "640.00", "EUR"),
+]
+
+
+@dataclass
+class SeedInfo:
+    tenant: str
+    logins: list[tuple[str, str, list[str]]] = field(default_factory=list)  # email, password, roles
+    tokens: list[tuple[str, str]] = field(default_factory=list)  # email, token
+
+
+def _demo_secret(state_dir: Path) -> bytes:
+    path = state_dir / "demo-secret"
+    if not path.exists():
+        state_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip().encode()
+
+
+def _derive(secret: bytes, purpose: str, email: str) -> str:
+    return hmac.new(secret, f"{purpose}:{email}".encode(), hashlib.sha256).hexdigest()
+
+
+def ensure_user(
+    session: Session, tenant_id: str, email: str, name: str, roles: list[str], *, password: str | None = None
+) -> User:
+    user = session.exec(select(User).where(User.email == email)).first()
+    if user is None:
+        user = User(email=email, name=name, password_hash=hash_password(password) if password else None)
+        session.add(user)
+        session.flush()
+    for role in roles:
+        held = session.exec(
+            select(Membership).where(
+                Membership.tenant_id == tenant_id, Membership.user_id == user.id, Membership.role == role
+            )
+        ).first()
+        if held is None:
+            session.add(Membership(tenant_id=tenant_id, user_id=user.id, role=role))
+    return user
+
+
+def ensure_token(session: Session, user: User, tenant_id: str, token: str | None = None, label: str = "") -> str:
+    token = token or new_token()
+    digest = hash_token(token)
+    if session.exec(select(ApiToken).where(ApiToken.token_hash == digest)).first() is None:
+        session.add(ApiToken(user_id=user.id, tenant_id=tenant_id, token_hash=digest, label=label))
+    return token
+
+
+def ensure_tenant(session: Session, tenant_id: str, name: str) -> Tenant:
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None:
+        tenant = Tenant(id=tenant_id, name=name)
+        session.add(tenant)
+        session.flush()
+        audit.record(session, tenant_id=tenant_id, actor="system", action="tenant.created", subject=tenant_id)
+    return tenant
+
+
+def seed_demo(engine: Engine, state_dir: Path) -> SeedInfo:
+    secret = _demo_secret(state_dir)
+    info = SeedInfo(tenant=DEMO_TENANT)
+    with session_scope(engine) as session:
+        ensure_tenant(session, DEMO_TENANT, "Acme Retail (demo)")
+        for email, name, roles in DEMO_USERS:
+            password = "demo-" + _derive(secret, "password", email)[:10]
+            token = TOKEN_PREFIX + _derive(secret, "token", email)[:40]
+            user = ensure_user(session, DEMO_TENANT, email, name, roles, password=password)
+            ensure_token(session, user, DEMO_TENANT, token, label="demo")
+            info.logins.append((email, password, roles))
+            info.tokens.append((email, token))
+        for order_id, customer, email, amount, currency in DEMO_ORDERS:
+            if session.get(DemoOrder, order_id) is None:
+                session.add(
+                    DemoOrder(
+                        id=order_id,
+                        tenant_id=DEMO_TENANT,
+                        customer=customer,
+                        email=email,
+                        amount=Decimal(amount),
+                        currency=currency,
+                        status="delivered",
+                    )
+                )
+    return info
+
+
+def prepare_database(settings: Settings) -> SeedInfo:
+    """Upgrade the schema and seed the demo tenant (development only)."""
+    url = settings.effective_database_url
+    migrate(url)
+    engine = make_engine(url)
+    try:
+        if settings.environment != "development":
+            return SeedInfo(tenant="")
+        info = seed_demo(engine, settings.state_dir)
+    finally:
+        engine.dispose()
+    # The CLI client reads the requester's token from here when no --token is given.
+    token_file = settings.state_dir / "cli-token"
+    token_file.write_text(info.tokens[0][1])
+    token_file.chmod(0o600)
+    return info

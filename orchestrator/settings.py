@@ -1,0 +1,65 @@
+"""The one settings object. Nothing else in Frontdesk reads the environment.
+
+Every setting can be given as an environment variable prefixed ``FRONTDESK_`` (for example
+``FRONTDESK_DATABASE_URL``) or in a ``.env`` file in the working directory. The README has the
+table of all of them.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PLACEHOLDER_SECRETS = {"", "changeme", "sk-1234", "frontdesk-dev-router-key", "dev-secret"}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FRONTDESK_", env_file=".env", extra="ignore")
+
+    environment: str = Field("development", description="`development` or `production`; production refuses placeholder secrets.")
+    state_dir: Path = Field(PROJECT_ROOT / ".frontdesk", description="Where the dev stack keeps its files (SQLite, Temporal, logs).")
+    database_url: str = Field("", description="SQLAlchemy URL; empty means a SQLite file in the state dir. PostgreSQL: `postgresql+psycopg://user@host/db`.")
+
+    temporal_address: str = Field("127.0.0.1:7233", description="Temporal frontend address.")
+    temporal_namespace: str = Field("default", description="Temporal namespace.")
+    task_queue: str = Field("frontdesk-tasks", description="Temporal task queue the worker polls.")
+
+    router_url: str = Field("http://127.0.0.1:4011", description="Base URL of the OpenAI-compatible LLM router (LiteLLM proxy).")
+    router_api_key: str = Field("frontdesk-dev-router-key", description="Bearer key for the router (the LiteLLM master key in the dev stack).")
+    router_max_requests: int = Field(3, ge=1, le=10, description="At most this many HTTP requests per logical model call (retries of 5xx and timeouts included).")
+    router_timeout_seconds: float = Field(60.0, gt=0, description="Timeout of one HTTP request to the router.")
+    router_backoff_seconds: float = Field(0.5, ge=0, description="First retry delay; doubles per retry.")
+
+    api_host: str = Field("127.0.0.1", description="Bind address of the API + UI.")
+    api_port: int = Field(8000, description="Port of the API + UI.")
+    max_input_bytes: int = Field(65536, description="Largest accepted request body for task submission, in bytes.")
+
+    demo_model_port: int = Field(18001, description="Port of the offline demo model (dev stack).")
+    router_port: int = Field(4011, description="Port of the LiteLLM proxy started by the dev stack.")
+    temporal_port: int = Field(7233, description="Port of the Temporal dev server started by the dev stack.")
+    temporal_ui_port: int = Field(8233, description="Port of the Temporal web UI started by the dev stack.")
+    litellm_venv: Path = Field(PROJECT_ROOT / ".frontdesk" / "litellm-venv", description="Virtualenv holding the LiteLLM proxy.")
+
+    policies_dir: Path = Field(PROJECT_ROOT / "policies", description="Folder with casbin models, policies and the price table.")
+    sample_tool_delay_seconds: float = Field(0.0, ge=0, description="Demo/test only: the sample refund tool waits this long after writing its ledger row.")
+    catalog_packages: list[str] = Field(["workers.catalog.sample"], description="Catalog packages (import paths) that the API and the workers load.")
+    otel_console: bool = Field(False, description="Print spans to the console.")
+
+    @model_validator(mode="after")
+    def _refuse_placeholders_in_production(self) -> Settings:
+        if self.environment == "production" and self.router_api_key in PLACEHOLDER_SECRETS:
+            raise ValueError("FRONTDESK_ROUTER_API_KEY is a placeholder; set a real router key in production")
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.state_dir / 'frontdesk.db'}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Everything with an effect runs here, as an activity; workflows only orchestrate."""

@@ -1,0 +1,86 @@
+"""The model-call activity: one logical call to the router, every HTTP attempt recorded."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from orchestrator import audit, telemetry
+from orchestrator.db import session_scope
+from orchestrator.models import ModelCall
+from orchestrator.router_client import RouterClient, RouterError
+from workers.domain import ModelCallInput, ModelCallResult
+
+
+class ModelActivities:
+    def __init__(self, engine: Engine, router: RouterClient) -> None:
+        self._engine = engine
+        self._router = router
+
+    @activity.defn(name="model.call")
+    async def call(self, call: ModelCallInput) -> ModelCallResult:
+        activity_attempt = activity.info().attempt
+        facts = call.facts
+        with telemetry.task_span(facts.task_id, "model.call", tier=call.tier, step=facts.step, turn=call.turn) as tp:
+            try:
+                outcome = await self._router.chat(call, traceparent=tp)
+            except RouterError as err:
+                await asyncio.to_thread(self._record, call, err.attempts, activity_attempt, str(err))
+                # The client already retried within its request budget; retrying the activity
+                # would multiply it, so this fails the step with the router's reason.
+                raise ApplicationError(str(err), type="RouterError", non_retryable=True) from err
+        await asyncio.to_thread(self._record, call, outcome.attempts, activity_attempt, None)
+        return ModelCallResult(
+            message=outcome.message,
+            model_served=outcome.model_served,
+            cost_usd=str(outcome.cost_usd),
+            attempts=len(outcome.attempts),
+        )
+
+    def _record(self, call: ModelCallInput, attempts: Sequence[Any], activity_attempt: int, error: str | None) -> None:
+        facts = call.facts
+        total = Decimal(0)
+        with session_scope(self._engine) as session:
+            for a in attempts:
+                total += a.cost_usd
+                session.add(
+                    ModelCall(
+                        tenant_id=facts.tenant_id,
+                        task_id=facts.task_id,
+                        step=facts.step,
+                        agent=facts.agent,
+                        turn=call.turn,
+                        request_id=call.request_id,
+                        activity_attempt=activity_attempt,
+                        attempt=a.attempt,
+                        tier=call.tier,
+                        model_served=a.model_served,
+                        model_group=a.model_group,
+                        fallbacks=a.fallbacks,
+                        prompt_tokens=a.prompt_tokens,
+                        completion_tokens=a.completion_tokens,
+                        cached_tokens=a.cached_tokens,
+                        cost_usd=a.cost_usd,
+                        cost_estimated=a.cost_estimated,
+                        latency_ms=a.latency_ms,
+                        http_status=a.http_status,
+                        ok=a.ok,
+                        error=a.error,
+                    )
+                )
+            audit.record(
+                session,
+                tenant_id=facts.tenant_id,
+                task_id=facts.task_id,
+                actor=f"agent:{facts.agent}",
+                action="model.call" if error is None else "model.call_failed",
+                subject=call.request_id,
+                reason=error or f"tier {call.tier}",
+                data={"tier": call.tier, "attempts": len(attempts), "cost_usd": str(total)},
+            )

@@ -1,0 +1,89 @@
+"""Activities that write the task's own records: status and steps."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from orchestrator import audit
+from orchestrator.db import session_scope
+from orchestrator.models import Checkpoint, Task, TaskStep, utcnow
+from workers.domain import TERMINAL_STATUSES, Ack, StepRecord, TaskStatusUpdate
+
+
+class RecordActivities:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @activity.defn(name="task.set_status")
+    async def set_status(self, update: TaskStatusUpdate) -> Ack:
+        await asyncio.to_thread(self._set_status, update)
+        return Ack()
+
+    def _set_status(self, update: TaskStatusUpdate) -> None:
+        with session_scope(self._engine) as session:
+            task = session.exec(
+                select(Task).where(Task.id == update.task_id, Task.tenant_id == update.tenant_id)
+            ).first()
+            if task is None:
+                # The API commits the row before it starts the workflow; absence is a real fault.
+                raise ApplicationError(f"task {update.task_id} has no row", type="TaskMissing")
+            if task.status in TERMINAL_STATUSES:
+                return  # a retried activity after the end was recorded: nothing to do
+            previous = task.status
+            task.status = update.status
+            task.updated_at = utcnow()
+            if update.status in TERMINAL_STATUSES:
+                task.outcome = update.outcome
+                task.output_json = json.dumps(update.output) if update.output is not None else None
+                task.error = update.error
+                task.ended_at = utcnow()
+                for cp in session.exec(
+                    select(Checkpoint).where(Checkpoint.task_id == task.id, Checkpoint.status == "open")
+                ):
+                    cp.status = "cancelled"
+                    session.add(cp)
+            session.add(task)
+            if previous != update.status and update.status in ("running", *TERMINAL_STATUSES):
+                action = "task.started" if update.status == "running" else "task.ended"
+                audit.record(
+                    session,
+                    tenant_id=task.tenant_id,
+                    task_id=task.id,
+                    actor="workflow",
+                    action=action,
+                    subject=task.id,
+                    reason=update.error or update.status,
+                    data={"status": update.status, "outcome": update.outcome},
+                )
+
+    @activity.defn(name="task.record_step")
+    async def record_step(self, step: StepRecord) -> Ack:
+        await asyncio.to_thread(self._record_step, step)
+        return Ack()
+
+    def _record_step(self, step: StepRecord) -> None:
+        with session_scope(self._engine) as session:
+            row = session.exec(
+                select(TaskStep).where(TaskStep.task_id == step.task_id, TaskStep.index == step.index)
+            ).first()
+            if row is None:
+                row = TaskStep(
+                    tenant_id=step.tenant_id,
+                    task_id=step.task_id,
+                    index=step.index,
+                    name=step.name,
+                    agent=step.agent,
+                    status=step.status,
+                )
+            row.status = step.status
+            row.output_json = json.dumps(step.output) if step.output is not None else None
+            row.error = step.error
+            if step.status != "running":
+                row.ended_at = utcnow()
+            session.add(row)

@@ -1,0 +1,117 @@
+"""Tool activities, one per registered tool (`tool__{name}__call`), and output validation."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.engine import Engine
+from temporalio import activity
+
+from orchestrator import audit
+from orchestrator.db import session_scope
+from orchestrator.models import ToolCall, utcnow
+from orchestrator.settings import Settings
+from workers.activities.governance import validation_message
+from workers.catalog.registry import Catalog, RegisteredTool, ToolContext, ToolFailure
+from workers.domain import ToolRunInput, ToolRunResult, ValidateOutputInput, ValidateOutputResult
+
+
+def tool_activity_name(tool: str) -> str:
+    return f"tool__{tool}__call"
+
+
+class ToolActivities:
+    def __init__(self, engine: Engine, catalog: Catalog, settings: Settings) -> None:
+        self._engine = engine
+        self._catalog = catalog
+        self._settings = settings
+
+    def activities(self) -> list[Callable[..., Any]]:
+        """One activity per tool name (every version of a tool shares it; the version is looked up)."""
+        names = sorted({t.spec.name for ref, t in self._catalog.tools.items() if "@" in ref})
+        return [self._make(name) for name in names] + [self.validate_output]
+
+    def _make(self, name: str) -> Callable[[ToolRunInput], Any]:
+        async def run_tool(inp: ToolRunInput) -> ToolRunResult:
+            return await self._run(inp)
+
+        return activity.defn(name=tool_activity_name(name))(run_tool)
+
+    async def _run(self, inp: ToolRunInput) -> ToolRunResult:
+        record = await asyncio.to_thread(self._start, inp)
+        tool: RegisteredTool = self._catalog.tool(f"{inp.tool}@{record.tool_version}")
+        ctx = ToolContext(
+            tenant_id=inp.tenant_id,
+            task_id=inp.task_id,
+            idempotency_key=inp.idempotency_key,
+            engine=self._engine,
+            settings=self._settings,
+            heartbeat=activity.heartbeat,
+        )
+        try:
+            args = tool.args_model.model_validate(inp.args)
+            result = await tool.impl(args, ctx)
+        except ValidationError as exc:
+            outcome = ToolRunResult(ok=False, error=f"arguments are invalid: {validation_message(exc)}")
+        except ToolFailure as exc:
+            outcome = ToolRunResult(ok=False, error=str(exc))
+        else:
+            outcome = ToolRunResult(ok=True, result=result)
+        await asyncio.to_thread(self._finish, inp, outcome)
+        return outcome
+
+    def _start(self, inp: ToolRunInput) -> ToolCall:
+        with session_scope(self._engine) as session:
+            record = session.get(ToolCall, inp.tool_call_record_id)
+            if record is None or record.tenant_id != inp.tenant_id:
+                raise LookupError(f"tool call {inp.tool_call_record_id} has no record")
+            if record.status in ("allowed", "approved"):
+                record.status = "running"
+                record.updated_at = utcnow()
+                session.add(record)
+            return record
+
+    def _finish(self, inp: ToolRunInput, outcome: ToolRunResult) -> None:
+        with session_scope(self._engine) as session:
+            record = session.get(ToolCall, inp.tool_call_record_id)
+            assert record is not None
+            if record.status in ("succeeded", "failed"):
+                return
+            record.status = "succeeded" if outcome.ok else "failed"
+            record.result_json = json.dumps(outcome.result) if outcome.ok else None
+            record.error = outcome.error
+            record.updated_at = utcnow()
+            session.add(record)
+            audit.record(
+                session,
+                tenant_id=inp.tenant_id,
+                task_id=inp.task_id,
+                actor=f"tool:{inp.tool}",
+                action="tool.ran" if outcome.ok else "tool.failed",
+                subject=inp.tool_call_record_id,
+                reason=outcome.error or "ok",
+                data={"idempotency_key": inp.idempotency_key},
+            )
+
+    @activity.defn(name="agent.validate_output")
+    async def validate_output(self, inp: ValidateOutputInput) -> ValidateOutputResult:
+        model = self._catalog.output_models.get(inp.output_model)
+        if model is None:
+            return ValidateOutputResult(ok=False, errors=f"output model {inp.output_model} is not registered")
+        text = _strip_fences(inp.text)
+        try:
+            value = model.model_validate_json(text)
+        except ValidationError as exc:
+            return ValidateOutputResult(ok=False, errors=validation_message(exc))
+        return ValidateOutputResult(ok=True, data=value.model_dump(mode="json"))
+
+
+def _strip_fences(text: str) -> str:
+    stripped = text.strip()
+    if stripped.startswith("```"):
+        stripped = stripped.split("\n", 1)[-1].rsplit("```", 1)[0]
+    return stripped.strip()

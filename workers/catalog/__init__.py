@@ -1,0 +1,1 @@
+"""The catalog: tools, agents and workflow definitions registered as versioned code."""

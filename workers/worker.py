@@ -1,0 +1,86 @@
+"""The worker entry point: wires dependencies into activities and polls the task queue."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy.engine import Engine
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from orchestrator import telemetry
+from orchestrator.db import make_engine
+from orchestrator.policy import PolicyEngine
+from orchestrator.pricing import PriceTable
+from orchestrator.router_client import RouterClient
+from orchestrator.settings import Settings
+from orchestrator.temporal_client import connect
+from workers.activities.governance import GovernanceActivities
+from workers.activities.model_calls import ModelActivities
+from workers.activities.records import RecordActivities
+from workers.activities.tools import ToolActivities
+from workers.catalog.registry import load_catalog
+from workers.workflows.task import TaskWorkflow
+
+log = logging.getLogger(__name__)
+
+
+def build_router(settings: Settings) -> RouterClient:
+    return RouterClient(
+        settings.router_url,
+        settings.router_api_key,
+        prices=PriceTable.load(settings.policies_dir / "prices.yaml"),
+        max_requests=settings.router_max_requests,
+        timeout_seconds=settings.router_timeout_seconds,
+        backoff_seconds=settings.router_backoff_seconds,
+    )
+
+
+def build_worker(
+    client: Client,
+    settings: Settings,
+    *,
+    engine: Engine,
+    router: RouterClient,
+    task_queue: str | None = None,
+) -> Worker:
+    catalog = load_catalog(settings.catalog_packages)
+    policy = PolicyEngine(settings.policies_dir)
+    records = RecordActivities(engine)
+    models = ModelActivities(engine, router)
+    governance = GovernanceActivities(engine, policy, catalog)
+    tools = ToolActivities(engine, catalog, settings)
+    return Worker(
+        client,
+        task_queue=task_queue or settings.task_queue,
+        workflows=[TaskWorkflow],
+        activities=[
+            records.set_status,
+            records.record_step,
+            models.call,
+            governance.authorize_tool,
+            governance.open_checkpoint,
+            governance.record_decision,
+            *tools.activities(),
+        ],
+        activity_executor=ThreadPoolExecutor(max_workers=8),
+    )
+
+
+async def run_worker(settings: Settings) -> None:
+    telemetry.configure(settings.otel_console)
+    client = await connect(settings)
+    engine = make_engine(settings.effective_database_url)
+    async with build_router(settings) as router:
+        worker = build_worker(client, settings, engine=engine, router=router)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        log.info("worker polling %s on %s", settings.task_queue, settings.temporal_address)
+        async with worker:
+            await stop.wait()
+    engine.dispose()
