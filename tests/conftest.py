@@ -189,10 +189,10 @@ class Stack:
         assert r.status_code == 200, r.text
         return r.json()  # type: ignore[no-any-return]
 
-    async def wait(self, task_id: str, statuses: set[str], timeout: float = 60) -> dict[str, Any]:
+    async def wait(self, task_id: str, statuses: set[str], timeout: float = 60, who: str = "ada") -> dict[str, Any]:
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
-            task = await self.task(task_id)
+            task = await self.task(task_id, who)
             if task["status"] in statuses:
                 return task
             if task["status"] in TERMINAL and not statuses & TERMINAL:

@@ -96,9 +96,12 @@ def wait_tcp(host: str, port: int, timeout: float) -> None:
     _wait(lambda: tcp_accepts(host, port), timeout, f"{host}:{port}")
 
 
-def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES, max_bytes: int = 64 * 1024) -> str:
+    """The last ``lines`` lines of a log file (reading at most its last ``max_bytes``)."""
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        with path.open("rb") as log:
+            log.seek(max(path.stat().st_size - max_bytes, 0))
+            text = log.read().decode("utf-8", errors="replace")
     except OSError:
         return ""
     return "\n".join(text.splitlines()[-lines:])

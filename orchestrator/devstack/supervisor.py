@@ -35,10 +35,13 @@ LOCAL_HOST = "127.0.0.1"
 
 
 class SeedInfo(Protocol):
-    """What ``orchestrator.seed.prepare_database`` returns."""
+    """What ``orchestrator.seed.prepare_database`` returns (read-only view)."""
 
-    logins: Sequence[tuple[str, str, Sequence[str]]]  # (email, password, roles)
-    tokens: Sequence[tuple[str, str]]  # (email, API token)
+    @property
+    def logins(self) -> Sequence[tuple[str, str, Sequence[str]]]: ...  # (email, password, roles)
+
+    @property
+    def tokens(self) -> Sequence[tuple[str, str]]: ...  # (email, API token)
 
 
 Prepare = Callable[[Settings], SeedInfo]
@@ -176,7 +179,7 @@ class Supervisor:
         on_ready()
         dead = await self._watch(stop)
         if dead is not None:
-            self.say(f"\n{dead.failure(f'exited unexpectedly with code {dead.returncode}')}")
+            self.say(f"\n{dead.failure(f'exited unexpectedly ({exit_text(dead.returncode)})')}")
             self.say("stopping everything")
             return 1
         self.say("\nstopping")
@@ -204,7 +207,15 @@ class Supervisor:
         while self._started:
             process = self._started.pop()
             code = await process.astop()
-            self.say(f"stopped {process.name} (exit code {code})")
+            self.say(f"stopped {process.name} ({exit_text(code)})")
+
+
+def exit_text(code: int | None) -> str:
+    """`exit code 3`, or `SIGTERM` for a child ended by a signal (Popen reports -signum)."""
+    if code is not None and code < 0:
+        with contextlib.suppress(ValueError):
+            return signal.Signals(-code).name
+    return f"exit code {code}"
 
 
 # --- the Frontdesk dev stack ---------------------------------------------------------------------

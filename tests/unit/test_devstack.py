@@ -13,7 +13,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,7 +40,7 @@ from orchestrator.devstack.processes import (
     wait_http_ok,
     wait_tcp,
 )
-from orchestrator.devstack.supervisor import DevStack, Supervisor, dev_lock, run_dev_stack
+from orchestrator.devstack.supervisor import DevStack, Stage, Supervisor, dev_lock, run_dev_stack
 from orchestrator.pricing import PriceTable
 from orchestrator.settings import PROJECT_ROOT, Settings
 
@@ -493,10 +493,9 @@ def child(tmp_path: Path, name: str, code: str = "import time; time.sleep(600)")
     return ManagedProcess(name=name, argv=[PY, "-c", code], log_path=tmp_path / f"{name}.log", stop_grace=5)
 
 
-def supervise(stages: list, on_ready: object = None) -> tuple[int, str]:
+def supervise(stages: list[Stage], on_ready: Callable[[], None] = lambda: None) -> tuple[int, str]:
     out = io.StringIO()
-    supervisor = Supervisor(out, watch_interval=0.05)
-    code = asyncio.run(supervisor.run(stages, on_ready or (lambda: None)))  # type: ignore[arg-type]
+    code = asyncio.run(Supervisor(out, watch_interval=0.05).run(stages, on_ready))
     return code, out.getvalue()
 
 
@@ -506,7 +505,7 @@ def test_sigterm_stops_every_child_in_reverse_order_and_exits_0(tmp_path: Path) 
     code, out = supervise([first, second], on_ready=lambda: os.kill(os.getpid(), signal.SIGTERM))
 
     assert code == 0
-    assert out.index("stopped second") < out.index("stopped first")
+    assert out.index("stopped second (SIGTERM)") < out.index("stopped first (SIGTERM)")
     assert not first.running and not second.running
 
 
@@ -519,7 +518,7 @@ def test_a_child_dying_stops_the_rest_and_exits_1(tmp_path: Path) -> None:
     code, out = supervise([steady, flaky])
 
     assert code == 1
-    assert "flaky exited unexpectedly with code 7" in out
+    assert "flaky exited unexpectedly (exit code 7)" in out
     assert "lost my socket" in out  # its log tail
     assert "stopped steady" in out
     assert not steady.running
