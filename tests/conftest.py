@@ -38,9 +38,32 @@ from workers.catalog.registry import load_catalog
 from workers.domain import TERMINAL_STATUSES
 from workers.worker import build_router, build_worker
 
+HISTORIES_DIR = PROJECT_ROOT / "tests" / "replay" / "histories"
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 ROUTER_KEY = "test-" + secrets.token_hex(8)
 TERMINAL = set(TERMINAL_STATUSES)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--record-histories",
+        action="store_true",
+        help="write the histories of the workflows these tests run to tests/replay/histories/",
+    )
+
+
+@pytest.fixture
+def record_history(request: pytest.FixtureRequest, temporal_env: WorkflowEnvironment) -> Any:
+    """`await record_history(task_id, name)`: saves the workflow's history when --record-histories."""
+
+    async def record(task_id: str, name: str) -> None:
+        if not request.config.getoption("--record-histories"):
+            return
+        history = await temporal_env.client.get_workflow_handle(f"task-{task_id}").fetch_history()
+        HISTORIES_DIR.mkdir(parents=True, exist_ok=True)
+        (HISTORIES_DIR / f"{name}.json").write_text(history.to_json())
+
+    return record
 
 
 # --- processes ---------------------------------------------------------------------------------

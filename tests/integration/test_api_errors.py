@@ -141,7 +141,7 @@ async def test_decisions_refused_with_clear_reasons(stack: Any) -> None:
     assert len(decided) == 1
 
 
-async def test_requester_who_is_also_approver_cannot_decide_own(stack: Any) -> None:
+async def test_requester_who_is_also_approver_cannot_decide_own(stack: Any, record_history: Any) -> None:
     # gina holds requester and approver in globex: four-eyes still refuses her own task.
     order = stack.make_order("300.00", tenant="globex")
     task = await stack.submit(f"Refund 150 EUR on order {order}.", who="gina")
@@ -153,6 +153,7 @@ async def test_requester_who_is_also_approver_cannot_decide_own(stack: Any) -> N
     assert r.status_code == 202
     done = await stack.wait(task["id"], {"cancelled"}, who="gina")
     assert done["checkpoints"][0]["status"] == "cancelled"
+    await record_history(task["id"], "cancelled_at_checkpoint")
     r = await stack.api.post(f"/api/tasks/{task['id']}/cancel", headers=stack.auth("gina"))
     assert r.status_code == 409
 

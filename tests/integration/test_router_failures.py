@@ -10,7 +10,7 @@ import pytest
 
 
 @pytest.mark.router
-async def test_router_500_fails_step_after_n_requests(stack: Any, demo_scripts: Any) -> None:
+async def test_router_500_fails_step_after_n_requests(stack: Any, demo_scripts: Any, record_history: Any) -> None:
     key = f"[script:{secrets.token_hex(4)}]"
     # First model turn answers normally (asks for lookup_order); every later call is a 500.
     r = await demo_scripts.post(
@@ -37,6 +37,7 @@ async def test_router_500_fails_step_after_n_requests(stack: Any, demo_scripts: 
     calls = (await demo_scripts.get("/_demo/calls", params={"key": key})).json()["calls"]
     attempts_seen = {c["headers"].get("x-frontdesk-attempt") for c in calls if c["headers"].get("x-frontdesk-request-id", "").endswith("/2")}
     assert attempts_seen == {"1", "2", "3"}
+    await record_history(task["id"], "router_failed")
     request_ids = {c["headers"].get("x-frontdesk-request-id") for c in calls}
     assert request_ids == {f"{task['id']}/handle_refund/1", f"{task['id']}/handle_refund/2"}
     forwarded = calls[0]["headers"]

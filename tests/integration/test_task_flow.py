@@ -22,7 +22,7 @@ def ledger_rows(stack, order_id: str) -> list[RefundLedger]:  # type: ignore[no-
 
 
 @pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
-async def test_refund_waits_for_approval_then_completes_with_router_cost(stack) -> None:  # type: ignore[no-untyped-def]
+async def test_refund_waits_for_approval_then_completes_with_router_cost(stack, record_history, db) -> None:  # type: ignore[no-untyped-def]
     order = stack.make_order("300.00")
     task = await stack.submit(f"Customer on order {order} asks for a refund of 150 EUR: the lamp arrived broken.")
 
@@ -70,6 +70,8 @@ async def test_refund_waits_for_approval_then_completes_with_router_cost(stack) 
                    "tool.approval_required", "checkpoint.opened", "checkpoint.decided", "task.ended"]:
         assert action in actions, (action, actions)
     assert actions.count("tool.ran") == 2
+    if db.url.startswith("sqlite"):
+        await record_history(task["id"], "refund_approved")
 
 
 async def test_small_refund_runs_without_checkpoint(stack) -> None:  # type: ignore[no-untyped-def]
@@ -81,7 +83,7 @@ async def test_small_refund_runs_without_checkpoint(stack) -> None:  # type: ign
     assert [r.amount for r in ledger_rows(stack, order)] == [Decimal("25.00")]
 
 
-async def test_reject_tells_agent_and_ends_rejected(stack) -> None:  # type: ignore[no-untyped-def]
+async def test_reject_tells_agent_and_ends_rejected(stack, record_history) -> None:  # type: ignore[no-untyped-def]
     order = stack.make_order("500.00")
     task = await stack.submit(f"Refund 400 EUR on order {order}, customer changed their mind.")
     cp = await stack.open_checkpoint(task["id"])
@@ -94,6 +96,7 @@ async def test_reject_tells_agent_and_ends_rejected(stack) -> None:  # type: ign
     assert ledger_rows(stack, order) == []
     refund_calls = [t for t in done["tool_calls"] if t["tool"] == "issue_refund"]
     assert [t["status"] for t in refund_calls] == ["rejected"]
+    await record_history(task["id"], "refund_rejected")
 
 
 async def test_refund_above_limit_is_denied_and_never_runs(stack) -> None:  # type: ignore[no-untyped-def]
@@ -107,7 +110,7 @@ async def test_refund_above_limit_is_denied_and_never_runs(stack) -> None:  # ty
     assert ledger_rows(stack, order) == []
 
 
-async def test_summary_workflow(stack) -> None:  # type: ignore[no-untyped-def]
+async def test_summary_workflow(stack, record_history) -> None:  # type: ignore[no-untyped-def]
     text = (
         "The quarterly review shows revenue up 12 percent. Support tickets fell by a third after the "
         "new help centre launched. Hiring stays frozen until March. Marketing asks for a bigger budget."
@@ -118,3 +121,4 @@ async def test_summary_workflow(stack) -> None:  # type: ignore[no-untyped-def]
     assert done["output"]["summary"] and 1 <= len(done["output"]["key_points"]) <= 5
     assert [c["tier"] for c in done["model_calls"]] == ["tier-slm"]
     assert done["workflow"] == "summary@1"
+    await record_history(task["id"], "summary")

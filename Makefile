@@ -1,0 +1,66 @@
+# Frontdesk — `make run` starts the whole local stack, `make test` runs the full test suite.
+# Both install whatever is missing first (venvs, the LiteLLM router), so a fresh clone needs nothing else.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STATE := .frontdesk
+LITELLM_VENV := $(STATE)/litellm-venv
+LITELLM_VERSION := 1.106.2
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+.PHONY: help install router run test test-unit test-integration lint bench replay-record services clean
+
+help: ## show this help
+	@echo "Frontdesk — control plane for AI agents"
+	@echo
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo
+	@echo "Settings are FRONTDESK_* environment variables; README.md has the table."
+
+$(BIN)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/.installed router ## install the app venv and the LiteLLM router venv
+
+$(LITELLM_VENV)/.installed:
+	@mkdir -p $(STATE)
+	@test -x $(LITELLM_VENV)/bin/python || $(PYTHON) -m venv $(LITELLM_VENV)
+	$(LITELLM_VENV)/bin/pip install --quiet --upgrade pip
+	$(LITELLM_VENV)/bin/pip install --quiet 'litellm[proxy]==$(LITELLM_VERSION)'
+	@touch $@
+
+router: $(LITELLM_VENV)/.installed ## install the LiteLLM proxy into its own venv (.frontdesk/litellm-venv)
+
+run: install ## start Temporal, the demo model, LiteLLM, a worker and the API + UI on 127.0.0.1:8000
+	$(BIN)/frontdesk dev
+
+services: ## make sure PostgreSQL (needed by the database tests) is running
+	@pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null || { \
+	  echo "starting PostgreSQL"; \
+	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -1) main start; \
+	  for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; }
+
+test: install services ## run the full test suite (real Temporal, real LiteLLM, SQLite and PostgreSQL)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-unit: $(BIN)/.installed ## run the unit tests only (no services needed)
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+lint: $(BIN)/.installed ## ruff
+	$(BIN)/ruff check orchestrator workers tests bench
+
+bench: install services ## measure the refund workflow end to end (p50 over 20 runs) and stack start-up
+	$(BIN)/python -m bench.refund_e2e
+
+replay-record: install services ## re-record the workflow histories used by the replay test
+	$(BIN)/pytest tests/integration/test_task_flow.py --record-histories $(PYTEST_ARGS)
+
+clean: ## remove venvs and local state (the SQLite database, Temporal's file, logs)
+	rm -rf $(VENV) $(STATE) .pytest_cache .ruff_cache
