@@ -93,7 +93,9 @@ def verify_chain(session: Session, tenant_id: str) -> tuple[bool, str]:
     """Recompute the tenant's chain; return (ok, explanation)."""
     prev = GENESIS
     expected_seq = 1
-    events = session.exec(select(AuditEvent).where(AuditEvent.tenant_id == tenant_id).order_by(AuditEvent.seq))
+    events = session.exec(
+        select(AuditEvent).where(AuditEvent.tenant_id == tenant_id).order_by(AuditEvent.seq)
+    )
     for event in events:
         if event.seq != expected_seq:
             return False, f"event seq {expected_seq} is missing (found {event.seq})"

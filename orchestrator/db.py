@@ -21,7 +21,9 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 # SQLite stores NUMERIC as a float-ish affinity; sums are done in Decimal in Python and the
 # columns are scaled to 1e-9 USD, so the driver's warning about native Decimal is noise here.
-warnings.filterwarnings("ignore", message=".*does \\*not\\* support Decimal objects natively.*", category=sa_exc.SAWarning)
+warnings.filterwarnings(
+    "ignore", message=".*does \\*not\\* support Decimal objects natively.*", category=sa_exc.SAWarning
+)
 
 
 def make_engine(url: str) -> Engine:

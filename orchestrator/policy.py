@@ -94,7 +94,9 @@ class PolicyEngine:
         except Exception as exc:  # a condition that cannot be evaluated on these arguments
             return ToolDecision("deny", "", f"policy condition could not be evaluated: {exc}", version)
         if not matched or not rule:
-            return ToolDecision("deny", "", f"no rule allows agent {agent!r} to call {tool!r} (deny by default)", version)
+            return ToolDecision(
+                "deny", "", f"no rule allows agent {agent!r} to call {tool!r} (deny by default)", version
+            )
         effect = rule[-1].strip()
         rule_text = ", ".join(rule)
         if effect not in ("allow", "approve", "deny"):

@@ -76,7 +76,9 @@ def ensure_user(
     return user
 
 
-def ensure_token(session: Session, user: User, tenant_id: str, token: str | None = None, label: str = "") -> str:
+def ensure_token(
+    session: Session, user: User, tenant_id: str, token: str | None = None, label: str = ""
+) -> str:
     token = token or new_token()
     digest = hash_token(token)
     if session.exec(select(ApiToken).where(ApiToken.token_hash == digest)).first() is None:

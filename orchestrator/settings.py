@@ -20,33 +20,67 @@ PLACEHOLDER_SECRETS = {"", "changeme", "sk-1234", "frontdesk-dev-router-key", "d
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FRONTDESK_", env_file=".env", extra="ignore")
 
-    environment: str = Field("development", description="`development` or `production`; production refuses placeholder secrets.")
-    state_dir: Path = Field(PROJECT_ROOT / ".frontdesk", description="Where the dev stack keeps its files (SQLite, Temporal, logs).")
-    database_url: str = Field("", description="SQLAlchemy URL; empty means a SQLite file in the state dir. PostgreSQL: `postgresql+psycopg://user@host/db`.")
+    environment: str = Field(
+        "development", description="`development` or `production`; production refuses placeholder secrets."
+    )
+    state_dir: Path = Field(
+        PROJECT_ROOT / ".frontdesk",
+        description="Where the dev stack keeps its files (SQLite, Temporal, logs).",
+    )
+    database_url: str = Field(
+        "",
+        description="SQLAlchemy URL; empty means a SQLite file in the state dir. PostgreSQL: `postgresql+psycopg://user@host/db`.",
+    )
 
     temporal_address: str = Field("127.0.0.1:7233", description="Temporal frontend address.")
     temporal_namespace: str = Field("default", description="Temporal namespace.")
     task_queue: str = Field("frontdesk-tasks", description="Temporal task queue the worker polls.")
 
-    router_url: str = Field("http://127.0.0.1:4011", description="Base URL of the OpenAI-compatible LLM router (LiteLLM proxy).")
-    router_api_key: str = Field("frontdesk-dev-router-key", description="Bearer key for the router (the LiteLLM master key in the dev stack).")
-    router_max_requests: int = Field(3, ge=1, le=10, description="At most this many HTTP requests per logical model call (retries of 5xx and timeouts included).")
-    router_timeout_seconds: float = Field(60.0, gt=0, description="Timeout of one HTTP request to the router.")
+    router_url: str = Field(
+        "http://127.0.0.1:4011", description="Base URL of the OpenAI-compatible LLM router (LiteLLM proxy)."
+    )
+    router_api_key: str = Field(
+        "frontdesk-dev-router-key",
+        description="Bearer key for the router (the LiteLLM master key in the dev stack).",
+    )
+    router_max_requests: int = Field(
+        3,
+        ge=1,
+        le=10,
+        description="At most this many HTTP requests per logical model call "
+        "(retries of 5xx and timeouts included).",
+    )
+    router_timeout_seconds: float = Field(
+        60.0, gt=0, description="Timeout of one HTTP request to the router."
+    )
     router_backoff_seconds: float = Field(0.5, ge=0, description="First retry delay; doubles per retry.")
 
     api_host: str = Field("127.0.0.1", description="Bind address of the API + UI.")
     api_port: int = Field(8000, description="Port of the API + UI.")
-    max_input_bytes: int = Field(65536, description="Largest accepted request body for task submission, in bytes.")
+    max_input_bytes: int = Field(
+        65536, description="Largest accepted request body for task submission, in bytes."
+    )
 
     demo_model_port: int = Field(18001, description="Port of the offline demo model (dev stack).")
     router_port: int = Field(4011, description="Port of the LiteLLM proxy started by the dev stack.")
     temporal_port: int = Field(7233, description="Port of the Temporal dev server started by the dev stack.")
     temporal_ui_port: int = Field(8233, description="Port of the Temporal web UI started by the dev stack.")
-    litellm_venv: Path = Field(PROJECT_ROOT / ".frontdesk" / "litellm-venv", description="Virtualenv holding the LiteLLM proxy.")
+    litellm_venv: Path = Field(
+        PROJECT_ROOT / ".frontdesk" / "litellm-venv", description="Virtualenv holding the LiteLLM proxy."
+    )
 
-    policies_dir: Path = Field(PROJECT_ROOT / "policies", description="Folder with casbin models, policies and the price table.")
-    sample_tool_delay_seconds: float = Field(0.0, ge=0, description="Demo/test only: the sample refund tool waits this long after writing its ledger row.")
-    catalog_packages: list[str] = Field(["workers.catalog.sample"], description="Catalog packages (import paths) that the API and the workers load.")
+    policies_dir: Path = Field(
+        PROJECT_ROOT / "policies", description="Folder with casbin models, policies and the price table."
+    )
+    sample_tool_delay_seconds: float = Field(
+        0.0,
+        ge=0,
+        description="Demo/test only: the sample refund tool waits this long after writing its ledger row.",
+    )
+    catalog_packages: list[str] = Field(
+        ["workers.catalog.sample"],
+        description="Catalog packages (import paths) that the API and the workers load.",
+    )
     otel_console: bool = Field(False, description="Print spans to the console.")
 
     @model_validator(mode="after")

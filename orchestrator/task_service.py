@@ -129,7 +129,9 @@ def _by_key(session: Session, user: Principal, key: str) -> Task | None:
     ).first()
 
 
-async def _replay(session: Session, state: AppState, task: Task, spec: WorkflowSpec, body: TaskCreate) -> Task:
+async def _replay(
+    session: Session, state: AppState, task: Task, spec: WorkflowSpec, body: TaskCreate
+) -> Task:
     same = (
         task.workflow_name == spec.name
         and task.input_text == body.input
@@ -166,11 +168,18 @@ async def _start(session: Session, state: AppState, task: Task, spec: WorkflowSp
         task.status, task.error, task.ended_at = "failed", f"could not start the workflow: {exc}", utcnow()
         session.add(task)
         audit.record(
-            session, tenant_id=task.tenant_id, task_id=task.id, actor="api", action="task.ended",
-            subject=task.id, reason=task.error,
+            session,
+            tenant_id=task.tenant_id,
+            task_id=task.id,
+            actor="api",
+            action="task.ended",
+            subject=task.id,
+            reason=task.error,
         )
         session.commit()
-        raise ServiceUnavailable(f"Task {task.id} could not be started: Temporal is unavailable. It is marked failed.") from exc
+        raise ServiceUnavailable(
+            f"Task {task.id} could not be started: Temporal is unavailable. It is marked failed."
+        ) from exc
 
 
 async def cancel(session: Session, state: AppState, user: Principal, task_id: str) -> Task:
@@ -187,8 +196,13 @@ async def cancel(session: Session, state: AppState, user: Principal, task_id: st
         if exc.status != RPCStatusCode.NOT_FOUND:
             raise ServiceUnavailable(f"Could not reach Temporal to cancel: {exc}") from exc
     audit.record(
-        session, tenant_id=task.tenant_id, task_id=task.id, actor=f"user:{user.user_id}",
-        action="task.cancel_requested", subject=task.id, reason="cancel requested",
+        session,
+        tenant_id=task.tenant_id,
+        task_id=task.id,
+        actor=f"user:{user.user_id}",
+        action="task.cancel_requested",
+        subject=task.id,
+        reason="cancel requested",
     )
     session.commit()
     return task
@@ -207,7 +221,9 @@ async def decide(
     if cp.requester_id == user.user_id:
         raise Forbidden("You requested this task; someone else must decide its checkpoint.")
     if cp.status != "open":
-        raise Conflict(f"Checkpoint {cp.id} is already {cp.status}" + (f" by {cp.decided_by}." if cp.decided_by else "."))
+        raise Conflict(
+            f"Checkpoint {cp.id} is already {cp.status}" + (f" by {cp.decided_by}." if cp.decided_by else ".")
+        )
     req = DecisionRequest(
         checkpoint_id=cp.id,
         decision=decision,  # type: ignore[arg-type]
@@ -224,7 +240,9 @@ async def decide(
         raise _update_refusal(exc) from exc
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
-            raise Conflict(f"Task {cp.task_id} is no longer running; the checkpoint cannot be decided.") from exc
+            raise Conflict(
+                f"Task {cp.task_id} is no longer running; the checkpoint cannot be decided."
+            ) from exc
         raise ServiceUnavailable(f"Could not reach Temporal: {exc}") from exc
     session.expire_all()
     refreshed = session.get(Checkpoint, cp.id)

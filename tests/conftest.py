@@ -202,8 +202,12 @@ class Stack:
     def auth(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.db.tokens[who]}"}
 
-    async def submit(self, text: str, *, who: str = "riley", workflow: str = "refund_request", **kw: Any) -> dict[str, Any]:
-        r = await self.api.post("/api/tasks", json={"workflow": workflow, "input": text, **kw}, headers=self.auth(who))
+    async def submit(
+        self, text: str, *, who: str = "riley", workflow: str = "refund_request", **kw: Any
+    ) -> dict[str, Any]:
+        r = await self.api.post(
+            "/api/tasks", json={"workflow": workflow, "input": text, **kw}, headers=self.auth(who)
+        )
         assert r.status_code == 202, r.text
         return r.json()  # type: ignore[no-any-return]
 
@@ -212,14 +216,18 @@ class Stack:
         assert r.status_code == 200, r.text
         return r.json()  # type: ignore[no-any-return]
 
-    async def wait(self, task_id: str, statuses: set[str], timeout: float = 60, who: str = "ada") -> dict[str, Any]:
+    async def wait(
+        self, task_id: str, statuses: set[str], timeout: float = 60, who: str = "ada"
+    ) -> dict[str, Any]:
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             task = await self.task(task_id, who)
             if task["status"] in statuses:
                 return task
             if task["status"] in TERMINAL and not statuses & TERMINAL:
-                raise AssertionError(f"task ended {task['status']} while waiting for {statuses}: {task['error']}")
+                raise AssertionError(
+                    f"task ended {task['status']} while waiting for {statuses}: {task['error']}"
+                )
             if asyncio.get_running_loop().time() > deadline:
                 raise AssertionError(f"task {task_id} still {task['status']} after {timeout}s")
             await asyncio.sleep(0.1)
@@ -230,7 +238,9 @@ class Stack:
         assert len(open_cps) == 1, task["checkpoints"]
         return open_cps[0]  # type: ignore[no-any-return]
 
-    async def decide(self, cp_id: str, decision: str, who: str = "avery", comment: str = "") -> httpx.Response:
+    async def decide(
+        self, cp_id: str, decision: str, who: str = "avery", comment: str = ""
+    ) -> httpx.Response:
         return await self.api.post(
             f"/api/checkpoints/{cp_id}/decision",
             json={"decision": decision, "comment": comment},
@@ -242,8 +252,13 @@ class Stack:
         with session_scope(self.db.engine) as session:
             session.add(
                 DemoOrder(
-                    id=order_id, tenant_id=tenant, customer="Test Customer", email="t@example.com",
-                    amount=Decimal(amount), currency=currency, status="delivered",
+                    id=order_id,
+                    tenant_id=tenant,
+                    customer="Test Customer",
+                    email="t@example.com",
+                    amount=Decimal(amount),
+                    currency=currency,
+                    status="delivered",
                 )
             )
         return order_id

@@ -61,7 +61,9 @@ def get_principal(
         raise HTTPException(401, "The API token is invalid or revoked.")
     api_token, user = row
     roles = session.exec(
-        select(Membership.role).where(Membership.user_id == user.id, Membership.tenant_id == api_token.tenant_id)
+        select(Membership.role).where(
+            Membership.user_id == user.id, Membership.tenant_id == api_token.tenant_id
+        )
     ).all()
     return Principal(user.id, user.email, user.name, api_token.tenant_id, tuple(sorted(roles)))
 
@@ -77,7 +79,9 @@ class Allowed:
 
     def __call__(self, user: CurrentUser, state: StateDep) -> Principal:
         if not state.policy.allowed(list(user.roles), user.tenant_id, self.obj, self.act):
-            raise Forbidden(f"Your roles ({', '.join(user.roles) or 'none'}) do not allow {self.obj}:{self.act}.")
+            raise Forbidden(
+                f"Your roles ({', '.join(user.roles) or 'none'}) do not allow {self.obj}:{self.act}."
+            )
         return user
 
 

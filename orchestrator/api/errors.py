@@ -94,4 +94,6 @@ def install(app: FastAPI) -> None:
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         ref = secrets.token_hex(6)
         log.error("unexpected error ref=%s", ref, exc_info=exc)
-        return problem(500, "Internal error", f"Something went wrong on our side (reference {ref}).", reference=ref)
+        return problem(
+            500, "Internal error", f"Something went wrong on our side (reference {ref}).", reference=ref
+        )

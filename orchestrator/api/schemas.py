@@ -20,7 +20,9 @@ def _utc(dt: datetime | None) -> datetime | None:
 
 class TaskCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    workflow: str = Field(min_length=1, max_length=160, description="Workflow name, optionally `name@version`.")
+    workflow: str = Field(
+        min_length=1, max_length=160, description="Workflow name, optionally `name@version`."
+    )
     input: str = Field(min_length=1, max_length=32000, description="The request in plain words.")
     data: dict[str, Any] = Field(default_factory=dict, description="Optional structured input.")
 
@@ -169,7 +171,9 @@ class CheckpointPublic(BaseModel):
     @classmethod
     def build(cls, c: Checkpoint) -> CheckpointPublic:
         data = c.model_dump(exclude={"args_json", "tenant_id", "tool_call_id"})
-        data.update(args=json.loads(c.args_json), created_at=_utc(c.created_at), decided_at=_utc(c.decided_at))
+        data.update(
+            args=json.loads(c.args_json), created_at=_utc(c.created_at), decided_at=_utc(c.decided_at)
+        )
         return cls.model_validate(data)
 
 

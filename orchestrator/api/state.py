@@ -34,7 +34,8 @@ class AppState:
                     self.temporal = await connect(self.settings)
                 except Exception as exc:
                     raise ServiceUnavailable(
-                        f"Temporal at {self.settings.temporal_address} is not reachable ({exc.__class__.__name__}); "
+                        f"Temporal at {self.settings.temporal_address} is not reachable "
+                        f"({exc.__class__.__name__}); "
                         "try again shortly."
                     ) from exc
         return self.temporal

@@ -173,19 +173,26 @@ def _columns(spec: str) -> Columns:
 STEP_COLUMNS = _columns("#=index STEP=name AGENT=agent STATUS=status ERROR=error")
 MODEL_CALL_COLUMNS = _columns(
     "STEP=step TURN=turn TRY=attempt TIER=tier MODEL=model_served IN=prompt_tokens OUT=completion_tokens "
-    "CACHED=cached_tokens USD=cost_usd MS=latency_ms OK=ok ERROR=error")
+    "CACHED=cached_tokens USD=cost_usd MS=latency_ms OK=ok ERROR=error"
+)
 TOOL_CALL_COLUMNS = _columns(
-    "STEP=step TURN=turn TOOL=tool DECISION=effect RULE=rule STATUS=status ARGS=args ERROR=error")
+    "STEP=step TURN=turn TOOL=tool DECISION=effect RULE=rule STATUS=status ARGS=args ERROR=error"
+)
 TASK_CHECKPOINT_COLUMNS = _columns(
-    "ID=id TOOL=tool STATUS=status RULE=rule BY=decided_by DECIDED=decided_at COMMENT=comment")
+    "ID=id TOOL=tool STATUS=status RULE=rule BY=decided_by DECIDED=decided_at COMMENT=comment"
+)
 TASK_LIST_COLUMNS = _columns(
-    "ID=id WORKFLOW=workflow STATUS=status OUTCOME=outcome COST=cost CREATED=created_at ENDED=ended_at")
+    "ID=id WORKFLOW=workflow STATUS=status OUTCOME=outcome COST=cost CREATED=created_at ENDED=ended_at"
+)
 CHECKPOINT_COLUMNS = _columns(
-    "ID=id TASK=task_id TOOL=tool STATUS=status RULE=rule REQUESTER=requester_id CREATED=created_at "
-    "ARGS=args")
-TASK_SECTIONS = [("Steps", "steps", STEP_COLUMNS), ("Model calls", "model_calls", MODEL_CALL_COLUMNS),
-                 ("Tool calls", "tool_calls", TOOL_CALL_COLUMNS),
-                 ("Checkpoints", "checkpoints", TASK_CHECKPOINT_COLUMNS)]
+    "ID=id TASK=task_id TOOL=tool STATUS=status RULE=rule REQUESTER=requester_id CREATED=created_at ARGS=args"
+)
+TASK_SECTIONS = [
+    ("Steps", "steps", STEP_COLUMNS),
+    ("Model calls", "model_calls", MODEL_CALL_COLUMNS),
+    ("Tool calls", "tool_calls", TOOL_CALL_COLUMNS),
+    ("Checkpoints", "checkpoints", TASK_CHECKPOINT_COLUMNS),
+]
 
 
 def _field(item: dict, key: str) -> str:
@@ -333,8 +340,10 @@ def checkpoint_decide(args: argparse.Namespace) -> int:
     with _connect(args) as api:
         checkpoint = api.decide(args.id, args.decision, args.comment)
     verb = "approved" if args.decision == "approve" else "rejected"
-    print(f"{verb} {checkpoint.get('id', args.id)}: {checkpoint.get('tool')} on task "
-          f"{checkpoint.get('task_id')} (status: {checkpoint.get('status')})")
+    print(
+        f"{verb} {checkpoint.get('id', args.id)}: {checkpoint.get('tool')} on task "
+        f"{checkpoint.get('task_id')} (status: {checkpoint.get('status')})"
+    )
     return 0
 
 

@@ -1,11 +1,11 @@
 """`frontdesk`: the one console script.
 
-    frontdesk dev          the whole local stack (what `make run` starts)
-    frontdesk api          API + UI alone          frontdesk worker       one Temporal worker
-    frontdesk demo-model   the offline demo model  frontdesk migrate      upgrade the database
-    frontdesk seed         migrate + demo tenant, prints logins and tokens
-    frontdesk task ...     submit | show | list | cancel
-    frontdesk checkpoint   list | approve | reject
+frontdesk dev          the whole local stack (what `make run` starts)
+frontdesk api          API + UI alone          frontdesk worker       one Temporal worker
+frontdesk demo-model   the offline demo model  frontdesk migrate      upgrade the database
+frontdesk seed         migrate + demo tenant, prints logins and tokens
+frontdesk task ...     submit | show | list | cancel
+frontdesk checkpoint   list | approve | reject
 """
 
 from __future__ import annotations
@@ -82,7 +82,9 @@ def cmd_seed(_: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from orchestrator.cli import client
 
-    parser = argparse.ArgumentParser(prog="frontdesk", description="Frontdesk: the control plane for AI agents.")
+    parser = argparse.ArgumentParser(
+        prog="frontdesk", description="Frontdesk: the control plane for AI agents."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, func, text in [
         ("dev", cmd_dev, "start the whole local stack (Temporal, demo model, router, worker, API)"),

@@ -26,7 +26,9 @@ def task_count(stack: Any) -> int:
 
 async def post_task(stack: Any, content: bytes | str, who: str = "riley", **headers: str) -> httpx.Response:
     return await stack.api.post(
-        "/api/tasks", content=content, headers={**stack.auth(who), "Content-Type": "application/json", **headers}
+        "/api/tasks",
+        content=content,
+        headers={**stack.auth(who), "Content-Type": "application/json", **headers},
     )
 
 
@@ -44,17 +46,23 @@ async def test_missing_and_extra_fields(api_only: Any) -> None:
     r = await api_only.api.post("/api/tasks", json={"workflow": "summary"}, headers=api_only.auth("riley"))
     assert r.status_code == 422 and "input: Field required" in r.json()["detail"]
     r = await api_only.api.post(
-        "/api/tasks", json={"workflow": "summary", "input": "x", "priority": 9}, headers=api_only.auth("riley")
+        "/api/tasks",
+        json={"workflow": "summary", "input": "x", "priority": 9},
+        headers=api_only.auth("riley"),
     )
     assert r.status_code == 422 and "priority" in r.json()["detail"]
 
 
 async def test_unknown_workflow(api_only: Any) -> None:
     before = task_count(api_only)
-    r = await api_only.api.post("/api/tasks", json={"workflow": "teleport", "input": "beam me up"}, headers=api_only.auth("riley"))
+    r = await api_only.api.post(
+        "/api/tasks", json={"workflow": "teleport", "input": "beam me up"}, headers=api_only.auth("riley")
+    )
     assert r.status_code == 422
     assert "unknown workflow 'teleport'" in r.json()["detail"] and "refund_request@1" in r.json()["detail"]
-    r = await api_only.api.post("/api/tasks", json={"workflow": "summary@9", "input": "x"}, headers=api_only.auth("riley"))
+    r = await api_only.api.post(
+        "/api/tasks", json={"workflow": "summary@9", "input": "x"}, headers=api_only.auth("riley")
+    )
     assert r.status_code == 422
     assert task_count(api_only) == before
 
@@ -66,19 +74,26 @@ async def test_input_over_size_limit(api_only: Any) -> None:
     r = await post_task(api_only, big)
     assert r.status_code == 413
     assert str(limit) in r.json()["detail"]
+
     # Chunked upload without Content-Length is counted too.
     async def chunks():  # type: ignore[no-untyped-def]
         for _ in range(limit // 1000 + 2):
             yield b"a" * 1000
 
-    r = await api_only.api.post("/api/tasks", content=chunks(), headers={**api_only.auth("riley"), "Content-Type": "application/json"})
+    r = await api_only.api.post(
+        "/api/tasks", content=chunks(), headers={**api_only.auth("riley"), "Content-Type": "application/json"}
+    )
     assert r.status_code == 413
     assert task_count(api_only) == before
 
 
 @pytest.mark.parametrize(
     "headers, detail",
-    [({}, "Missing bearer token"), ({"Authorization": "Bearer fd_nope"}, "invalid or revoked"), ({"Authorization": "Basic abc"}, "Bearer")],
+    [
+        ({}, "Missing bearer token"),
+        ({"Authorization": "Bearer fd_nope"}, "invalid or revoked"),
+        ({"Authorization": "Basic abc"}, "Bearer"),
+    ],
 )
 async def test_missing_or_invalid_token(api_only: Any, headers: dict[str, str], detail: str) -> None:
     r = await api_only.api.get("/api/tasks", headers=headers)
@@ -89,7 +104,9 @@ async def test_missing_or_invalid_token(api_only: Any, headers: dict[str, str], 
 
 
 async def test_role_without_permission_is_refused(api_only: Any) -> None:
-    r = await api_only.api.post("/api/tasks", json={"workflow": "summary", "input": "x"}, headers=api_only.auth("avery"))
+    r = await api_only.api.post(
+        "/api/tasks", json={"workflow": "summary", "input": "x"}, headers=api_only.auth("avery")
+    )
     assert r.status_code == 403 and "task:submit" in r.json()["detail"]
     r = await api_only.api.get("/api/checkpoints", headers=api_only.auth("riley"))
     assert r.status_code == 403
@@ -108,7 +125,9 @@ async def test_other_tenants_ids_answer_404(stack: Any) -> None:
     assert task["id"] not in [t["id"] for t in listed["items"]]
     assert (await stack.api.get("/api/checkpoints?status=open", headers=gina)).json()["items"] == []
     # another acme requester's view: riley's own list has it, the developer's has not
-    assert task["id"] not in [t["id"] for t in (await stack.api.get("/api/tasks", headers=stack.auth("dev"))).json()["items"]]
+    assert task["id"] not in [
+        t["id"] for t in (await stack.api.get("/api/tasks", headers=stack.auth("dev"))).json()["items"]
+    ]
     assert (await stack.api.get(f"/api/tasks/{task['id']}", headers=stack.auth("dev"))).status_code == 404
     # the checkpoint is still open and decidable by the right person
     assert (await stack.decide(cp["id"], "reject")).status_code == 200
@@ -125,7 +144,9 @@ async def test_decisions_refused_with_clear_reasons(stack: Any) -> None:
     assert r.status_code == 422
     assert (await stack.decide("cp_doesnotexist", "approve")).status_code == 404
 
-    first, second = await asyncio.gather(stack.decide(cp["id"], "approve"), stack.decide(cp["id"], "reject", who="blake"))
+    first, second = await asyncio.gather(
+        stack.decide(cp["id"], "approve"), stack.decide(cp["id"], "reject", who="blake")
+    )
     codes = sorted([first.status_code, second.status_code])
     assert codes == [200, 409], (first.text, second.text)
     winner = first if first.status_code == 200 else second
@@ -136,7 +157,9 @@ async def test_decisions_refused_with_clear_reasons(stack: Any) -> None:
     assert done["status"] == ("completed" if winner.json()["status"] == "approved" else "rejected")
     with session_scope(stack.db.engine) as session:
         decided = session.exec(
-            select(AuditEvent).where(AuditEvent.task_id == task["id"], AuditEvent.action == "checkpoint.decided")
+            select(AuditEvent).where(
+                AuditEvent.task_id == task["id"], AuditEvent.action == "checkpoint.decided"
+            )
         ).all()
     assert len(decided) == 1
 
@@ -162,12 +185,16 @@ async def test_idempotency_key_returns_same_task(stack: Any) -> None:
     body = {"workflow": "summary", "input": "Idempotent summary. Second sentence here."}
     headers = {**stack.auth("riley"), "Idempotency-Key": "req-42-" + stack.settings.task_queue}
     first = await stack.api.post("/api/tasks", json=body, headers=headers)
-    again = await asyncio.gather(*[stack.api.post("/api/tasks", json=body, headers=headers) for _ in range(5)])
+    again = await asyncio.gather(
+        *[stack.api.post("/api/tasks", json=body, headers=headers) for _ in range(5)]
+    )
     assert first.status_code == 202
     assert {r.status_code for r in again} == {200}
     assert {r.json()["id"] for r in again} == {first.json()["id"]}
     with session_scope(stack.db.engine) as session:
-        n = session.exec(select(func.count()).select_from(Task).where(Task.idempotency_key == headers["Idempotency-Key"])).one()
+        n = session.exec(
+            select(func.count()).select_from(Task).where(Task.idempotency_key == headers["Idempotency-Key"])
+        ).one()
     assert n == 1
     workflows = [w async for w in stack.client.list_workflows(f"WorkflowId = 'task-{first.json()['id']}'")]
     assert len(workflows) == 1
@@ -178,12 +205,16 @@ async def test_idempotency_key_returns_same_task(stack: Any) -> None:
 async def test_temporal_down_marks_task_failed_with_503(api_only: Any) -> None:
     settings = api_only.settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
     state = AppState(
-        settings=settings, engine=api_only.db.engine, policy=PolicyEngine(settings.policies_dir),
+        settings=settings,
+        engine=api_only.db.engine,
+        policy=PolicyEngine(settings.policies_dir),
         catalog=load_catalog(settings.catalog_packages),
     )
     app = create_app(settings, state=state)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as api:
-        r = await api.post("/api/tasks", json={"workflow": "summary", "input": "hello"}, headers=api_only.auth("riley"))
+        r = await api.post(
+            "/api/tasks", json={"workflow": "summary", "input": "hello"}, headers=api_only.auth("riley")
+        )
         assert r.status_code == 503
         assert "marked failed" in r.json()["detail"]
         listed = (await api.get("/api/tasks?limit=1", headers=api_only.auth("riley"))).json()["items"][0]

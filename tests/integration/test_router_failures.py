@@ -10,12 +10,18 @@ import pytest
 
 
 @pytest.mark.router
-async def test_router_500_fails_step_after_n_requests(stack: Any, demo_scripts: Any, record_history: Any) -> None:
+async def test_router_500_fails_step_after_n_requests(
+    stack: Any, demo_scripts: Any, record_history: Any
+) -> None:
     key = f"[script:{secrets.token_hex(4)}]"
     # First model turn answers normally (asks for lookup_order); every later call is a 500.
     r = await demo_scripts.post(
         "/_demo/scripts",
-        json={"key": key, "responses": [{"default": True}, {"status": 500, "message": "upstream exploded"}], "repeat_last": True},
+        json={
+            "key": key,
+            "responses": [{"default": True}, {"status": 500, "message": "upstream exploded"}],
+            "repeat_last": True,
+        },
     )
     assert r.status_code in (200, 201), r.text
     order = stack.make_order("50.00")
@@ -35,7 +41,11 @@ async def test_router_500_fails_step_after_n_requests(stack: Any, demo_scripts: 
     assert done["cost"]["model_calls"] == 4
 
     calls = (await demo_scripts.get("/_demo/calls", params={"key": key})).json()["calls"]
-    attempts_seen = {c["headers"].get("x-frontdesk-attempt") for c in calls if c["headers"].get("x-frontdesk-request-id", "").endswith("/2")}
+    attempts_seen = {
+        c["headers"].get("x-frontdesk-attempt")
+        for c in calls
+        if c["headers"].get("x-frontdesk-request-id", "").endswith("/2")
+    }
     assert attempts_seen == {"1", "2", "3"}
     await record_history(task["id"], "router_failed")
     request_ids = {c["headers"].get("x-frontdesk-request-id") for c in calls}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 import pytest
@@ -24,7 +25,9 @@ def ledger_rows(stack, order_id: str) -> list[RefundLedger]:  # type: ignore[no-
 @pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
 async def test_refund_waits_for_approval_then_completes_with_router_cost(stack, record_history, db) -> None:  # type: ignore[no-untyped-def]
     order = stack.make_order("300.00")
-    task = await stack.submit(f"Customer on order {order} asks for a refund of 150 EUR: the lamp arrived broken.")
+    task = await stack.submit(
+        f"Customer on order {order} asks for a refund of 150 EUR: the lamp arrived broken."
+    )
 
     cp = await stack.open_checkpoint(task["id"])
     assert cp["tool"] == "issue_refund"
@@ -52,7 +55,8 @@ async def test_refund_waits_for_approval_then_completes_with_router_cost(stack, 
     # ...and agrees, to the cent, with the configured per-token prices applied to the usage.
     price = PRICES["tier-frontier"]
     expected = sum(
-        Decimal(str(price["input"])) * c["prompt_tokens"] + Decimal(str(price["output"])) * c["completion_tokens"]
+        Decimal(str(price["input"])) * c["prompt_tokens"]
+        + Decimal(str(price["output"])) * c["completion_tokens"]
         for c in calls
     )
     assert reported > 0
@@ -63,11 +67,25 @@ async def test_refund_waits_for_approval_then_completes_with_router_cost(stack, 
     assert tools == [("lookup_order", "allow", "succeeded"), ("issue_refund", "approve", "succeeded")]
 
     with session_scope(stack.db.engine) as session:
-        actions = [e.action for e in session.exec(select(AuditEvent).where(AuditEvent.task_id == task["id"]).order_by(AuditEvent.seq))]
+        actions = [
+            e.action
+            for e in session.exec(
+                select(AuditEvent).where(AuditEvent.task_id == task["id"]).order_by(AuditEvent.seq)
+            )
+        ]
         ok, why = verify_chain(session, "acme")
     assert ok, why
-    for action in ["task.submitted", "task.started", "model.call", "tool.allowed", "tool.ran",
-                   "tool.approval_required", "checkpoint.opened", "checkpoint.decided", "task.ended"]:
+    for action in [
+        "task.submitted",
+        "task.started",
+        "model.call",
+        "tool.allowed",
+        "tool.ran",
+        "tool.approval_required",
+        "checkpoint.opened",
+        "checkpoint.decided",
+        "task.ended",
+    ]:
         assert action in actions, (action, actions)
     assert actions.count("tool.ran") == 2
     if db.url.startswith("sqlite"):
@@ -122,3 +140,26 @@ async def test_summary_workflow(stack, record_history) -> None:  # type: ignore[
     assert [c["tier"] for c in done["model_calls"]] == ["tier-slm"]
     assert done["workflow"] == "summary@1"
     await record_history(task["id"], "summary")
+
+
+async def test_decision_sent_the_moment_the_checkpoint_appears(stack) -> None:  # type: ignore[no-untyped-def]
+    """The checkpoint row becomes visible before the workflow has processed the activity's
+    completion; a decision arriving in that gap must still be accepted (found by the benchmark)."""
+    from orchestrator.models import Checkpoint
+
+    for _ in range(5):
+        order = stack.make_order("300.00")
+        task = await stack.submit(f"Refund 120 EUR on order {order}.")
+        cp_id = None
+        for _ in range(3000):
+            with session_scope(stack.db.engine) as session:
+                row = session.exec(select(Checkpoint).where(Checkpoint.task_id == task["id"])).first()
+            if row is not None:
+                cp_id = row.id
+                break
+            await asyncio.sleep(0.002)
+        assert cp_id is not None
+        r = await stack.decide(cp_id, "approve")
+        assert r.status_code == 200, r.text
+        done = await stack.wait(task["id"], {"completed", "failed", "rejected"})
+        assert done["status"] == "completed", done["error"]

@@ -69,8 +69,9 @@ class Cli:
 
 @pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Cli:
-    settings = Settings(_env_file=None, environment="development", state_dir=tmp_path,
-                        api_host="127.0.0.1", api_port=8123)
+    settings = Settings(
+        _env_file=None, environment="development", state_dir=tmp_path, api_host="127.0.0.1", api_port=8123
+    )
     (tmp_path / "cli-token").write_text(TOKEN + "\n")
     harness = Cli(api=FakeApi(), state_dir=tmp_path, capsys=capsys, sleeps=[])
 
@@ -85,16 +86,34 @@ def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureF
 
 
 def task(status: str = "queued", **extra: object) -> dict:
-    return {"id": "tsk_1", "workflow": "refund_request@1", "status": status, "outcome": None,
-            "created_at": "2025-01-02T03:04:05.123456Z", "ended_at": None,
-            "cost": {"total_usd": "0", "estimated": False, "model_calls": 0}, **extra}
+    return {
+        "id": "tsk_1",
+        "workflow": "refund_request@1",
+        "status": status,
+        "outcome": None,
+        "created_at": "2025-01-02T03:04:05.123456Z",
+        "ended_at": None,
+        "cost": {"total_usd": "0", "estimated": False, "model_calls": 0},
+        **extra,
+    }
 
 
 def checkpoint(**extra: object) -> dict:
-    return {"id": "chk_1", "task_id": "tsk_1", "tool": "refund.issue",
-            "args": {"order_id": "A-1", "amount": 40}, "args_digest": "abc", "status": "open",
-            "rule": "approve: refund > 25", "policy_version": "v1", "requester_id": "usr_1",
-            "created_at": "2025-01-02T03:04:06Z", "decided_by": None, "comment": None, **extra}
+    return {
+        "id": "chk_1",
+        "task_id": "tsk_1",
+        "tool": "refund.issue",
+        "args": {"order_id": "A-1", "amount": 40},
+        "args_digest": "abc",
+        "status": "open",
+        "rule": "approve: refund > 25",
+        "policy_version": "v1",
+        "requester_id": "usr_1",
+        "created_at": "2025-01-02T03:04:06Z",
+        "decided_by": None,
+        "comment": None,
+        **extra,
+    }
 
 
 def body(request: httpx.Request) -> dict:
@@ -107,14 +126,24 @@ def body(request: httpx.Request) -> dict:
 def test_submit_sends_workflow_input_data_key_and_bearer_token(cli: Cli) -> None:
     cli.api.on("POST", "/api/tasks", httpx.Response(202, json=task()))
 
-    result = cli.run("task", "submit", "refund_request@1", "please refund A-1",
-                     "--data", '{"order_id": "A-1"}', "--idempotency-key", "key-7")
+    result = cli.run(
+        "task",
+        "submit",
+        "refund_request@1",
+        "please refund A-1",
+        "--data",
+        '{"order_id": "A-1"}',
+        "--idempotency-key",
+        "key-7",
+    )
 
     assert result.code == 0
     [request] = cli.api.requests
     assert (request.method, str(request.url)) == ("POST", f"{API}/api/tasks")
     assert body(request) == {
-        "workflow": "refund_request@1", "input": "please refund A-1", "data": {"order_id": "A-1"},
+        "workflow": "refund_request@1",
+        "input": "please refund A-1",
+        "data": {"order_id": "A-1"},
     }
     assert request.headers["Idempotency-Key"] == "key-7"
     assert request.headers["Authorization"] == f"Bearer {TOKEN}"
@@ -150,15 +179,24 @@ def test_submit_refuses_bad_data_before_calling_the_api(cli: Cli, data: str, mes
 
 def test_submit_wait_prints_status_changes_until_waiting(cli: Cli) -> None:
     cli.api.on("POST", "/api/tasks", httpx.Response(202, json=task()))
-    cli.api.on("GET", "/api/tasks/tsk_1", httpx.Response(200, json=task("running")),
-               httpx.Response(200, json=task("running")), httpx.Response(200, json=task("waiting")))
+    cli.api.on(
+        "GET",
+        "/api/tasks/tsk_1",
+        httpx.Response(200, json=task("running")),
+        httpx.Response(200, json=task("running")),
+        httpx.Response(200, json=task("waiting")),
+    )
 
     result = cli.run("task", "submit", "refund_request", "refund A-1", "--wait")
 
     assert result.code == 0
     assert result.out.splitlines() == [
-        "submitted tsk_1", "tsk_1  queued", "  -> running", "  -> waiting",
-        "tsk_1  waiting  cost $0", "waiting for a human decision: see `frontdesk checkpoint list`",
+        "submitted tsk_1",
+        "tsk_1  queued",
+        "  -> running",
+        "  -> waiting",
+        "tsk_1  waiting  cost $0",
+        "waiting for a human decision: see `frontdesk checkpoint list`",
     ]
     assert [r.method for r in cli.api.requests] == ["POST", "GET", "GET", "GET"]
     assert cli.sleeps == [client.POLL_SECONDS, client.POLL_SECONDS]
@@ -212,8 +250,12 @@ def test_missing_token_exits_2_without_calling_the_api(cli: Cli) -> None:
 
 
 def test_default_url_comes_from_settings() -> None:
-    assert client.default_url(Settings(_env_file=None, api_host="10.0.0.5", api_port=9)) == "http://10.0.0.5:9"
-    assert client.default_url(Settings(_env_file=None, api_host="0.0.0.0", api_port=9)) == "http://127.0.0.1:9"
+    assert (
+        client.default_url(Settings(_env_file=None, api_host="10.0.0.5", api_port=9)) == "http://10.0.0.5:9"
+    )
+    assert (
+        client.default_url(Settings(_env_file=None, api_host="0.0.0.0", api_port=9)) == "http://127.0.0.1:9"
+    )
     assert client.default_url(Settings(_env_file=None, api_host="::1", api_port=9)) == "http://[::1]:9"
 
 
@@ -250,8 +292,10 @@ def test_conflict_problem_is_printed_as_title_and_detail(cli: Cli) -> None:
     [
         (httpx.Response(404, json={"detail": "Not Found"}), "error: Not Found\n"),
         (httpx.Response(500, text="boom\n"), "error: Internal Server Error: boom\n"),
-        (httpx.Response(422, json={"detail": [{"loc": ["body", "input"], "msg": "required"}]}),
-         'error: Unprocessable Entity: [{"loc": ["body", "input"], "msg": "required"}]\n'),
+        (
+            httpx.Response(422, json={"detail": [{"loc": ["body", "input"], "msg": "required"}]}),
+            'error: Unprocessable Entity: [{"loc": ["body", "input"], "msg": "required"}]\n',
+        ),
     ],
 )
 def test_errors_without_a_problem_body_still_print_one_line(
@@ -268,20 +312,61 @@ def test_errors_without_a_problem_body_still_print_one_line(
 
 
 DETAIL = task(
-    "completed", outcome="resolved", input="Please refund order A-1",
-    output={"refund_id": "R-1", "amount": 40}, error=None, requester_id="usr_1",
-    ended_at="2025-01-02T03:05:00Z", cost={"total_usd": "0.0123", "estimated": True, "model_calls": 3},
-    steps=[{"index": 0, "name": "triage", "agent": "triager", "status": "completed", "error": None},
-           {"index": 1, "name": "resolve", "agent": "resolver", "status": "completed", "error": None}],
-    model_calls=[{"step": "triage", "turn": 1, "attempt": 1, "tier": "tier-small",
-                  "model_served": "demo-small", "prompt_tokens": 120, "completion_tokens": 30,
-                  "cached_tokens": 0, "cost_usd": "0.0003", "latency_ms": 41.5, "ok": True, "error": None}],
-    tool_calls=[{"id": "tc_1", "step": "resolve", "turn": 2, "tool": "refund.issue",
-                 "args": {"order_id": "A-1"}, "effect": "approve", "rule": "approve: refund > 25",
-                 "status": "succeeded", "policy_version": "v1", "error": None}],
-    checkpoints=[{"id": "chk_1", "tool": "refund.issue", "args": {"order_id": "A-1"}, "status": "approved",
-                  "rule": "approve: refund > 25", "decided_by": "alice", "decided_at": "2025-01-02T03:04:30Z",
-                  "comment": "fine", "created_at": "2025-01-02T03:04:10Z"}],
+    "completed",
+    outcome="resolved",
+    input="Please refund order A-1",
+    output={"refund_id": "R-1", "amount": 40},
+    error=None,
+    requester_id="usr_1",
+    ended_at="2025-01-02T03:05:00Z",
+    cost={"total_usd": "0.0123", "estimated": True, "model_calls": 3},
+    steps=[
+        {"index": 0, "name": "triage", "agent": "triager", "status": "completed", "error": None},
+        {"index": 1, "name": "resolve", "agent": "resolver", "status": "completed", "error": None},
+    ],
+    model_calls=[
+        {
+            "step": "triage",
+            "turn": 1,
+            "attempt": 1,
+            "tier": "tier-small",
+            "model_served": "demo-small",
+            "prompt_tokens": 120,
+            "completion_tokens": 30,
+            "cached_tokens": 0,
+            "cost_usd": "0.0003",
+            "latency_ms": 41.5,
+            "ok": True,
+            "error": None,
+        }
+    ],
+    tool_calls=[
+        {
+            "id": "tc_1",
+            "step": "resolve",
+            "turn": 2,
+            "tool": "refund.issue",
+            "args": {"order_id": "A-1"},
+            "effect": "approve",
+            "rule": "approve: refund > 25",
+            "status": "succeeded",
+            "policy_version": "v1",
+            "error": None,
+        }
+    ],
+    checkpoints=[
+        {
+            "id": "chk_1",
+            "tool": "refund.issue",
+            "args": {"order_id": "A-1"},
+            "status": "approved",
+            "rule": "approve: refund > 25",
+            "decided_by": "alice",
+            "decided_at": "2025-01-02T03:04:30Z",
+            "comment": "fine",
+            "created_at": "2025-01-02T03:04:10Z",
+        }
+    ],
 )
 
 
@@ -321,8 +406,9 @@ def test_task_show_json_and_path_escaping(cli: Cli) -> None:
 
 
 def test_task_list_sends_filters_and_prints_a_table(cli: Cli) -> None:
-    item = task("completed", outcome="resolved", cost={"total_usd": "0.0123"},
-                ended_at="2025-01-02T03:05:00Z")
+    item = task(
+        "completed", outcome="resolved", cost={"total_usd": "0.0123"}, ended_at="2025-01-02T03:05:00Z"
+    )
     cli.api.on("GET", "/api/tasks", httpx.Response(200, json={"items": [item], "total": 7}))
 
     result = cli.run("task", "list", "--status", "completed", "--limit", "5")
@@ -331,8 +417,17 @@ def test_task_list_sends_filters_and_prints_a_table(cli: Cli) -> None:
     assert dict(cli.api.requests[0].url.params) == {"status": "completed", "limit": "5", "offset": "0"}
     header, line, footer = result.out.splitlines()
     assert header.split() == ["ID", "WORKFLOW", "STATUS", "OUTCOME", "COST", "CREATED", "ENDED"]
-    assert line.split() == ["tsk_1", "refund_request@1", "completed", "resolved", "$0.0123",
-                            "2025-01-02", "03:04:05", "2025-01-02", "03:05:00"]
+    assert line.split() == [
+        "tsk_1",
+        "refund_request@1",
+        "completed",
+        "resolved",
+        "$0.0123",
+        "2025-01-02",
+        "03:04:05",
+        "2025-01-02",
+        "03:05:00",
+    ]
     assert footer == "1 of 7 task(s)"
 
 
@@ -350,8 +445,12 @@ def test_task_cancel_posts_and_reports(cli: Cli) -> None:
 
 
 def test_checkpoint_list_defaults_to_open_and_prints_a_table(cli: Cli) -> None:
-    cli.api.on("GET", "/api/checkpoints", httpx.Response(200, json={"items": [checkpoint()]}),
-               httpx.Response(200, json={"items": []}))
+    cli.api.on(
+        "GET",
+        "/api/checkpoints",
+        httpx.Response(200, json={"items": [checkpoint()]}),
+        httpx.Response(200, json={"items": []}),
+    )
 
     result = cli.run("checkpoint", "list")
     empty = cli.run("checkpoint", "list", "--status", "approved")

@@ -29,8 +29,14 @@ TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 def make_call(**overrides) -> ModelCallInput:
     fields = {
         "facts": RoutingFacts(
-            tenant_id="acme", requester_id="u-1", task_id="t-42", step="triage", agent="triager",
-            category="billing", risk_class="medium", data_classification="internal",
+            tenant_id="acme",
+            requester_id="u-1",
+            task_id="t-42",
+            step="triage",
+            agent="triager",
+            category="billing",
+            risk_class="medium",
+            data_classification="internal",
         ),
         "turn": 1,
         "request_id": "req-abc",
@@ -42,14 +48,20 @@ def make_call(**overrides) -> ModelCallInput:
 
 
 def completion(
-    content: str | None = "hello", *, model: str = "demo-frontier", usage: dict | None = None,
-    tool_calls: list | None = None, finish: str = "stop",
+    content: str | None = "hello",
+    *,
+    model: str = "demo-frontier",
+    usage: dict | None = None,
+    tool_calls: list | None = None,
+    finish: str = "stop",
 ) -> dict:
     message: dict = {"role": "assistant", "content": content}
     if tool_calls:
         message["tool_calls"] = tool_calls
     body: dict = {
-        "id": "chatcmpl-1", "object": "chat.completion", "model": model,
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "model": model,
         "choices": [{"index": 0, "message": message, "finish_reason": finish}],
     }
     if usage is not None:
@@ -86,8 +98,9 @@ async def client_for(prices):
 
     def make(router: Router, **kwargs) -> RouterClient:
         kwargs.setdefault("backoff_seconds", 0)
-        c = RouterClient("http://router.test/", API_KEY, prices=prices, transport=httpx.MockTransport(router),
-                         **kwargs)
+        c = RouterClient(
+            "http://router.test/", API_KEY, prices=prices, transport=httpx.MockTransport(router), **kwargs
+        )
         clients.append(c)
         return c
 
@@ -109,8 +122,13 @@ def err(status: int, message: str, **headers: str) -> httpx.Response:
 
 async def test_request_body_and_headers_shape(client_for):
     router = Router(err(503, "warming up"), ok(completion()))
-    tool = ToolSpec(name="lookup_order", version="1", description="Find an order", side_effect="read",
-                    args_schema={"type": "object", "properties": {"id": {"type": "string"}}})
+    tool = ToolSpec(
+        name="lookup_order",
+        version="1",
+        description="Find an order",
+        side_effect="read",
+        args_schema={"type": "object", "properties": {"id": {"type": "string"}}},
+    )
     schema = {"type": "object", "properties": {"answer": {"type": "string"}}}
     call = make_call(tools=[tool], output_schema=schema, max_tokens=256)
 
@@ -125,12 +143,29 @@ async def test_request_body_and_headers_shape(client_for):
     assert body["messages"] == [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
     assert body["max_tokens"] == 256
     assert body["user"] == "acme"
-    assert body["tools"] == [{"type": "function", "function": {
-        "name": "lookup_order", "description": "Find an order", "parameters": tool.args_schema}}]
+    assert body["tools"] == [
+        {
+            "type": "function",
+            "function": {
+                "name": "lookup_order",
+                "description": "Find an order",
+                "parameters": tool.args_schema,
+            },
+        }
+    ]
     assert body["response_format"] == {
-        "type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
-    tags = ["tenant:acme", "task:t-42", "step:triage", "agent:triager", "category:billing", "risk:medium",
-            "data:internal"]
+        "type": "json_schema",
+        "json_schema": {"name": "output", "schema": schema},
+    }
+    tags = [
+        "tenant:acme",
+        "task:t-42",
+        "step:triage",
+        "agent:triager",
+        "category:billing",
+        "risk:medium",
+        "data:internal",
+    ]
     assert body["metadata"] == {**call.facts.model_dump(), "request_id": "req-abc", "tags": tags}
     assert router.bodies()[1] == body  # retries resend the identical body
 
@@ -172,8 +207,11 @@ async def test_non_ascii_facts_do_not_break_headers(client_for):
 
 async def test_tool_calls_are_parsed(client_for):
     tool_calls = [
-        {"id": "call_1", "type": "function",
-         "function": {"name": "lookup_order", "arguments": '{"id": "A1"}'}},
+        {
+            "id": "call_1",
+            "type": "function",
+            "function": {"name": "lookup_order", "arguments": '{"id": "A1"}'},
+        },
         {"id": "call_2", "type": "function", "function": {"name": "refund", "arguments": {"amount": 5}}},
     ]
     router = Router(ok(completion(None, tool_calls=tool_calls, finish="tool_calls")))
@@ -191,7 +229,8 @@ async def test_tool_calls_are_parsed(client_for):
 
 async def test_unreadable_200_is_a_protocol_error_and_not_retried(client_for):
     router = Router(
-        httpx.Response(200, text="<html>proxy</html>", headers={"x-litellm-response-cost": "0.01"}))
+        httpx.Response(200, text="<html>proxy</html>", headers={"x-litellm-response-cost": "0.01"})
+    )
     with pytest.raises(RouterProtocolError) as info:
         await client_for(router).chat(make_call())
     assert len(router.requests) == 1
@@ -204,9 +243,16 @@ async def test_unreadable_200_is_a_protocol_error_and_not_retried(client_for):
 
 async def test_cost_from_router_header(client_for):
     usage = {"prompt_tokens": 100, "completion_tokens": 20, "prompt_tokens_details": {"cached_tokens": 40}}
-    router = Router(ok(completion(model="demo-slm", usage=usage), **{
-        "x-litellm-response-cost": "0.00123", "x-litellm-model-group": "tier-slm",
-        "x-litellm-attempted-fallbacks": "1"}))
+    router = Router(
+        ok(
+            completion(model="demo-slm", usage=usage),
+            **{
+                "x-litellm-response-cost": "0.00123",
+                "x-litellm-model-group": "tier-slm",
+                "x-litellm-attempted-fallbacks": "1",
+            },
+        )
+    )
     outcome = await client_for(router).chat(make_call())
     (a,) = outcome.attempts
     assert a.cost_usd == Decimal("0.00123")
@@ -225,8 +271,11 @@ async def test_cost_estimated_from_price_table_by_served_model(client_for, price
     router = Router(ok(completion(model="demo-slm", usage=usage)))
     outcome = await client_for(router).chat(make_call(tier="tier-frontier"))
     (a,) = outcome.attempts
-    expected = Decimal(600) * Decimal("0.0000001") + Decimal(400) * Decimal("0.00000001") \
+    expected = (
+        Decimal(600) * Decimal("0.0000001")
+        + Decimal(400) * Decimal("0.00000001")
         + Decimal(200) * Decimal("0.0000004")
+    )
     assert a.cost_usd == expected == prices.price("demo-slm", "tier-frontier", 1000, 200, 400)
     assert a.cost_estimated is True
     assert outcome.cost_usd == expected
@@ -254,8 +303,10 @@ def test_price_table_lookup_order(prices, tmp_path):
 
 async def test_500_then_200_records_both_attempts_and_sums_cost(client_for):
     usage = {"prompt_tokens": 10, "completion_tokens": 5}
-    router = Router(err(500, "upstream exploded", **{"x-litellm-response-cost": "0.002"}),
-                    ok(completion("fine", usage=usage), **{"x-litellm-response-cost": "0.003"}))
+    router = Router(
+        err(500, "upstream exploded", **{"x-litellm-response-cost": "0.002"}),
+        ok(completion("fine", usage=usage), **{"x-litellm-response-cost": "0.003"}),
+    )
     outcome = await client_for(router).chat(make_call())
     assert len(router.requests) == 2
     assert outcome.message.content == "fine"
@@ -273,7 +324,10 @@ async def test_three_500s_raise_unavailable_with_router_message(client_for):
     assert len(router.requests) == 3
     assert str(info.value) == "router failed after 3 requests: last error HTTP 500: upstream exploded"
     assert [(a.attempt, a.http_status, a.ok) for a in info.value.attempts] == [
-        (1, 500, False), (2, 500, False), (3, 500, False)]
+        (1, 500, False),
+        (2, 500, False),
+        (3, 500, False),
+    ]
     assert [r.headers["x-frontdesk-attempt"] for r in router.requests] == ["1", "2", "3"]
     assert isinstance(info.value, RouterError)
 
@@ -292,7 +346,8 @@ async def test_400_is_not_retried_and_keeps_message(client_for):
     assert str(info.value) == "router refused the call (HTTP 400): tier-bogus is not a model group"
     assert info.value.status_code == 400
     assert [(a.http_status, a.ok, a.error) for a in info.value.attempts] == [
-        (400, False, "tier-bogus is not a model group")]
+        (400, False, "tier-bogus is not a model group")
+    ]
 
 
 async def test_4xx_with_plain_text_body_keeps_text(client_for):
@@ -304,7 +359,8 @@ async def test_4xx_with_plain_text_body_keeps_text(client_for):
 
 async def test_timeout_is_retried(client_for):
     router = Router(
-        httpx.ReadTimeout("read timed out"), httpx.ConnectError("refused"), ok(completion("late")))
+        httpx.ReadTimeout("read timed out"), httpx.ConnectError("refused"), ok(completion("late"))
+    )
     outcome = await client_for(router).chat(make_call())
     assert outcome.message.content == "late"
     assert len(router.requests) == 3
@@ -362,7 +418,8 @@ async def test_api_key_never_logged(client_for, caplog):
 
 async def test_context_manager_closes_client(prices):
     router = Router(ok(completion()))
-    async with RouterClient("http://router.test", API_KEY, prices=prices,
-                            transport=httpx.MockTransport(router)) as client:
+    async with RouterClient(
+        "http://router.test", API_KEY, prices=prices, transport=httpx.MockTransport(router)
+    ) as client:
         await client.chat(make_call())
     assert client._http.is_closed

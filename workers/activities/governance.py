@@ -123,7 +123,9 @@ class GovernanceActivities:
                     tool=inp.tool,
                     tool_version=inp.tool_version,
                     model_tool_call_id=inp.tool_call_id,
-                    args_json=json.dumps(result.args) if result.args is not None else json.dumps(inp.arguments),
+                    args_json=json.dumps(result.args)
+                    if result.args is not None
+                    else json.dumps(inp.arguments),
                     args_digest=result.args_digest,
                     effect=result.effect,
                     policy_version=result.policy_version,
@@ -144,7 +146,11 @@ class GovernanceActivities:
                 ],
                 subject=f"{inp.tool}:{inp.record_id}",
                 reason=result.reason,
-                data={"policy_version": result.policy_version, "rule": result.rule, "args_digest": result.args_digest},
+                data={
+                    "policy_version": result.policy_version,
+                    "rule": result.rule,
+                    "args_digest": result.args_digest,
+                },
             )
             return result
 
@@ -218,7 +224,11 @@ class GovernanceActivities:
                 action="checkpoint.decided",
                 subject=inp.checkpoint_id,
                 reason=inp.comment or inp.decision,
-                data={"decision": inp.decision, "args_digest": cp.args_digest, "policy_version": cp.policy_version},
+                data={
+                    "decision": inp.decision,
+                    "args_digest": cp.args_digest,
+                    "policy_version": cp.policy_version,
+                },
             )
 
 

@@ -27,7 +27,9 @@ class ModelActivities:
     async def call(self, call: ModelCallInput) -> ModelCallResult:
         activity_attempt = activity.info().attempt
         facts = call.facts
-        with telemetry.task_span(facts.task_id, "model.call", tier=call.tier, step=facts.step, turn=call.turn) as tp:
+        with telemetry.task_span(
+            facts.task_id, "model.call", tier=call.tier, step=facts.step, turn=call.turn
+        ) as tp:
             try:
                 outcome = await self._router.chat(call, traceparent=tp)
             except RouterError as err:
@@ -43,7 +45,9 @@ class ModelActivities:
             attempts=len(outcome.attempts),
         )
 
-    def _record(self, call: ModelCallInput, attempts: Sequence[Any], activity_attempt: int, error: str | None) -> None:
+    def _record(
+        self, call: ModelCallInput, attempts: Sequence[Any], activity_attempt: int, error: str | None
+    ) -> None:
         facts = call.facts
         total = Decimal(0)
         with session_scope(self._engine) as session:

@@ -106,7 +106,9 @@ class TaskWorkflow:
                 outcome = StepOutcome("failed", error=_reason(err))
             await self._record_step(index, step, outcome.status, outcome.output, outcome.error)
             if outcome.status == "rejected":
-                return TaskWorkflowResult(status="rejected", outcome="unresolved", output=outcome.output, error=outcome.error)
+                return TaskWorkflowResult(
+                    status="rejected", outcome="unresolved", output=outcome.output, error=outcome.error
+                )
             if outcome.status != "completed":
                 reason = f"step {step.name!r} {outcome.status.replace('_', ' ')}: {outcome.error}"
                 return TaskWorkflowResult(status="failed", outcome="unresolved", error=reason)
@@ -114,7 +116,9 @@ class TaskWorkflow:
         return TaskWorkflowResult(status="completed", outcome="resolved", output=previous)
 
     # -- the agent loop -----------------------------------------------------------------------------
-    async def _agent_step(self, inp: TaskWorkflowInput, step: StepSpec, previous: dict[str, Any] | None) -> StepOutcome:
+    async def _agent_step(
+        self, inp: TaskWorkflowInput, step: StepSpec, previous: dict[str, Any] | None
+    ) -> StepOutcome:
         agent = inp.definition.agents[step.agent]
         facts = RoutingFacts(
             tenant_id=inp.tenant_id,
@@ -164,18 +168,36 @@ class TaskWorkflow:
                     return StepOutcome("rejected", output=checked.data, error=rejection)
                 return StepOutcome("completed", output=checked.data)
             if repaired:
-                return StepOutcome("failed", error=f"the final answer did not match {agent.output_model} after one repair turn: {checked.errors}")
+                return StepOutcome(
+                    "failed",
+                    error=(
+                        f"the final answer did not match {agent.output_model} "
+                        f"after one repair turn: {checked.errors}"
+                    ),
+                )
             repaired = True
             messages.append(
                 ChatMessage(
                     role="user",
-                    content=f"{REPAIR_PREFIX}: {checked.errors}. Reply with only a JSON object that matches the schema.",
+                    content=(
+                        f"{REPAIR_PREFIX}: {checked.errors}. "
+                        "Reply with only a JSON object that matches the schema."
+                    ),
                 )
             )
-        return StepOutcome("limit_reached", error=f"agent {agent.name} used all {agent.max_turns} turns without a valid final answer")
+        return StepOutcome(
+            "limit_reached",
+            error=f"agent {agent.name} used all {agent.max_turns} turns without a valid final answer",
+        )
 
     async def _tool_call(
-        self, inp: TaskWorkflowInput, agent: AgentSpec, step: StepSpec, turn: int, index: int, call: ToolCallRequest
+        self,
+        inp: TaskWorkflowInput,
+        agent: AgentSpec,
+        step: StepSpec,
+        turn: int,
+        index: int,
+        call: ToolCallRequest,
     ) -> tuple[str, str | None]:
         """Authorize, maybe wait for approval, run. Returns (content for the model, rejection)."""
         record_id = f"{inp.task_id}:{step.name}:{turn}:{index}"
@@ -204,7 +226,9 @@ class TaskWorkflow:
         if auth.effect == "approve":
             decision = await self._checkpoint(inp, step, call.name, auth)
             if decision.decision == "reject":
-                reason = f"{call.name} was rejected by {decision.decider_id}" + (f": {decision.comment}" if decision.comment else "")
+                reason = f"{call.name} was rejected by {decision.decider_id}" + (
+                    f": {decision.comment}" if decision.comment else ""
+                )
                 return json.dumps({"status": "rejected", "comment": decision.comment}), reason
         run: ToolRunResult = await workflow.execute_activity(
             f"tool__{call.name}__call",
@@ -223,8 +247,13 @@ class TaskWorkflow:
             return json.dumps(run.result), None
         return json.dumps({"status": "failed", "error": run.error}), None
 
-    async def _checkpoint(self, inp: TaskWorkflowInput, step: StepSpec, tool: str, auth: AuthorizeToolResult) -> DecisionRequest:
+    async def _checkpoint(
+        self, inp: TaskWorkflowInput, step: StepSpec, tool: str, auth: AuthorizeToolResult
+    ) -> DecisionRequest:
         checkpoint_id = f"cp_{workflow.uuid4().hex[:20]}"
+        # Open for decisions before the row is written: the API shows a checkpoint only once its
+        # row exists, and a decision sent that very moment must not find the workflow unready.
+        self._open.add(checkpoint_id)
         await workflow.execute_activity(
             "checkpoint.open",
             CheckpointOpenInput(
@@ -243,7 +272,6 @@ class TaskWorkflow:
             result_type=Ack,
             **RECORD_OPTS,
         )
-        self._open.add(checkpoint_id)
         # Proceed only once the decision is durably recorded, so the tool never runs ahead of it.
         await workflow.wait_condition(lambda: checkpoint_id in self._recorded)
         self._open.discard(checkpoint_id)
@@ -270,7 +298,9 @@ class TaskWorkflow:
             **RECORD_OPTS,
         )
         self._recorded.add(req.checkpoint_id)
-        return DecisionResult(checkpoint_id=req.checkpoint_id, decision=req.decision, decider_id=req.decider_id)
+        return DecisionResult(
+            checkpoint_id=req.checkpoint_id, decision=req.decision, decider_id=req.decider_id
+        )
 
     @decide.validator
     def _validate_decide(self, req: DecisionRequest) -> None:
@@ -281,7 +311,9 @@ class TaskWorkflow:
         if "approver" not in req.decider_roles:
             raise ApplicationError("deciding needs the approver role", type="Forbidden")
         if req.decider_id == self._requester_id:
-            raise ApplicationError("the requester cannot decide a checkpoint of their own task", type="Forbidden")
+            raise ApplicationError(
+                "the requester cannot decide a checkpoint of their own task", type="Forbidden"
+            )
 
     # -- records ------------------------------------------------------------------------------------
     async def _status(self, status: str) -> None:
@@ -309,7 +341,14 @@ class TaskWorkflow:
             **RECORD_OPTS,
         )
 
-    async def _record_step(self, index: int, step: StepSpec, status: str, output: dict[str, Any] | None = None, error: str | None = None) -> None:
+    async def _record_step(
+        self,
+        index: int,
+        step: StepSpec,
+        status: str,
+        output: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
         assert self._inp is not None
         await workflow.execute_activity(
             "task.record_step",
@@ -328,7 +367,9 @@ class TaskWorkflow:
         )
 
 
-def _opening_messages(agent: AgentSpec, inp: TaskWorkflowInput, previous: dict[str, Any] | None) -> list[ChatMessage]:
+def _opening_messages(
+    agent: AgentSpec, inp: TaskWorkflowInput, previous: dict[str, Any] | None
+) -> list[ChatMessage]:
     system = (
         f"{agent.instructions}\n\nWhen you give your final answer, reply with only a JSON object "
         f"that matches this JSON schema:\n{json.dumps(agent.output_schema, sort_keys=True)}"

@@ -26,13 +26,18 @@ def _public(state: StateDep, ref: str) -> WorkflowPublic:
         data_classification=spec.data_classification,
         steps=[s.model_dump() for s in spec.steps],
         agents=[a.ref for a in spec.agents.values()],
-        tools=[{"ref": t.ref, "side_effect": t.side_effect, "description": t.description} for t in spec.tools.values()],
+        tools=[
+            {"ref": t.ref, "side_effect": t.side_effect, "description": t.description}
+            for t in spec.tools.values()
+        ],
         examples=spec.examples,
     )
 
 
 @router.get("/workflows", response_model=list[WorkflowPublic], summary="Workflow definitions")
-def list_workflows(state: StateDep, _: Annotated[Principal, Depends(Allowed("catalog", "read"))]) -> list[WorkflowPublic]:
+def list_workflows(
+    state: StateDep, _: Annotated[Principal, Depends(Allowed("catalog", "read"))]
+) -> list[WorkflowPublic]:
     return [_public(state, ref) for ref in state.catalog.workflow_refs()]
 
 
@@ -48,4 +53,10 @@ def get_workflow(
 
 @router.get("/me", response_model=Me, summary="Who am I")
 def me(user: CurrentUser) -> Me:
-    return Me(user_id=user.user_id, email=user.email, name=user.name, tenant_id=user.tenant_id, roles=list(user.roles))
+    return Me(
+        user_id=user.user_id,
+        email=user.email,
+        name=user.name,
+        tenant_id=user.tenant_id,
+        roles=list(user.roles),
+    )

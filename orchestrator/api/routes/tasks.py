@@ -66,7 +66,9 @@ def list_tasks(
     return TaskList(items=[TaskPublic.build(t, costs[t.id]) for t in tasks], total=total)
 
 
-@router.get("/{task_id}", response_model=TaskDetail, summary="A task with its steps, calls, checkpoints and cost")
+@router.get(
+    "/{task_id}", response_model=TaskDetail, summary="A task with its steps, calls, checkpoints and cost"
+)
 def get_task(task_id: str, session: SessionDep, state: StateDep, user: CurrentUser) -> TaskDetail:
     task = task_service.visible_task(session, state, user, task_id)
     scoped = {"task_id": task.id, "tenant_id": user.tenant_id}
@@ -83,7 +85,9 @@ def get_task(task_id: str, session: SessionDep, state: StateDep, user: CurrentUs
         output=json.loads(task.output_json) if task.output_json else None,
         error=task.error,
         steps=[StepPublic.build(s) for s in rows(TaskStep, [TaskStep.index])],
-        model_calls=[ModelCallPublic.build(m) for m in rows(ModelCall, [ModelCall.created_at, ModelCall.attempt])],
+        model_calls=[
+            ModelCallPublic.build(m) for m in rows(ModelCall, [ModelCall.created_at, ModelCall.attempt])
+        ],
         tool_calls=[ToolCallPublic.build(t) for t in rows(ToolCall, [ToolCall.created_at])],
         checkpoints=[CheckpointPublic.build(c) for c in rows(Checkpoint, [Checkpoint.created_at])],
     )

@@ -60,7 +60,9 @@ def register(catalog: Catalog) -> None:
         WorkflowDefinition(
             name="refund_request",
             version="1",
-            description="A customer asks for money back on an order; refunds above the threshold need approval.",
+            description=(
+                "A customer asks for money back on an order; refunds above the threshold need approval."
+            ),
             category="customer-service",
             risk_class="high",
             data_classification="internal",

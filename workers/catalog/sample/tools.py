@@ -62,7 +62,9 @@ async def issue_refund(args: IssueRefundArgs, ctx: ToolContext) -> dict[str, Any
                 raise ToolFailure(f"order {args.order_id} not found")
             refundable = order.amount - order.refunded_amount
             if args.amount > refundable:
-                raise ToolFailure(f"amount {args.amount} exceeds the refundable {refundable} {order.currency}")
+                raise ToolFailure(
+                    f"amount {args.amount} exceeds the refundable {refundable} {order.currency}"
+                )
             if args.currency != order.currency:
                 raise ToolFailure(f"order {order.id} is in {order.currency}, not {args.currency}")
             entry = RefundLedger(
@@ -95,7 +97,9 @@ async def issue_refund(args: IssueRefundArgs, ctx: ToolContext) -> dict[str, Any
 
 def _existing(ctx: ToolContext) -> dict[str, Any]:
     with session_scope(ctx.engine) as session:
-        entry = session.exec(select(RefundLedger).where(RefundLedger.idempotency_key == ctx.idempotency_key)).one()
+        entry = session.exec(
+            select(RefundLedger).where(RefundLedger.idempotency_key == ctx.idempotency_key)
+        ).one()
         return _refund_view(entry, replayed=True)
 
 

@@ -1,0 +1,18 @@
+"""The README stays true: every setting is in its table, both commands are shown."""
+
+from __future__ import annotations
+
+from orchestrator.settings import PROJECT_ROOT, Settings
+
+README = (PROJECT_ROOT / "README.md").read_text()
+
+
+def test_every_setting_is_documented() -> None:
+    missing = [name for name in Settings.model_fields if f"`FRONTDESK_{name.upper()}`" not in README]
+    assert missing == []
+
+
+def test_readme_shows_the_two_commands() -> None:
+    assert "make run" in README and "make test" in README
+    ci = (PROJECT_ROOT / ".ci" / "run").read_text()
+    assert "make test" in ci
