@@ -73,6 +73,7 @@ class Task(SQLModel, table=True):
     input_json: str = Field(default="{}", sa_column=Column(Text, nullable=False))
     definition_json: str = Field(sa_column=Column(Text, nullable=False))
     idempotency_key: str | None = Field(default=None, max_length=200)
+    budget_usd: Decimal | None = Field(default=None, sa_column=Column(MONEY, nullable=True))
     status: str = Field(default="queued", index=True, max_length=20)
     outcome: str | None = Field(default=None, max_length=20)
     output_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
@@ -171,10 +172,158 @@ class Checkpoint(SQLModel, table=True):
     policy_version: str = Field(max_length=64)
     rule: str = Field(sa_column=Column(Text, nullable=False))
     assignee_role: str = Field(default="approver", max_length=40)
+    extra_roles: str = Field(default="", max_length=200)  # comma-separated, added by escalation
+    named_approvers: str = Field(default="", sa_column=Column(Text, nullable=False))  # comma-separated user ids
+    approvers_required: int = 1
+    rule_id: str = Field(default="", max_length=120)
+    sla_json: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    due_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    escalation_level: int = 0
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False))  # why a person must look
     status: str = Field(default="open", index=True, max_length=20)
+    edited_args_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    edit_diff_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     decided_by: str | None = Field(default=None, max_length=40)
     decided_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     comment: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class CheckpointDecision(SQLModel, table=True):
+    """One person's decision on a checkpoint; a rule may need N distinct approvals."""
+
+    __tablename__ = "checkpoint_decision"
+    __table_args__ = (UniqueConstraint("checkpoint_id", "decider_id", "round"),)
+    id: int | None = Field(default=None, primary_key=True)
+    tenant_id: str = Field(foreign_key="tenant.id", max_length=64)
+    checkpoint_id: str = Field(foreign_key="checkpoint.id", index=True, max_length=60)
+    round: int = 0  # an approval with edits starts a new round: earlier approvals no longer count
+    decider_id: str = Field(max_length=40)
+    decision: str = Field(max_length=30)  # approve | reject | approve_with_edits | request_changes | auto_reject
+    comment: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    edited_args_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class CheckpointComment(SQLModel, table=True):
+    __tablename__ = "checkpoint_comment"
+    id: int | None = Field(default=None, primary_key=True)
+    tenant_id: str = Field(foreign_key="tenant.id", max_length=64)
+    checkpoint_id: str = Field(foreign_key="checkpoint.id", index=True, max_length=60)
+    author_id: str = Field(max_length=40)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class BudgetCounter(SQLModel, table=True):
+    """One budget: a limit, what is reserved for calls in flight and what was spent.
+
+    `scope` is task | step | tenant_month | agent_month | tool_month; `period` keys it (a task id,
+    `task/step`, or a month `2026-11`); `subject` names the agent or tool, else ''. A reservation
+    is one conditional UPDATE (`spent + reserved + amount <= limit`), atomic on SQLite and
+    PostgreSQL alike, so concurrent workers can never reserve past the limit together.
+    """
+
+    __tablename__ = "budget_counter"
+    __table_args__ = (UniqueConstraint("tenant_id", "scope", "subject", "period"),)
+    id: int | None = Field(default=None, primary_key=True)
+    tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=64)
+    scope: str = Field(max_length=20)
+    subject: str = Field(default="", max_length=120)
+    period: str = Field(max_length=120)
+    limit_usd: Decimal = Field(sa_column=Column(MONEY, nullable=False))
+    reserved_usd: Decimal = Field(default=Decimal(0), sa_column=Column(MONEY, nullable=False))
+    spent_usd: Decimal = Field(default=Decimal(0), sa_column=Column(MONEY, nullable=False))
+    on_breach: str = Field(default="stop", max_length=10)  # pause (budget-raise checkpoint) | stop
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class BudgetReservation(SQLModel, table=True):
+    __tablename__ = "budget_reservation"
+    id: str = Field(primary_key=True, max_length=200)  # the logical call's request id: idempotent
+    tenant_id: str = Field(foreign_key="tenant.id", max_length=64)
+    task_id: str = Field(foreign_key="task.id", index=True, max_length=40)
+    counter_ids: str = Field(max_length=200)  # comma-separated BudgetCounter ids it holds
+    amount_usd: Decimal = Field(sa_column=Column(MONEY, nullable=False))
+    settled_usd: Decimal | None = Field(default=None, sa_column=Column(MONEY, nullable=True))
+    status: str = Field(default="reserved", max_length=20)  # reserved | settled | released
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class TenantBudget(SQLModel, table=True):
+    """Per-tenant limits set by an admin (the defaults come from policies/budgets.yaml)."""
+
+    __tablename__ = "tenant_budget"
+    __table_args__ = (UniqueConstraint("tenant_id", "scope", "subject"),)
+    id: int | None = Field(default=None, primary_key=True)
+    tenant_id: str = Field(foreign_key="tenant.id", max_length=64)
+    scope: str = Field(max_length=20)  # tenant_month | agent_month | tool_month | task_max
+    subject: str = Field(default="", max_length=120)
+    limit_usd: Decimal = Field(sa_column=Column(MONEY, nullable=False))
+    on_breach: str = Field(default="stop", max_length=10)
+    updated_by: str = Field(max_length=40)
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class KillSwitch(SQLModel, table=True):
+    """An emergency stop. scope: global | tenant | agent | tool; mode: pause | stop."""
+
+    __tablename__ = "kill_switch"
+    __table_args__ = (UniqueConstraint("scope", "tenant_id", "subject"),)
+    id: int | None = Field(default=None, primary_key=True)
+    scope: str = Field(max_length=10)
+    tenant_id: str = Field(default="", max_length=64)  # '' for global
+    subject: str = Field(default="", max_length=120)  # agent or tool name; '' for tenant/global
+    mode: str = Field(default="stop", max_length=10)
+    active: bool = False
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False))
+    flipped_by: str = Field(max_length=40)
+    flipped_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class KillSwitchEvent(SQLModel, table=True):
+    """Every flip, append-only (global switches belong to no tenant's audit chain)."""
+
+    __tablename__ = "kill_switch_event"
+    id: int | None = Field(default=None, primary_key=True)
+    scope: str = Field(max_length=10)
+    tenant_id: str = Field(default="", max_length=64)
+    subject: str = Field(default="", max_length=120)
+    mode: str = Field(max_length=10)
+    active: bool
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    flipped_by: str = Field(max_length=40)
+    at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class NotificationOutbox(SQLModel, table=True):
+    """Notifications to send (checkpoint assigned, escalated, ...); a dispatcher delivers them."""
+
+    __tablename__ = "notification_outbox"
+    id: int | None = Field(default=None, primary_key=True)
+    tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=64)
+    kind: str = Field(max_length=60)
+    recipients: str = Field(sa_column=Column(Text, nullable=False))  # role:approver,user:usr_…
+    payload_json: str = Field(sa_column=Column(Text, nullable=False))
+    dedupe_key: str = Field(unique=True, max_length=200)
+    status: str = Field(default="pending", index=True, max_length=20)  # pending | sent | failed
+    attempts: int = 0
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    sent_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class EmailOutbox(SQLModel, table=True):
+    """The sample `send_email` tool's side effect: mail waiting to be sent (demo data)."""
+
+    __tablename__ = "email_outbox"
+    id: str = Field(default_factory=lambda: new_id("em"), primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=64)
+    idempotency_key: str = Field(unique=True, max_length=200)
+    task_id: str = Field(max_length=40)
+    to: str = Field(max_length=254)
+    subject: str = Field(max_length=300)
+    body: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
 
 
