@@ -32,6 +32,7 @@ def _ts(nullable: bool = False) -> Column:  # type: ignore[type-arg]
 class Tenant(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=64)
     name: str = Field(max_length=200)
+    domain: str = Field(default="", max_length=200)  # the tenant's own e-mail domain
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
 
 
@@ -149,6 +150,7 @@ class ToolCall(SQLModel, table=True):
     effect: str = Field(max_length=20)
     policy_version: str = Field(max_length=64)
     rule: str = Field(sa_column=Column(Text, nullable=False))
+    rule_id: str = Field(default="", max_length=120)
     reason: str = Field(sa_column=Column(Text, nullable=False))
     status: str = Field(max_length=30)
     result_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
@@ -173,7 +175,9 @@ class Checkpoint(SQLModel, table=True):
     rule: str = Field(sa_column=Column(Text, nullable=False))
     assignee_role: str = Field(default="approver", max_length=40)
     extra_roles: str = Field(default="", max_length=200)  # comma-separated, added by escalation
-    named_approvers: str = Field(default="", sa_column=Column(Text, nullable=False))  # comma-separated user ids
+    named_approvers: str = Field(
+        default="", sa_column=Column(Text, nullable=False)
+    )  # comma-separated user ids
     approvers_required: int = 1
     rule_id: str = Field(default="", max_length=120)
     sla_json: str = Field(default="[]", sa_column=Column(Text, nullable=False))
@@ -199,7 +203,9 @@ class CheckpointDecision(SQLModel, table=True):
     checkpoint_id: str = Field(foreign_key="checkpoint.id", index=True, max_length=60)
     round: int = 0  # an approval with edits starts a new round: earlier approvals no longer count
     decider_id: str = Field(max_length=40)
-    decision: str = Field(max_length=30)  # approve | reject | approve_with_edits | request_changes | auto_reject
+    decision: str = Field(
+        max_length=30
+    )  # approve | reject | approve_with_edits | request_changes | auto_reject
     comment: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     edited_args_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())

@@ -86,10 +86,10 @@ def ensure_token(
     return token
 
 
-def ensure_tenant(session: Session, tenant_id: str, name: str) -> Tenant:
+def ensure_tenant(session: Session, tenant_id: str, name: str, domain: str = "") -> Tenant:
     tenant = session.get(Tenant, tenant_id)
     if tenant is None:
-        tenant = Tenant(id=tenant_id, name=name)
+        tenant = Tenant(id=tenant_id, name=name, domain=domain or f"{tenant_id}.example")
         session.add(tenant)
         session.flush()
         audit.record(session, tenant_id=tenant_id, actor="system", action="tenant.created", subject=tenant_id)

@@ -83,6 +83,29 @@ class Settings(BaseSettings):
     )
     otel_console: bool = Field(False, description="Print spans to the console.")
 
+    switch_cache_seconds: float = Field(
+        0.5,
+        ge=0,
+        lt=1,
+        description="How long a process may answer kill-switch checks from memory; "
+        "a flip applies to the next decision within this (under 1 s).",
+    )
+    notify_webhook_url: str = Field(
+        "",
+        description="Where the notifier POSTs signed JSON notifications (checkpoint opened, escalated…); "
+        "empty means notifications are only logged.",
+    )
+    notify_webhook_secret: str = Field(
+        "",
+        description="HMAC-SHA256 key for the `X-Frontdesk-Signature` header; required with a webhook URL.",
+    )
+    notify_poll_seconds: float = Field(
+        1.0, gt=0, description="How often the notification dispatcher looks for pending notifications."
+    )
+    notify_max_attempts: int = Field(
+        8, ge=1, description="Delivery attempts (with doubling backoff from 5 s) before a notification fails."
+    )
+
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:
         if self.environment == "production" and self.router_api_key in PLACEHOLDER_SECRETS:

@@ -9,13 +9,11 @@ from __future__ import annotations
 import json
 import logging
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
-from temporalio.client import WorkflowUpdateFailedError
+from starlette.concurrency import run_in_threadpool
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from orchestrator import audit
@@ -23,14 +21,12 @@ from orchestrator.api.deps import Principal, can
 from orchestrator.api.errors import ApiError, Conflict, Forbidden, NotFound, ServiceUnavailable
 from orchestrator.api.schemas import CostSummary, TaskCreate
 from orchestrator.api.state import AppState
-from orchestrator.models import Checkpoint, ModelCall, Task, utcnow
+from orchestrator.budgets import BudgetError
+from orchestrator.models import ModelCall, Task, utcnow
 from workers.catalog.registry import CatalogError
 from workers.domain import (
-    DECIDE_UPDATE_NAME,
     TASK_WORKFLOW_NAME,
     TERMINAL_STATUSES,
-    DecisionRequest,
-    DecisionResult,
     TaskWorkflowInput,
     WorkflowSpec,
 )
@@ -81,12 +77,31 @@ def _pin(state: AppState, ref: str) -> WorkflowSpec:
 async def submit(
     session: Session, state: AppState, user: Principal, body: TaskCreate, idempotency_key: str | None
 ) -> tuple[Task, bool]:
-    """Create the task row, then start its workflow. Returns (task, created)."""
+    """Create the task row, then start its workflow. Returns (task, created).
+
+    Database work runs in the thread pool: a blocking connection checkout on the event loop would
+    stall every request in flight (and, under a burst, deadlock against them).
+    """
     spec = _pin(state, body.workflow)
+    task, created = await run_in_threadpool(_create, session, state, user, body, idempotency_key, spec)
+    if created or task.status == "queued":  # a replay of a first attempt that died before the start
+        await _start(session, state, task, WorkflowSpec.model_validate_json(task.definition_json))
+    return task, created
+
+
+def _create(
+    session: Session,
+    state: AppState,
+    user: Principal,
+    body: TaskCreate,
+    idempotency_key: str | None,
+    spec: WorkflowSpec,
+) -> tuple[Task, bool]:
+    budget = _task_budget(state, user, spec, body)
     if idempotency_key is not None:
         existing = _by_key(session, user, idempotency_key)
         if existing is not None:
-            return await _replay(session, state, existing, spec, body), False
+            return _same_request(existing, spec, body), False
     task = Task(
         tenant_id=user.tenant_id,
         requester_id=user.user_id,
@@ -96,6 +111,7 @@ async def submit(
         input_json=json.dumps(body.data, sort_keys=True),
         definition_json=spec.model_dump_json(),
         idempotency_key=idempotency_key,
+        budget_usd=budget,
     )
     session.add(task)
     try:
@@ -105,7 +121,7 @@ async def submit(
         existing = _by_key(session, user, idempotency_key or "")
         if existing is None:
             raise
-        return await _replay(session, state, existing, spec, body), False
+        return _same_request(existing, spec, body), False
     audit.record(
         session,
         tenant_id=user.tenant_id,
@@ -114,11 +130,22 @@ async def submit(
         action="task.submitted",
         subject=task.id,
         reason=f"workflow {spec.ref}",
-        data={"workflow": spec.ref, "idempotency_key": idempotency_key},
+        data={"workflow": spec.ref, "idempotency_key": idempotency_key, "budget_usd": str(budget)},
     )
     session.commit()
-    await _start(session, state, task, spec)
+    state.budgets.ensure_task_budget(task.tenant_id, task.id, budget)
     return task, True
+
+
+def _task_budget(state: AppState, user: Principal, spec: WorkflowSpec, body: TaskCreate) -> Decimal | None:
+    """The submit-time budget (within the tenant's maximum), else the definition's default."""
+    wanted = body.budget_usd if body.budget_usd is not None else spec.default_budget_usd
+    if wanted is None:
+        return None
+    try:
+        return state.budgets.check_task_budget(user.tenant_id, wanted)
+    except BudgetError as exc:
+        raise UnprocessableRequest(f"{exc}.", title="Budget refused") from exc
 
 
 def _by_key(session: Session, user: Principal, key: str) -> Task | None:
@@ -129,9 +156,7 @@ def _by_key(session: Session, user: Principal, key: str) -> Task | None:
     ).first()
 
 
-async def _replay(
-    session: Session, state: AppState, task: Task, spec: WorkflowSpec, body: TaskCreate
-) -> Task:
+def _same_request(task: Task, spec: WorkflowSpec, body: TaskCreate) -> Task:
     same = (
         task.workflow_name == spec.name
         and task.input_text == body.input
@@ -139,8 +164,6 @@ async def _replay(
     )
     if not same:
         raise Conflict("This Idempotency-Key was already used for a different request; use a new key.")
-    if task.status == "queued":  # the first attempt may have died before the start: finish it
-        await _start(session, state, task, WorkflowSpec.model_validate_json(task.definition_json))
     return task
 
 
@@ -165,36 +188,46 @@ async def _start(session: Session, state: AppState, task: Task, spec: WorkflowSp
     except (RPCError, ServiceUnavailable) as exc:
         # Never leave the task in an unknown state: it is failed, with the reason.
         log.warning("could not start workflow for %s: %s", task.id, exc)
-        task.status, task.error, task.ended_at = "failed", f"could not start the workflow: {exc}", utcnow()
-        session.add(task)
-        audit.record(
-            session,
-            tenant_id=task.tenant_id,
-            task_id=task.id,
-            actor="api",
-            action="task.ended",
-            subject=task.id,
-            reason=task.error,
-        )
-        session.commit()
+        await run_in_threadpool(_mark_unstarted, session, task, f"could not start the workflow: {exc}")
         raise ServiceUnavailable(
             f"Task {task.id} could not be started: Temporal is unavailable. It is marked failed."
         ) from exc
 
 
+def _mark_unstarted(session: Session, task: Task, error: str) -> None:
+    task.status, task.error, task.ended_at = "failed", error, utcnow()
+    session.add(task)
+    audit.record(
+        session,
+        tenant_id=task.tenant_id,
+        task_id=task.id,
+        actor="api",
+        action="task.ended",
+        subject=task.id,
+        reason=error,
+    )
+    session.commit()
+
+
 async def cancel(session: Session, state: AppState, user: Principal, task_id: str) -> Task:
-    task = visible_task(session, state, user, task_id)
-    own = task.requester_id == user.user_id and can(state, user, "task", "cancel_own")
-    if not (own or can(state, user, "task", "cancel_any")):
-        raise Forbidden("You may cancel only your own tasks.")
-    if task.status in TERMINAL_STATUSES:
-        raise Conflict(f"Task {task.id} already ended ({task.status}); there is nothing to cancel.")
+    task = await run_in_threadpool(_cancellable, session, state, user, task_id)
     client = await state.temporal_client()
     try:
         await client.get_workflow_handle(task.workflow_id).cancel()
     except RPCError as exc:
         if exc.status != RPCStatusCode.NOT_FOUND:
             raise ServiceUnavailable(f"Could not reach Temporal to cancel: {exc}") from exc
+    return task
+
+
+def _cancellable(session: Session, state: AppState, user: Principal, task_id: str) -> Task:
+    """Check the caller may cancel, and record the request first: from then on no tool may run."""
+    task = visible_task(session, state, user, task_id)
+    own = task.requester_id == user.user_id and can(state, user, "task", "cancel_own")
+    if not (own or can(state, user, "task", "cancel_any")):
+        raise Forbidden("You may cancel only your own tasks.")
+    if task.status in TERMINAL_STATUSES:
+        raise Conflict(f"Task {task.id} already ended ({task.status}); there is nothing to cancel.")
     audit.record(
         session,
         tenant_id=task.tenant_id,
@@ -206,55 +239,3 @@ async def cancel(session: Session, state: AppState, user: Principal, task_id: st
     )
     session.commit()
     return task
-
-
-async def decide(
-    session: Session, state: AppState, user: Principal, checkpoint_id: str, decision: str, comment: str
-) -> Checkpoint:
-    cp = session.exec(
-        select(Checkpoint).where(Checkpoint.id == checkpoint_id, Checkpoint.tenant_id == user.tenant_id)
-    ).first()
-    if cp is None:
-        raise NotFound(f"No checkpoint {checkpoint_id!r} in tenant {user.tenant_id!r}.")
-    if not can(state, user, "checkpoint", "decide"):
-        raise Forbidden("Deciding a checkpoint needs the approver role.")
-    if cp.requester_id == user.user_id:
-        raise Forbidden("You requested this task; someone else must decide its checkpoint.")
-    if cp.status != "open":
-        raise Conflict(
-            f"Checkpoint {cp.id} is already {cp.status}" + (f" by {cp.decided_by}." if cp.decided_by else ".")
-        )
-    req = DecisionRequest(
-        checkpoint_id=cp.id,
-        decision=decision,  # type: ignore[arg-type]
-        decider_id=user.user_id,
-        decider_roles=list(user.roles),
-        comment=comment,
-    )
-    client = await state.temporal_client()
-    try:
-        await client.get_workflow_handle(f"task-{cp.task_id}").execute_update(
-            DECIDE_UPDATE_NAME, req, result_type=DecisionResult
-        )
-    except WorkflowUpdateFailedError as exc:
-        raise _update_refusal(exc) from exc
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            raise Conflict(
-                f"Task {cp.task_id} is no longer running; the checkpoint cannot be decided."
-            ) from exc
-        raise ServiceUnavailable(f"Could not reach Temporal: {exc}") from exc
-    session.expire_all()
-    refreshed = session.get(Checkpoint, cp.id)
-    assert refreshed is not None
-    return refreshed
-
-
-def _update_refusal(exc: WorkflowUpdateFailedError) -> ApiError:
-    cause: Any = exc.cause
-    while cause is not None and not isinstance(cause, ApplicationError):
-        cause = cause.cause
-    if isinstance(cause, ApplicationError) and cause.type == "Forbidden":
-        return Forbidden(cause.message)
-    message = cause.message if isinstance(cause, ApplicationError) else str(exc)
-    return Conflict(f"The checkpoint cannot take this decision: {message}")

@@ -25,16 +25,13 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from orchestrator.api.app import create_app
-from orchestrator.api.state import AppState
+from orchestrator.api.app import build_state, create_app
 from orchestrator.db import make_engine, migrate, session_scope
 from orchestrator.devstack.litellm import litellm_command, litellm_env, write_litellm_config
 from orchestrator.devstack.processes import ManagedProcess, free_port, temporal_binary
 from orchestrator.models import DemoOrder
-from orchestrator.policy import PolicyEngine
 from orchestrator.seed import ensure_tenant, ensure_token, ensure_user, seed_demo
 from orchestrator.settings import PROJECT_ROOT, Settings
-from workers.catalog.registry import load_catalog
 from workers.domain import TERMINAL_STATUSES
 from workers.worker import build_router, build_worker
 
@@ -284,13 +281,7 @@ async def api_only(
 ) -> AsyncIterator[Stack]:
     """The API wired to Temporal and the database, with no worker polling its queue."""
     settings = stack_settings(db, router_url, tmp_path)
-    state = AppState(
-        settings=settings,
-        engine=db.engine,
-        policy=PolicyEngine(settings.policies_dir),
-        catalog=load_catalog(settings.catalog_packages),
-        temporal=temporal_env.client,
-    )
+    state = build_state(settings, engine=db.engine, temporal=temporal_env.client)
     app = create_app(settings, state=state)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://frontdesk") as api:
         yield Stack(settings, db, temporal_env.client, api, router_url, demo_model_url)

@@ -15,11 +15,15 @@ SideEffect = Literal["read", "write", "irreversible"]
 TaskStatus = Literal["queued", "running", "waiting", "completed", "failed", "cancelled", "rejected"]
 TaskOutcome = Literal["resolved", "unresolved", "escalated"]
 PolicyEffect = Literal["allow", "deny", "approve"]
-DecisionKind = Literal["approve", "reject"]
+DecisionKind = Literal["approve", "reject", "approve_with_edits", "request_changes"]
+CheckpointKind = Literal["tool_approval", "budget_raise", "plan_review", "output_review"]
+CheckpointStatus = Literal["open", "approved", "rejected", "changes_requested", "cancelled"]
 
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled", "rejected"})
 TASK_WORKFLOW_NAME = "frontdesk.task"
 DECIDE_UPDATE_NAME = "checkpoint.decide"
+REASSIGN_UPDATE_NAME = "checkpoint.reassign"
+SWITCHES_CHANGED_SIGNAL = "switches.changed"
 
 
 # --- definitions (pinned into every task at submit time) ---------------------------------------
@@ -31,6 +35,7 @@ class ToolSpec(BaseModel):
     description: str
     side_effect: SideEffect
     args_schema: dict[str, Any]
+    cost_usd: str | None = None  # a declared cost per run, counted toward the budgets
 
     @property
     def ref(self) -> str:
@@ -45,6 +50,7 @@ class AgentSpec(BaseModel):
     tools: list[str] = Field(default_factory=list)
     max_turns: int = 8
     max_tokens: int = 1024
+    step_budget_usd: str | None = None  # per agent step; None = only the task's budgets apply
     output_model: str
     output_schema: dict[str, Any]
 
@@ -71,6 +77,8 @@ class WorkflowSpec(BaseModel):
     steps: list[StepSpec]
     agents: dict[str, AgentSpec]
     tools: dict[str, ToolSpec]
+    max_task_turns: int = 24  # model turns across all steps of one task
+    default_budget_usd: str | None = None
 
     @property
     def ref(self) -> str:
@@ -170,6 +178,7 @@ class ModelCallInput(BaseModel):
     tools: list[ToolSpec] = Field(default_factory=list)
     output_schema: dict[str, Any] | None = None
     max_tokens: int = 1024
+    reservation_id: str | None = None  # settled with the real cost by the activity
 
 
 class ModelCallResult(BaseModel):
@@ -180,6 +189,29 @@ class ModelCallResult(BaseModel):
 
 
 # --- policy, checkpoints, tools ---------------------------------------------------------------------
+
+
+class EscalationStep(BaseModel):
+    after_seconds: int
+    add_roles: list[str] = Field(default_factory=list)
+    action: Literal["escalate", "auto_reject"] = "escalate"
+
+
+class ApprovalSpec(BaseModel):
+    """Who must decide a checkpoint and by when (from policies/approvals.yaml)."""
+
+    rule_id: str = ""
+    assignee_role: str = "approver"
+    approvers_required: int = 1
+    named_approvers: list[str] = Field(default_factory=list)
+    sla: list[EscalationStep] = Field(default_factory=list)
+
+
+class SwitchInfo(BaseModel):
+    scope: str
+    subject: str
+    mode: Literal["pause", "stop"]
+    message: str
 
 
 class AuthorizeToolInput(BaseModel):
@@ -195,6 +227,8 @@ class AuthorizeToolInput(BaseModel):
     arguments: str
     tool_call_id: str
     data_classification: str = "internal"
+    risk_class: str = "low"
+    category: str = "general"
 
 
 class AuthorizeToolResult(BaseModel):
@@ -205,21 +239,26 @@ class AuthorizeToolResult(BaseModel):
     reason: str
     args: dict[str, Any] | None = None  # parsed, validated arguments when they are valid
     args_digest: str
+    rule_id: str = ""
+    approval: ApprovalSpec | None = None
+    paused: SwitchInfo | None = None  # a pause switch holds this call: wait, then ask again
 
 
 class CheckpointOpenInput(BaseModel):
     checkpoint_id: str
+    kind: CheckpointKind = "tool_approval"
     task_id: str
     tenant_id: str
     requester_id: str
     step: str
-    tool_call_record_id: str
-    tool: str
+    tool_call_record_id: str | None
+    tool: str  # the tool, or the budget / plan / output the checkpoint is about
     args: dict[str, Any]
     args_digest: str
     policy_version: str
     rule: str
-    assignee_role: str = "approver"
+    reason: str = ""
+    approval: ApprovalSpec = Field(default_factory=ApprovalSpec)
 
 
 class DecisionRequest(BaseModel):
@@ -230,21 +269,153 @@ class DecisionRequest(BaseModel):
     decider_id: str
     decider_roles: list[str]
     comment: str = ""
+    edited_args: dict[str, Any] | None = None
 
 
 class DecisionResult(BaseModel):
     checkpoint_id: str
     decision: DecisionKind
     decider_id: str
+    status: CheckpointStatus = "open"
+    approvals: int = 0
+    approvals_required: int = 1
+
+
+class ReassignRequest(BaseModel):
+    checkpoint_id: str
+    actor_id: str
+    actor_roles: list[str]
+    assignee_role: str | None = None
+    named_approvers: list[str] | None = None
+    comment: str = ""
+
+
+class CheckpointState(BaseModel):
+    """What the workflow knows of one open checkpoint (kept in workflow memory)."""
+
+    checkpoint_id: str
+    kind: CheckpointKind
+    tool: str
+    tool_version: str | None = None
+    agent: str = ""
+    args: dict[str, Any]
+    approval: ApprovalSpec
+    extra_roles: list[str] = Field(default_factory=list)
+    round: int = 0
+    approvals: list[str] = Field(default_factory=list)  # decider ids in the current round
+    status: CheckpointStatus = "open"
+    comment: str = ""
+    decided_by: str = ""
 
 
 class CheckpointDecisionRecord(BaseModel):
     checkpoint_id: str
     task_id: str
     tenant_id: str
-    decision: DecisionKind
+    decision: DecisionKind | Literal["auto_reject"]
     decider_id: str
     comment: str = ""
+    round: int = 0
+    edited_args: dict[str, Any] | None = None
+    edit_diff: dict[str, Any] | None = None
+    args_digest: str | None = None
+    resolved_status: CheckpointStatus = "open"  # open while more approvals are needed
+
+
+class ReauthorizeInput(BaseModel):
+    """An approver's edited arguments: validated against the tool's model and authorized again."""
+
+    task_id: str
+    tenant_id: str
+    agent: str
+    tool: str
+    tool_version: str
+    original_args: dict[str, Any]
+    edited_args: dict[str, Any]
+    data_classification: str = "internal"
+    risk_class: str = "low"
+    category: str = "general"
+
+
+class ReauthorizeResult(BaseModel):
+    ok: bool
+    reason: str
+    args: dict[str, Any] | None = None
+    args_digest: str = ""
+    diff: dict[str, Any] = Field(default_factory=dict)
+    effect: PolicyEffect = "deny"
+    rule_id: str = ""
+
+
+class EscalateInput(BaseModel):
+    checkpoint_id: str
+    task_id: str
+    tenant_id: str
+    level: int
+    add_roles: list[str]
+    reason: str
+
+
+class ReassignRecord(BaseModel):
+    checkpoint_id: str
+    task_id: str
+    tenant_id: str
+    actor_id: str
+    assignee_role: str
+    named_approvers: list[str]
+    comment: str = ""
+
+
+# --- budgets and kill switches ------------------------------------------------------------------------
+
+
+class BudgetBreachInfo(BaseModel):
+    scope: str
+    subject: str = ""
+    counter_id: int
+    limit_usd: str
+    spent_usd: str
+    reserved_usd: str
+    requested_usd: str
+    on_breach: Literal["pause", "stop"]
+    message: str
+
+
+class ReserveInput(BaseModel):
+    reservation_id: str
+    tenant_id: str
+    task_id: str
+    step: str
+    agent: str
+    tier: str
+    prompt_chars: int
+    max_tokens: int
+    step_limit_usd: str | None = None
+
+
+class ReserveResult(BaseModel):
+    ok: bool
+    amount_usd: str = "0"
+    breach: BudgetBreachInfo | None = None
+    switch: SwitchInfo | None = None
+
+
+class RaiseBudgetInput(BaseModel):
+    tenant_id: str
+    task_id: str
+    counter_id: int
+    new_limit_usd: str
+    actor_id: str
+
+
+class SwitchCheckInput(BaseModel):
+    tenant_id: str
+    agent: str | None = None
+    tool: str | None = None
+
+
+class SwitchCheckResult(BaseModel):
+    switch: SwitchInfo | None = None
 
 
 class ToolRunInput(BaseModel):
@@ -254,6 +425,7 @@ class ToolRunInput(BaseModel):
     tool: str
     args: dict[str, Any]
     idempotency_key: str
+    step: str = ""
 
 
 class ToolRunResult(BaseModel):

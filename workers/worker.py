@@ -12,12 +12,16 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from orchestrator import telemetry
+from orchestrator.budgets import load_service
 from orchestrator.db import make_engine
+from orchestrator.notify import Dispatcher
 from orchestrator.policy import PolicyEngine
 from orchestrator.pricing import PriceTable
 from orchestrator.router_client import RouterClient
 from orchestrator.settings import Settings
+from orchestrator.switches import SwitchService
 from orchestrator.temporal_client import connect
+from workers.activities.budgets import BudgetActivities
 from workers.activities.governance import GovernanceActivities
 from workers.activities.model_calls import ModelActivities
 from workers.activities.records import RecordActivities
@@ -49,10 +53,14 @@ def build_worker(
 ) -> Worker:
     catalog = load_catalog(settings.catalog_packages)
     policy = PolicyEngine(settings.policies_dir)
+    switches = SwitchService(engine, cache_seconds=settings.switch_cache_seconds)
+    budget_service = load_service(engine, settings.policies_dir)
+    prices = PriceTable.load(settings.policies_dir / "prices.yaml")
     records = RecordActivities(engine)
-    models = ModelActivities(engine, router)
-    governance = GovernanceActivities(engine, policy, catalog)
-    tools = ToolActivities(engine, catalog, settings)
+    models = ModelActivities(engine, router, budget_service)
+    governance = GovernanceActivities(engine, policy, catalog, switches)
+    budgets = BudgetActivities(budget_service, switches, prices)
+    tools = ToolActivities(engine, catalog, settings, budget_service)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
@@ -64,6 +72,11 @@ def build_worker(
             governance.authorize_tool,
             governance.open_checkpoint,
             governance.record_decision,
+            governance.reauthorize,
+            governance.escalate,
+            governance.record_reassign,
+            budgets.reserve,
+            budgets.raise_limit,
             *tools.activities(),
         ],
         activity_executor=ThreadPoolExecutor(max_workers=8),
@@ -81,6 +94,10 @@ async def run_worker(settings: Settings) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         log.info("worker polling %s on %s", settings.task_queue, settings.temporal_address)
+        dispatcher = Dispatcher.from_settings(engine, settings)
         async with worker:
+            # The notifier runs beside the worker; kept referenced and awaited on the way out.
+            notifications = asyncio.create_task(dispatcher.run(stop, settings.notify_poll_seconds))
             await stop.wait()
+            await notifications
     engine.dispose()

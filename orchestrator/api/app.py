@@ -13,11 +13,13 @@ from fastapi.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orchestrator.api import errors
-from orchestrator.api.routes import catalog, checkpoints, tasks
+from orchestrator.api.routes import budgets, catalog, checkpoints, policies, switches, tasks
 from orchestrator.api.state import AppState
+from orchestrator.budgets import load_service
 from orchestrator.db import make_engine
 from orchestrator.policy import PolicyEngine
 from orchestrator.settings import PROJECT_ROOT, Settings
+from orchestrator.switches import SwitchService
 from workers.catalog.registry import load_catalog
 
 log = logging.getLogger(__name__)
@@ -74,14 +76,24 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
+def build_state(settings: Settings, **overrides: Any) -> AppState:
+    """Everything the API process holds, wired once (tests override parts, e.g. `temporal`)."""
+    engine = overrides.pop("engine", None) or make_engine(settings.effective_database_url)
+    parts: dict[str, Any] = {
+        "settings": settings,
+        "engine": engine,
+        "policy": PolicyEngine(settings.policies_dir),
+        "catalog": load_catalog(settings.catalog_packages),
+        "budgets": load_service(engine, settings.policies_dir),
+        "switches": SwitchService(engine, cache_seconds=settings.switch_cache_seconds),
+    }
+    parts.update(overrides)
+    return AppState(**parts)
+
+
 def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
     if state is None:
-        state = AppState(
-            settings=settings,
-            engine=make_engine(settings.effective_database_url),
-            policy=PolicyEngine(settings.policies_dir),
-            catalog=load_catalog(settings.catalog_packages),
-        )
+        state = build_state(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -104,6 +116,9 @@ def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
     app.include_router(tasks.router)
     app.include_router(checkpoints.router)
     app.include_router(catalog.router)
+    app.include_router(policies.router)
+    app.include_router(budgets.router)
+    app.include_router(switches.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, Any]:

@@ -65,7 +65,11 @@ def get_principal(
             Membership.user_id == user.id, Membership.tenant_id == api_token.tenant_id
         )
     ).all()
-    return Principal(user.id, user.email, user.name, api_token.tenant_id, tuple(sorted(roles)))
+    principal = Principal(user.id, user.email, user.name, api_token.tenant_id, tuple(sorted(roles)))
+    # Hand the connection back now: the caller is a plain value from here on, and a route that
+    # then awaits (Temporal) must not pin a pooled connection while it waits.
+    session.rollback()
+    return principal
 
 
 CurrentUser = Annotated[Principal, Depends(get_principal)]

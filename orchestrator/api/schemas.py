@@ -25,6 +25,13 @@ class TaskCreate(BaseModel):
     )
     input: str = Field(min_length=1, max_length=32000, description="The request in plain words.")
     data: dict[str, Any] = Field(default_factory=dict, description="Optional structured input.")
+    budget_usd: Decimal | None = Field(
+        None,
+        gt=0,
+        max_digits=12,
+        decimal_places=6,
+        description="This task's budget; within the tenant's limit.",
+    )
 
 
 class CostSummary(BaseModel):
@@ -150,6 +157,21 @@ class ToolCallPublic(BaseModel):
         )
 
 
+class DecisionPublic(BaseModel):
+    decider_id: str
+    decision: str
+    round: int
+    comment: str | None
+    edited_args: dict[str, Any] | None
+    created_at: datetime
+
+
+class CommentPublic(BaseModel):
+    author_id: str
+    body: str
+    created_at: datetime
+
+
 class CheckpointPublic(BaseModel):
     id: str
     task_id: str
@@ -160,9 +182,18 @@ class CheckpointPublic(BaseModel):
     args_digest: str
     policy_version: str
     rule: str
+    rule_id: str
+    reason: str
     assignee_role: str
+    extra_roles: list[str]
+    named_approvers: list[str]
+    approvers_required: int
+    escalation_level: int
+    due_at: datetime | None
     requester_id: str
     status: str
+    edited_args: dict[str, Any] | None
+    edit_diff: dict[str, Any] | None
     decided_by: str | None
     decided_at: datetime | None
     comment: str | None
@@ -170,11 +201,24 @@ class CheckpointPublic(BaseModel):
 
     @classmethod
     def build(cls, c: Checkpoint) -> CheckpointPublic:
-        data = c.model_dump(exclude={"args_json", "tenant_id", "tool_call_id"})
+        data = c.model_dump(exclude={"args_json", "tenant_id", "tool_call_id", "sla_json"})
         data.update(
-            args=json.loads(c.args_json), created_at=_utc(c.created_at), decided_at=_utc(c.decided_at)
+            args=json.loads(c.args_json),
+            created_at=_utc(c.created_at),
+            decided_at=_utc(c.decided_at),
+            due_at=_utc(c.due_at),
+            extra_roles=[r for r in c.extra_roles.split(",") if r],
+            named_approvers=[u for u in c.named_approvers.split(",") if u],
+            edited_args=json.loads(c.edited_args_json) if c.edited_args_json else None,
+            edit_diff=json.loads(c.edit_diff_json) if c.edit_diff_json else None,
         )
         return cls.model_validate(data)
+
+
+class CheckpointDetail(CheckpointPublic):
+    sla: list[dict[str, Any]]
+    decisions: list[DecisionPublic]
+    comments: list[CommentPublic]
 
 
 class TaskDetail(TaskPublic):
@@ -199,8 +243,26 @@ class CheckpointList(BaseModel):
 
 class DecisionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    decision: Literal["approve", "reject"]
+    decision: Literal["approve", "reject", "approve_with_edits", "request_changes"]
     comment: str = Field("", max_length=2000)
+    edited_args: dict[str, Any] | None = Field(
+        None,
+        description="approve_with_edits only: the arguments to run instead (validated and re-authorized).",
+    )
+
+
+class ReassignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    assignee_role: Literal["approver", "admin"] | None = None
+    named_approvers: list[str] | None = Field(
+        None, max_length=20, description="user ids or e-mails in this tenant"
+    )
+    comment: str = Field("", max_length=2000)
+
+
+class CommentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    body: str = Field(min_length=1, max_length=4000)
 
 
 class WorkflowPublic(BaseModel):

@@ -9,8 +9,10 @@ from sqlalchemy.engine import Engine
 from temporalio.client import Client
 
 from orchestrator.api.errors import ServiceUnavailable
+from orchestrator.budgets import BudgetService
 from orchestrator.policy import PolicyEngine
 from orchestrator.settings import Settings
+from orchestrator.switches import SwitchService
 from orchestrator.temporal_client import connect
 from workers.catalog.registry import Catalog
 
@@ -21,6 +23,8 @@ class AppState:
     engine: Engine
     policy: PolicyEngine
     catalog: Catalog
+    budgets: BudgetService
+    switches: SwitchService
     temporal: Client | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 

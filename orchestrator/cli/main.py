@@ -80,7 +80,7 @@ def cmd_seed(_: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from orchestrator.cli import client
+    from orchestrator.cli import budget_cmd, client, policy_cmd, switch_cmd
 
     parser = argparse.ArgumentParser(
         prog="frontdesk", description="Frontdesk: the control plane for AI agents."
@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     ]:
         sub.add_parser(name, help=text, description=text).set_defaults(func=func)
     client.register(sub)
+    switch_cmd.register(sub)
+    budget_cmd.register(sub)
+    policy_cmd.register(sub)
     return parser
 
 

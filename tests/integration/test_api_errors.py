@@ -10,13 +10,10 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
-from orchestrator.api.app import create_app
-from orchestrator.api.state import AppState
+from orchestrator.api.app import build_state, create_app
 from orchestrator.db import session_scope
 from orchestrator.devstack.processes import free_port
 from orchestrator.models import AuditEvent, Task
-from orchestrator.policy import PolicyEngine
-from workers.catalog.registry import load_catalog
 
 
 def task_count(stack: Any) -> int:
@@ -204,12 +201,7 @@ async def test_idempotency_key_returns_same_task(stack: Any) -> None:
 
 async def test_temporal_down_marks_task_failed_with_503(api_only: Any) -> None:
     settings = api_only.settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
-    state = AppState(
-        settings=settings,
-        engine=api_only.db.engine,
-        policy=PolicyEngine(settings.policies_dir),
-        catalog=load_catalog(settings.catalog_packages),
-    )
+    state = build_state(settings, engine=api_only.db.engine)
     app = create_app(settings, state=state)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as api:
         r = await api.post(

@@ -1,7 +1,8 @@
-"""Activities of governance: authorize a tool call, open and decide checkpoints.
+"""Activities of governance: authorize a tool call; open, decide, escalate and reassign checkpoints.
 
-Policy decisions happen in the policy engine, here, never in workflow code (casbin reads
-files, and workflow code must be deterministic).
+Policy decisions happen in the policy engine, here, never in workflow code (casbin reads files,
+and workflow code must be deterministic). Every decision is recorded with the policy version and
+the rule, and appended to the audit trail.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -16,17 +18,25 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from temporalio import activity
 
-from orchestrator import audit
+from orchestrator import audit, notify
 from orchestrator.db import session_scope
-from orchestrator.models import Checkpoint, Task, ToolCall, utcnow
-from orchestrator.policy import PolicyEngine
-from workers.catalog.registry import Catalog
+from orchestrator.models import Checkpoint, CheckpointDecision, Task, Tenant, ToolCall, utcnow
+from orchestrator.policy import ApprovalRule, PolicyEngine, ToolFacts
+from orchestrator.switches import SwitchService
+from workers.catalog.registry import Catalog, CatalogError
 from workers.domain import (
     Ack,
+    ApprovalSpec,
     AuthorizeToolInput,
     AuthorizeToolResult,
     CheckpointDecisionRecord,
     CheckpointOpenInput,
+    EscalateInput,
+    EscalationStep,
+    ReassignRecord,
+    ReauthorizeInput,
+    ReauthorizeResult,
+    SwitchInfo,
 )
 
 
@@ -39,39 +49,77 @@ def validation_message(err: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in err.errors())
 
 
+def approval_spec(rule: ApprovalRule | None) -> ApprovalSpec | None:
+    if rule is None:
+        return None
+    return ApprovalSpec(
+        rule_id=rule.rule_id,
+        assignee_role=rule.assignee_role,
+        approvers_required=rule.approvers_required,
+        named_approvers=list(rule.named_approvers),
+        sla=[
+            EscalationStep(after_seconds=e.after_seconds, add_roles=list(e.add_roles), action=e.action)
+            for e in rule.sla
+        ],
+    )
+
+
+def switch_info(hit: Any) -> SwitchInfo:
+    return SwitchInfo(scope=hit.scope, subject=hit.subject, mode=hit.mode, message=hit.message)
+
+
 class GovernanceActivities:
-    def __init__(self, engine: Engine, policy: PolicyEngine, catalog: Catalog) -> None:
+    def __init__(
+        self, engine: Engine, policy: PolicyEngine, catalog: Catalog, switches: SwitchService
+    ) -> None:
         self._engine = engine
         self._policy = policy
         self._catalog = catalog
+        self._switches = switches
+        self._domains: dict[str, str] = {}
 
+    def _tenant_domain(self, session: Session, tenant_id: str) -> str:
+        if tenant_id not in self._domains:
+            tenant = session.get(Tenant, tenant_id)
+            self._domains[tenant_id] = tenant.domain if tenant else ""
+        return self._domains[tenant_id]
+
+    def _facts(self, session: Session, tenant_id: str, side_effect: str, inp: Any) -> ToolFacts:
+        return ToolFacts(
+            side_effect=side_effect,
+            data_classification=inp.data_classification,
+            risk_class=inp.risk_class,
+            category=inp.category,
+            tenant_domain=self._tenant_domain(session, tenant_id),
+        )
+
+    # -- authorize ------------------------------------------------------------------------------------
     @activity.defn(name="policy.authorize_tool")
     async def authorize_tool(self, inp: AuthorizeToolInput) -> AuthorizeToolResult:
         return await asyncio.to_thread(self._authorize, inp)
 
-    def _decide(self, inp: AuthorizeToolInput) -> tuple[AuthorizeToolResult, str]:
-        """Validate the arguments, then ask the policy engine. Returns (result, record status)."""
+    def _decide(self, session: Session, inp: AuthorizeToolInput) -> tuple[AuthorizeToolResult, str]:
+        """Validate the arguments, check switches, ask the policy engine. Returns (result, status)."""
         version = self._policy.version
         raw_digest = hashlib.sha256(inp.arguments.encode()).hexdigest()
 
-        def refuse(reason: str, status: str) -> tuple[AuthorizeToolResult, str]:
-            return (
-                AuthorizeToolResult(
-                    tool_call_record_id=inp.record_id,
-                    effect="deny",
-                    policy_version=version,
-                    rule="",
-                    reason=reason,
-                    args_digest=raw_digest,
-                ),
-                status,
+        def refuse(reason: str, status: str, rule_id: str = "") -> tuple[AuthorizeToolResult, str]:
+            result = AuthorizeToolResult(
+                tool_call_record_id=inp.record_id,
+                effect="deny",
+                policy_version=version,
+                rule=rule_id,
+                rule_id=rule_id,
+                reason=reason,
+                args_digest=raw_digest,
             )
+            return result, status
 
         if inp.tool_version is None:
             return refuse(f"agent {inp.agent!r} may not ask for tool {inp.tool!r}", "denied")
         try:
             tool = self._catalog.tool(f"{inp.tool}@{inp.tool_version}")
-        except ValueError:
+        except CatalogError:
             return refuse(f"tool {inp.tool}@{inp.tool_version} is not in this worker's catalog", "denied")
         try:
             parsed = json.loads(inp.arguments or "{}")
@@ -80,38 +128,49 @@ class GovernanceActivities:
             return refuse(f"arguments are not valid JSON: {exc.msg}", "invalid")
         except ValidationError as exc:
             return refuse(f"arguments are invalid: {validation_message(exc)}", "invalid")
+        hit = self._switches.check(tenant_id=inp.tenant_id, agent=inp.agent, tool=inp.tool)
+        if hit is not None and hit.mode == "stop":
+            return refuse(f"stopped by {hit.message}", "denied", rule_id="kill-switch")
         decision = self._policy.decide_tool(
-            tenant_id=inp.tenant_id, agent=inp.agent, tool=inp.tool, args=args_model.model_dump()
+            tenant_id=inp.tenant_id,
+            agent=inp.agent,
+            tool=inp.tool,
+            args=args_model.model_dump(),
+            facts=self._facts(session, inp.tenant_id, tool.spec.side_effect, inp),
         )
         args_json = args_model.model_dump(mode="json")
         status = {"allow": "allowed", "approve": "awaiting_approval", "deny": "denied"}[decision.effect]
-        return (
-            AuthorizeToolResult(
-                tool_call_record_id=inp.record_id,
-                effect=decision.effect,
-                policy_version=decision.policy_version,
-                rule=decision.rule,
-                reason=decision.reason,
-                args=args_json,
-                args_digest=args_digest(args_json),
-            ),
-            status,
+        result = AuthorizeToolResult(
+            tool_call_record_id=inp.record_id,
+            effect=decision.effect,
+            policy_version=decision.policy_version,
+            rule=decision.rule,
+            rule_id=decision.rule_id,
+            reason=decision.reason,
+            args=args_json,
+            args_digest=args_digest(args_json),
+            approval=approval_spec(decision.approval),
         )
+        return result, status
 
     def _authorize(self, inp: AuthorizeToolInput) -> AuthorizeToolResult:
         with session_scope(self._engine) as session:
             existing = session.get(ToolCall, inp.record_id)
             if existing is not None:  # a retried activity: the first decision stands
+                return self._replayed(session, existing)
+            hit = self._switches.check(tenant_id=inp.tenant_id, agent=inp.agent, tool=inp.tool)
+            if hit is not None and hit.mode == "pause":
+                # Nothing is recorded yet: the call is decided when the pause lifts.
                 return AuthorizeToolResult(
-                    tool_call_record_id=existing.id,
-                    effect=existing.effect,  # type: ignore[arg-type]
-                    policy_version=existing.policy_version,
-                    rule=existing.rule,
-                    reason=existing.reason,
-                    args=json.loads(existing.args_json) if existing.status != "invalid" else None,
-                    args_digest=existing.args_digest,
+                    tool_call_record_id=inp.record_id,
+                    effect="deny",
+                    policy_version=self._policy.version,
+                    rule="",
+                    reason=hit.message,
+                    args_digest="",
+                    paused=switch_info(hit),
                 )
-            result, status = self._decide(inp)
+            result, status = self._decide(session, inp)
             session.add(
                 ToolCall(
                     id=inp.record_id,
@@ -130,30 +189,48 @@ class GovernanceActivities:
                     effect=result.effect,
                     policy_version=result.policy_version,
                     rule=result.rule,
+                    rule_id=result.rule_id,
                     reason=result.reason,
                     status=status,
                     idempotency_key=inp.record_id,
                 )
             )
             session.flush()
+            action = {"allow": "tool.allowed", "approve": "tool.approval_required", "deny": "tool.denied"}
             audit.record(
                 session,
                 tenant_id=inp.tenant_id,
                 task_id=inp.task_id,
                 actor=f"agent:{inp.agent}",
-                action={"allow": "tool.allowed", "approve": "tool.approval_required", "deny": "tool.denied"}[
-                    result.effect
-                ],
+                action=action[result.effect],
                 subject=f"{inp.tool}:{inp.record_id}",
                 reason=result.reason,
                 data={
                     "policy_version": result.policy_version,
                     "rule": result.rule,
+                    "rule_id": result.rule_id,
                     "args_digest": result.args_digest,
                 },
             )
             return result
 
+    def _replayed(self, session: Session, existing: ToolCall) -> AuthorizeToolResult:
+        approval = None
+        if existing.effect == "approve":
+            approval = self._policy.approval_for(existing.rule_id)
+        return AuthorizeToolResult(
+            tool_call_record_id=existing.id,
+            effect=existing.effect,  # type: ignore[arg-type]
+            policy_version=existing.policy_version,
+            rule=existing.rule,
+            rule_id=existing.rule_id,
+            reason=existing.reason,
+            args=json.loads(existing.args_json) if existing.status != "invalid" else None,
+            args_digest=existing.args_digest,
+            approval=approval_spec(approval),
+        )
+
+    # -- checkpoints ----------------------------------------------------------------------------------
     @activity.defn(name="checkpoint.open")
     async def open_checkpoint(self, inp: CheckpointOpenInput) -> Ack:
         await asyncio.to_thread(self._open, inp)
@@ -163,22 +240,29 @@ class GovernanceActivities:
         with session_scope(self._engine) as session:
             if session.get(Checkpoint, inp.checkpoint_id) is not None:
                 return
-            session.add(
-                Checkpoint(
-                    id=inp.checkpoint_id,
-                    tenant_id=inp.tenant_id,
-                    task_id=inp.task_id,
-                    tool_call_id=inp.tool_call_record_id,
-                    requester_id=inp.requester_id,
-                    step=inp.step,
-                    tool=inp.tool,
-                    args_json=json.dumps(inp.args, sort_keys=True),
-                    args_digest=inp.args_digest,
-                    policy_version=inp.policy_version,
-                    rule=inp.rule,
-                    assignee_role=inp.assignee_role,
-                )
+            first_sla = min((e.after_seconds for e in inp.approval.sla), default=None)
+            cp = Checkpoint(
+                id=inp.checkpoint_id,
+                tenant_id=inp.tenant_id,
+                task_id=inp.task_id,
+                tool_call_id=inp.tool_call_record_id,
+                requester_id=inp.requester_id,
+                step=inp.step,
+                kind=inp.kind,
+                tool=inp.tool,
+                args_json=json.dumps(inp.args, sort_keys=True),
+                args_digest=inp.args_digest,
+                policy_version=inp.policy_version,
+                rule=inp.rule,
+                rule_id=inp.approval.rule_id,
+                reason=inp.reason,
+                assignee_role=inp.approval.assignee_role,
+                named_approvers=",".join(inp.approval.named_approvers),
+                approvers_required=inp.approval.approvers_required,
+                sla_json=json.dumps([e.model_dump() for e in inp.approval.sla]),
+                due_at=utcnow() + timedelta(seconds=first_sla) if first_sla is not None else None,
             )
+            session.add(cp)
             _set_task_status(session, inp.task_id, inp.tenant_id, "waiting")
             session.flush()
             audit.record(
@@ -188,9 +272,16 @@ class GovernanceActivities:
                 actor="workflow",
                 action="checkpoint.opened",
                 subject=inp.checkpoint_id,
-                reason=f"{inp.tool} needs approval: {inp.rule}",
-                data={"tool": inp.tool, "args_digest": inp.args_digest, "policy_version": inp.policy_version},
+                reason=inp.reason or f"{inp.tool} needs approval: {inp.rule}",
+                data={
+                    "kind": inp.kind,
+                    "tool": inp.tool,
+                    "args_digest": inp.args_digest,
+                    "policy_version": inp.policy_version,
+                    "rule_id": inp.approval.rule_id,
+                },
             )
+            notify.enqueue_checkpoint(session, cp, event="opened")
 
     @activity.defn(name="checkpoint.record_decision")
     async def record_decision(self, inp: CheckpointDecisionRecord) -> Ack:
@@ -199,37 +290,170 @@ class GovernanceActivities:
 
     def _record_decision(self, inp: CheckpointDecisionRecord) -> None:
         with session_scope(self._engine) as session:
-            cp = session.get(Checkpoint, inp.checkpoint_id)
-            if cp is None or cp.tenant_id != inp.tenant_id:
-                raise LookupError(f"checkpoint {inp.checkpoint_id} has no row")
-            if cp.status != "open":
-                return  # already recorded by an earlier attempt
-            cp.status = "approved" if inp.decision == "approve" else "rejected"
-            cp.decided_by = inp.decider_id
-            cp.decided_at = utcnow()
-            cp.comment = inp.comment or None
+            cp = _checkpoint(session, inp.checkpoint_id, inp.tenant_id)
+            done = session.exec(
+                select(CheckpointDecision).where(
+                    CheckpointDecision.checkpoint_id == cp.id,
+                    CheckpointDecision.decider_id == inp.decider_id,
+                    CheckpointDecision.round == inp.round,
+                )
+            ).first()
+            if done is not None:
+                return  # recorded by an earlier attempt of this activity
+            session.add(
+                CheckpointDecision(
+                    tenant_id=inp.tenant_id,
+                    checkpoint_id=cp.id,
+                    round=inp.round,
+                    decider_id=inp.decider_id,
+                    decision=inp.decision,
+                    comment=inp.comment or None,
+                    edited_args_json=json.dumps(inp.edited_args) if inp.edited_args is not None else None,
+                )
+            )
+            if inp.edited_args is not None:
+                cp.edited_args_json = json.dumps(inp.edited_args, sort_keys=True)
+                cp.edit_diff_json = json.dumps(inp.edit_diff or {}, sort_keys=True)
+                cp.args_digest = inp.args_digest or cp.args_digest
+            if inp.resolved_status != "open":
+                cp.status = inp.resolved_status
+                cp.decided_by = inp.decider_id
+                cp.decided_at = utcnow()
+                cp.comment = inp.comment or None
+                _resolve_tool_call(session, cp, inp)
+                _set_task_status(session, inp.task_id, inp.tenant_id, "running")
             session.add(cp)
-            if cp.tool_call_id:
-                call = session.get(ToolCall, cp.tool_call_id)
-                if call is not None:
-                    call.status = cp.status
-                    call.updated_at = utcnow()
-                    session.add(call)
-            _set_task_status(session, inp.task_id, inp.tenant_id, "running")
             audit.record(
                 session,
                 tenant_id=inp.tenant_id,
                 task_id=inp.task_id,
-                actor=f"user:{inp.decider_id}",
-                action="checkpoint.decided",
+                actor="system" if inp.decider_id == "system" else f"user:{inp.decider_id}",
+                action="checkpoint.decided" if inp.resolved_status != "open" else "checkpoint.approval_added",
                 subject=inp.checkpoint_id,
                 reason=inp.comment or inp.decision,
                 data={
                     "decision": inp.decision,
+                    "status": inp.resolved_status,
+                    "round": inp.round,
                     "args_digest": cp.args_digest,
                     "policy_version": cp.policy_version,
+                    "edit_diff": inp.edit_diff,
                 },
             )
+
+    @activity.defn(name="checkpoint.reauthorize")
+    async def reauthorize(self, inp: ReauthorizeInput) -> ReauthorizeResult:
+        return await asyncio.to_thread(self._reauthorize, inp)
+
+    def _reauthorize(self, inp: ReauthorizeInput) -> ReauthorizeResult:
+        tool = self._catalog.tool(f"{inp.tool}@{inp.tool_version}")
+        try:
+            args = tool.args_model.model_validate(inp.edited_args)
+        except ValidationError as exc:
+            return ReauthorizeResult(
+                ok=False, reason=f"edited arguments are invalid: {validation_message(exc)}"
+            )
+        with session_scope(self._engine) as session:
+            facts = self._facts(session, inp.tenant_id, tool.spec.side_effect, inp)
+        decision = self._policy.decide_tool(
+            tenant_id=inp.tenant_id, agent=inp.agent, tool=inp.tool, args=args.model_dump(), facts=facts
+        )
+        if decision.effect == "deny":
+            return ReauthorizeResult(
+                ok=False,
+                reason=f"edited arguments are refused by policy: {decision.reason}",
+                rule_id=decision.rule_id,
+            )
+        edited = args.model_dump(mode="json")
+        diff = {
+            key: {"from": inp.original_args.get(key), "to": edited.get(key)}
+            for key in sorted(set(inp.original_args) | set(edited))
+            if inp.original_args.get(key) != edited.get(key)
+        }
+        return ReauthorizeResult(
+            ok=True,
+            reason=decision.reason,
+            args=edited,
+            args_digest=args_digest(edited),
+            diff=diff,
+            effect=decision.effect,
+            rule_id=decision.rule_id,
+        )
+
+    @activity.defn(name="checkpoint.escalate")
+    async def escalate(self, inp: EscalateInput) -> Ack:
+        await asyncio.to_thread(self._escalate, inp)
+        return Ack()
+
+    def _escalate(self, inp: EscalateInput) -> None:
+        with session_scope(self._engine) as session:
+            cp = _checkpoint(session, inp.checkpoint_id, inp.tenant_id)
+            if cp.escalation_level >= inp.level:
+                return
+            roles = [r for r in cp.extra_roles.split(",") if r]
+            cp.extra_roles = ",".join([*roles, *(r for r in inp.add_roles if r not in roles)])
+            cp.escalation_level = inp.level
+            sla = json.loads(cp.sla_json)
+            later = sorted(e["after_seconds"] for e in sla)[inp.level :]
+            cp.due_at = cp.created_at + timedelta(seconds=later[0]) if later else None
+            session.add(cp)
+            audit.record(
+                session,
+                tenant_id=inp.tenant_id,
+                task_id=inp.task_id,
+                actor="workflow",
+                action="checkpoint.escalated",
+                subject=cp.id,
+                reason=inp.reason,
+                data={"level": inp.level, "added_roles": inp.add_roles},
+            )
+            notify.enqueue_checkpoint(session, cp, event="escalated")
+
+    @activity.defn(name="checkpoint.record_reassign")
+    async def record_reassign(self, inp: ReassignRecord) -> Ack:
+        await asyncio.to_thread(self._record_reassign, inp)
+        return Ack()
+
+    def _record_reassign(self, inp: ReassignRecord) -> None:
+        with session_scope(self._engine) as session:
+            cp = _checkpoint(session, inp.checkpoint_id, inp.tenant_id)
+            cp.assignee_role = inp.assignee_role
+            cp.named_approvers = ",".join(inp.named_approvers)
+            session.add(cp)
+            event = audit.record(
+                session,
+                tenant_id=inp.tenant_id,
+                task_id=inp.task_id,
+                actor=f"user:{inp.actor_id}",
+                action="checkpoint.reassigned",
+                subject=cp.id,
+                reason=inp.comment or "reassigned",
+                data={"assignee_role": inp.assignee_role, "named_approvers": inp.named_approvers},
+            )
+            notify.enqueue_checkpoint(
+                session, cp, event="reassigned", dedupe_key=f"checkpoint.reassigned:{event.hash}"
+            )
+
+
+def _checkpoint(session: Session, checkpoint_id: str, tenant_id: str) -> Checkpoint:
+    cp = session.get(Checkpoint, checkpoint_id)
+    if cp is None or cp.tenant_id != tenant_id:
+        raise LookupError(f"checkpoint {checkpoint_id} has no row")
+    return cp
+
+
+def _resolve_tool_call(session: Session, cp: Checkpoint, inp: CheckpointDecisionRecord) -> None:
+    if not cp.tool_call_id:
+        return
+    call = session.get(ToolCall, cp.tool_call_id)
+    if call is None:
+        return
+    call.status = cp.status
+    if cp.status == "approved" and cp.edited_args_json:
+        call.args_json = cp.edited_args_json
+        call.args_digest = cp.args_digest
+    call.updated_at = utcnow()
+    session.add(call)
 
 
 def _set_task_status(session: Session, task_id: str, tenant_id: str, status: str) -> None:

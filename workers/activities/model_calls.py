@@ -12,6 +12,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from orchestrator import audit, telemetry
+from orchestrator.budgets import BudgetService
 from orchestrator.db import session_scope
 from orchestrator.models import ModelCall
 from orchestrator.router_client import RouterClient, RouterError
@@ -19,9 +20,10 @@ from workers.domain import ModelCallInput, ModelCallResult
 
 
 class ModelActivities:
-    def __init__(self, engine: Engine, router: RouterClient) -> None:
+    def __init__(self, engine: Engine, router: RouterClient, budgets: BudgetService) -> None:
         self._engine = engine
         self._router = router
+        self._budgets = budgets
 
     @activity.defn(name="model.call")
     async def call(self, call: ModelCallInput) -> ModelCallResult:
@@ -34,16 +36,23 @@ class ModelActivities:
                 outcome = await self._router.chat(call, traceparent=tp)
             except RouterError as err:
                 await asyncio.to_thread(self._record, call, err.attempts, activity_attempt, str(err))
+                await self._settle(call, sum((a.cost_usd for a in err.attempts), Decimal(0)))
                 # The client already retried within its request budget; retrying the activity
                 # would multiply it, so this fails the step with the router's reason.
                 raise ApplicationError(str(err), type="RouterError", non_retryable=True) from err
         await asyncio.to_thread(self._record, call, outcome.attempts, activity_attempt, None)
+        await self._settle(call, outcome.cost_usd)
         return ModelCallResult(
             message=outcome.message,
             model_served=outcome.model_served,
             cost_usd=str(outcome.cost_usd),
             attempts=len(outcome.attempts),
         )
+
+    async def _settle(self, call: ModelCallInput, cost: Decimal) -> None:
+        """Replace the call's worst-case reservation by what it really cost (idempotent)."""
+        if call.reservation_id:
+            await asyncio.to_thread(self._budgets.settle, call.reservation_id, cost)
 
     def _record(
         self, call: ModelCallInput, attempts: Sequence[Any], activity_attempt: int, error: str | None

@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
+from sqlmodel import select
 from temporalio import activity
 
 from orchestrator import audit
+from orchestrator.budgets import BudgetService
 from orchestrator.db import session_scope
-from orchestrator.models import ToolCall, utcnow
+from orchestrator.models import AuditEvent, ToolCall, utcnow
 from orchestrator.settings import Settings
 from workers.activities.governance import validation_message
 from workers.catalog.registry import Catalog, RegisteredTool, ToolContext, ToolFailure
@@ -25,10 +28,11 @@ def tool_activity_name(tool: str) -> str:
 
 
 class ToolActivities:
-    def __init__(self, engine: Engine, catalog: Catalog, settings: Settings) -> None:
+    def __init__(self, engine: Engine, catalog: Catalog, settings: Settings, budgets: BudgetService) -> None:
         self._engine = engine
         self._catalog = catalog
         self._settings = settings
+        self._budgets = budgets
 
     def activities(self) -> list[Callable[..., Any]]:
         """One activity per tool name (every version of a tool shares it; the version is looked up)."""
@@ -43,6 +47,10 @@ class ToolActivities:
 
     async def _run(self, inp: ToolRunInput) -> ToolRunResult:
         record = await asyncio.to_thread(self._start, inp)
+        if record is None:
+            outcome = ToolRunResult(ok=False, error="the task was cancelled; the tool did not run")
+            await asyncio.to_thread(self._finish, inp, outcome, "cancelled")
+            return outcome
         tool: RegisteredTool = self._catalog.tool(f"{inp.tool}@{record.tool_version}")
         ctx = ToolContext(
             tenant_id=inp.tenant_id,
@@ -61,27 +69,45 @@ class ToolActivities:
             outcome = ToolRunResult(ok=False, error=str(exc))
         else:
             outcome = ToolRunResult(ok=True, result=result)
-        await asyncio.to_thread(self._finish, inp, outcome)
+            if tool.spec.cost_usd:
+                await asyncio.to_thread(
+                    self._budgets.charge,
+                    tenant_id=inp.tenant_id,
+                    task_id=inp.task_id,
+                    step=inp.step,
+                    tool=inp.tool,
+                    amount=Decimal(tool.spec.cost_usd),
+                    charge_id=inp.idempotency_key,
+                )
+        await asyncio.to_thread(self._finish, inp, outcome, "succeeded" if outcome.ok else "failed")
         return outcome
 
-    def _start(self, inp: ToolRunInput) -> ToolCall:
+    def _start(self, inp: ToolRunInput) -> ToolCall | None:
+        """Mark the call running; None when the task's cancel was requested (nothing may run)."""
         with session_scope(self._engine) as session:
             record = session.get(ToolCall, inp.tool_call_record_id)
             if record is None or record.tenant_id != inp.tenant_id:
                 raise LookupError(f"tool call {inp.tool_call_record_id} has no record")
+            cancelled = session.exec(
+                select(AuditEvent.id).where(
+                    AuditEvent.task_id == inp.task_id, AuditEvent.action == "task.cancel_requested"
+                )
+            ).first()
+            if cancelled is not None and record.status != "succeeded":
+                return None
             if record.status in ("allowed", "approved"):
                 record.status = "running"
                 record.updated_at = utcnow()
                 session.add(record)
             return record
 
-    def _finish(self, inp: ToolRunInput, outcome: ToolRunResult) -> None:
+    def _finish(self, inp: ToolRunInput, outcome: ToolRunResult, status: str) -> None:
         with session_scope(self._engine) as session:
             record = session.get(ToolCall, inp.tool_call_record_id)
             assert record is not None
-            if record.status in ("succeeded", "failed"):
+            if record.status in ("succeeded", "failed", "cancelled"):
                 return
-            record.status = "succeeded" if outcome.ok else "failed"
+            record.status = status
             record.result_json = json.dumps(outcome.result) if outcome.ok else None
             record.error = outcome.error
             record.updated_at = utcnow()
@@ -91,7 +117,9 @@ class ToolActivities:
                 tenant_id=inp.tenant_id,
                 task_id=inp.task_id,
                 actor=f"tool:{inp.tool}",
-                action="tool.ran" if outcome.ok else "tool.failed",
+                action={"succeeded": "tool.ran", "failed": "tool.failed", "cancelled": "tool.cancelled"}[
+                    status
+                ],
                 subject=inp.tool_call_record_id,
                 reason=outcome.error or "ok",
                 data={"idempotency_key": inp.idempotency_key},

@@ -85,6 +85,7 @@ class Catalog:
         side_effect: SideEffect,
         args_model: type[BaseModel],
         impl: ToolImpl,
+        cost_usd: str | None = None,
     ) -> RegisteredTool:
         spec = ToolSpec(
             name=name,
@@ -92,6 +93,7 @@ class Catalog:
             description=description,
             side_effect=side_effect,
             args_schema=args_model.model_json_schema(),
+            cost_usd=cost_usd,
         )
         self._put(self.tools, spec.ref, name, RegisteredTool(spec, args_model, impl))
         return self.tools[spec.ref]

@@ -1,45 +1,59 @@
-"""The task workflow: runs the pinned steps of a workflow definition.
+"""The task workflow: runs the pinned steps of a workflow definition under governance.
 
-An agent step is the agent loop: model call (through the router) -> for each tool call the model
-asks for: authorize (policy engine) -> checkpoint if policy says so, waiting for a decision
-delivered as a validated update -> tool activity (idempotent by key) -> result back to the model,
-until a final answer or max turns. The final answer is validated against the agent's output
-model with one repair turn.
+An agent step is the agent loop. Each turn: check kill switches and reserve the worst case of
+the call on every budget -> model call (through the router; the activity settles the real cost)
+-> for each tool call the model asks for: authorize (policy engine) -> a checkpoint if policy says
+so, decided through validated updates, under an SLA with escalation -> tool activity (idempotent
+by key) -> result back to the model, until a final answer or a turn limit. The final answer is
+validated against the agent's output model, with one repair turn.
 
 Deterministic by construction: no I/O, clocks or randomness here; ids come from the task id and
-the position in the loop, or `workflow.uuid4()`.
+the position in the loop, or `workflow.uuid4()`; time is `workflow.now()`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workers.domain import (
         DECIDE_UPDATE_NAME,
+        REASSIGN_UPDATE_NAME,
+        SWITCHES_CHANGED_SIGNAL,
         TASK_WORKFLOW_NAME,
         Ack,
         AgentSpec,
+        ApprovalSpec,
         AuthorizeToolInput,
         AuthorizeToolResult,
         ChatMessage,
         CheckpointDecisionRecord,
+        CheckpointKind,
         CheckpointOpenInput,
+        CheckpointState,
         DecisionRequest,
         DecisionResult,
+        EscalateInput,
         ModelCallInput,
         ModelCallResult,
+        RaiseBudgetInput,
+        ReassignRecord,
+        ReassignRequest,
+        ReauthorizeInput,
+        ReauthorizeResult,
+        ReserveInput,
+        ReserveResult,
         RoutingFacts,
         StepRecord,
         StepSpec,
+        SwitchInfo,
         TaskStatusUpdate,
         TaskWorkflowInput,
         TaskWorkflowResult,
@@ -49,46 +63,41 @@ with workflow.unsafe.imports_passed_through():
         ValidateOutputInput,
         ValidateOutputResult,
     )
+    from workers.workflows.support import (
+        MODEL_OPTS,
+        PAUSE_RECHECK,
+        RECORD_OPTS,
+        TOOL_OPTS,
+        StepOutcome,
+        opening_messages,
+        prompt_chars,
+        reason_of,
+        repair_message,
+    )
 
-RECORD_OPTS: dict[str, Any] = {
-    "start_to_close_timeout": timedelta(seconds=30),
-    "retry_policy": RetryPolicy(maximum_attempts=20, maximum_interval=timedelta(seconds=10)),
-}
-MODEL_OPTS: dict[str, Any] = {
-    "start_to_close_timeout": timedelta(minutes=5),
-    "retry_policy": RetryPolicy(maximum_attempts=3, non_retryable_error_types=["RouterError"]),
-}
-TOOL_OPTS: dict[str, Any] = {
-    "start_to_close_timeout": timedelta(minutes=2),
-    "heartbeat_timeout": timedelta(seconds=5),
-    "retry_policy": RetryPolicy(maximum_attempts=10, maximum_interval=timedelta(seconds=10)),
-}
-REPAIR_PREFIX = "Your previous answer was not valid against the output schema"
-
-
-@dataclass
-class StepOutcome:
-    status: str  # completed | failed | rejected | limit_reached
-    output: dict[str, Any] | None = None
-    error: str | None = None
+BUDGET_RAISE_APPROVAL = ApprovalSpec(rule_id="budget-raise", assignee_role="admin")
 
 
 @workflow.defn(name=TASK_WORKFLOW_NAME)
 class TaskWorkflow:
     def __init__(self) -> None:
-        self._requester_id = ""
-        self._open: set[str] = set()
-        self._decisions: dict[str, DecisionRequest] = {}
-        self._recorded: set[str] = set()
         self._inp: TaskWorkflowInput | None = None
+        self._checkpoints: dict[str, CheckpointState] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._switch_epoch = 0
+        self._turns = 0
+
+    @property
+    def inp(self) -> TaskWorkflowInput:
+        assert self._inp is not None
+        return self._inp
 
     @workflow.run
     async def run(self, inp: TaskWorkflowInput) -> TaskWorkflowResult:
         self._inp = inp
-        self._requester_id = inp.requester_id
         await self._status("running")
         try:
-            result = await self._run_steps(inp)
+            result = await self._run_steps()
         except asyncio.CancelledError:
             await self._finish(TaskWorkflowResult(status="cancelled", error="cancelled on request"))
             raise
@@ -96,14 +105,14 @@ class TaskWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         return result
 
-    async def _run_steps(self, inp: TaskWorkflowInput) -> TaskWorkflowResult:
+    async def _run_steps(self) -> TaskWorkflowResult:
         previous: dict[str, Any] | None = None
-        for index, step in enumerate(inp.definition.steps):
+        for index, step in enumerate(self.inp.definition.steps):
             await self._record_step(index, step, "running")
             try:
-                outcome = await self._agent_step(inp, step, previous)
+                outcome = await self._agent_step(step, previous)
             except ActivityError as err:
-                outcome = StepOutcome("failed", error=_reason(err))
+                outcome = StepOutcome("failed", error=reason_of(err))
             await self._record_step(index, step, outcome.status, outcome.output, outcome.error)
             if outcome.status == "rejected":
                 return TaskWorkflowResult(
@@ -116,9 +125,8 @@ class TaskWorkflow:
         return TaskWorkflowResult(status="completed", outcome="resolved", output=previous)
 
     # -- the agent loop -----------------------------------------------------------------------------
-    async def _agent_step(
-        self, inp: TaskWorkflowInput, step: StepSpec, previous: dict[str, Any] | None
-    ) -> StepOutcome:
+    async def _agent_step(self, step: StepSpec, previous: dict[str, Any] | None) -> StepOutcome:
+        inp = self.inp
         agent = inp.definition.agents[step.agent]
         facts = RoutingFacts(
             tenant_id=inp.tenant_id,
@@ -130,22 +138,31 @@ class TaskWorkflow:
             risk_class=inp.definition.risk_class,
             data_classification=inp.definition.data_classification,
         )
-        messages = _opening_messages(agent, inp, previous)
+        messages = opening_messages(agent, inp, previous)
         tools = [inp.definition.tools[ref.split("@", 1)[0]] for ref in agent.tools]
         rejection: str | None = None
         repaired = False
         for turn in range(1, agent.max_turns + 1):
+            if self._turns >= inp.definition.max_task_turns:
+                limit = inp.definition.max_task_turns
+                return StepOutcome("limit_reached", error=f"the task used all {limit} model turns it may use")
+            self._turns += 1
+            request_id = f"{inp.task_id}/{step.name}/{turn}"
+            stop = await self._reserve(step, agent, request_id, prompt_chars(messages, tools))
+            if stop is not None:
+                return stop
             reply: ModelCallResult = await workflow.execute_activity(
                 "model.call",
                 ModelCallInput(
                     facts=facts,
                     turn=turn,
-                    request_id=f"{inp.task_id}/{step.name}/{turn}",
+                    request_id=request_id,
                     tier=agent.tier,
                     messages=messages,
                     tools=tools,
                     output_schema=agent.output_schema,
                     max_tokens=agent.max_tokens,
+                    reservation_id=request_id,
                 ),
                 result_type=ModelCallResult,
                 **MODEL_OPTS,
@@ -153,7 +170,7 @@ class TaskWorkflow:
             messages.append(reply.message)
             if reply.message.tool_calls:
                 for index, call in enumerate(reply.message.tool_calls):
-                    content, rejected = await self._tool_call(inp, agent, step, turn, index, call)
+                    content, rejected = await self._tool_call(agent, step, turn, index, call)
                     rejection = rejected or rejection
                     messages.append(ChatMessage(role="tool", tool_call_id=call.id, content=content))
                 continue
@@ -170,66 +187,154 @@ class TaskWorkflow:
             if repaired:
                 return StepOutcome(
                     "failed",
-                    error=(
-                        f"the final answer did not match {agent.output_model} "
-                        f"after one repair turn: {checked.errors}"
-                    ),
+                    error=f"the final answer did not match {agent.output_model} "
+                    f"after one repair turn: {checked.errors}",
                 )
             repaired = True
-            messages.append(
-                ChatMessage(
-                    role="user",
-                    content=(
-                        f"{REPAIR_PREFIX}: {checked.errors}. "
-                        "Reply with only a JSON object that matches the schema."
-                    ),
-                )
-            )
+            messages.append(repair_message(checked.errors))
         return StepOutcome(
             "limit_reached",
             error=f"agent {agent.name} used all {agent.max_turns} turns without a valid final answer",
         )
 
+    async def _reserve(
+        self, step: StepSpec, agent: AgentSpec, request_id: str, chars: int
+    ) -> StepOutcome | None:
+        """Check the switches and reserve the call's worst case; None means go ahead."""
+        inp = self.inp
+        while True:
+            res: ReserveResult = await workflow.execute_activity(
+                "budget.reserve",
+                ReserveInput(
+                    reservation_id=request_id,
+                    tenant_id=inp.tenant_id,
+                    task_id=inp.task_id,
+                    step=step.name,
+                    agent=agent.name,
+                    tier=agent.tier,
+                    prompt_chars=chars,
+                    max_tokens=agent.max_tokens,
+                    step_limit_usd=agent.step_budget_usd,
+                ),
+                result_type=ReserveResult,
+                **RECORD_OPTS,
+            )
+            if res.ok:
+                return None
+            if res.switch is not None:
+                if res.switch.mode == "stop":
+                    return StepOutcome("failed", error=f"stopped by {res.switch.message}")
+                await self._pause(res.switch)
+                continue
+            breach = res.breach
+            assert breach is not None
+            if breach.on_breach == "stop":
+                return StepOutcome("failed", error=breach.message)
+            proposal = max(
+                Decimal(breach.limit_usd) * 2, Decimal(breach.spent_usd) + Decimal(breach.requested_usd)
+            )
+            args = {
+                "scope": breach.scope,
+                "subject": breach.subject,
+                "counter_id": breach.counter_id,
+                "limit_usd": breach.limit_usd,
+                "spent_usd": breach.spent_usd,
+                "requested_usd": breach.requested_usd,
+                "new_limit_usd": str(proposal),
+            }
+            state = await self._checkpoint(
+                kind="budget_raise",
+                step=step.name,
+                subject=f"budget:{breach.scope}",
+                args=args,
+                digest="",
+                policy_version="",
+                rule="budget-raise",
+                reason=breach.message,
+                approval=BUDGET_RAISE_APPROVAL,
+            )
+            if state.status != "approved":
+                return StepOutcome("failed", error=f"{breach.message}; the raise was not approved")
+            await workflow.execute_activity(
+                "budget.raise",
+                RaiseBudgetInput(
+                    tenant_id=inp.tenant_id,
+                    task_id=inp.task_id,
+                    counter_id=breach.counter_id,
+                    new_limit_usd=str(state.args.get("new_limit_usd", proposal)),
+                    actor_id=state.decided_by,
+                ),
+                result_type=Ack,
+                **RECORD_OPTS,
+            )
+
+    async def _pause(self, switch: SwitchInfo) -> None:
+        """Wait until switches change (signal) or the fallback recheck, then let the caller retry."""
+        epoch = self._switch_epoch
+        await self._status("waiting")
+        try:
+            await workflow.wait_condition(lambda: self._switch_epoch != epoch, timeout=PAUSE_RECHECK)
+        except TimeoutError:
+            pass
+        await self._status("running")
+
     async def _tool_call(
-        self,
-        inp: TaskWorkflowInput,
-        agent: AgentSpec,
-        step: StepSpec,
-        turn: int,
-        index: int,
-        call: ToolCallRequest,
+        self, agent: AgentSpec, step: StepSpec, turn: int, index: int, call: ToolCallRequest
     ) -> tuple[str, str | None]:
         """Authorize, maybe wait for approval, run. Returns (content for the model, rejection)."""
+        inp = self.inp
         record_id = f"{inp.task_id}:{step.name}:{turn}:{index}"
         allowed = {ref.split("@", 1)[0]: ref.split("@", 1)[1] for ref in agent.tools}
-        auth: AuthorizeToolResult = await workflow.execute_activity(
-            "policy.authorize_tool",
-            AuthorizeToolInput(
-                record_id=record_id,
-                tool_version=allowed.get(call.name),
-                task_id=inp.task_id,
-                tenant_id=inp.tenant_id,
-                requester_id=inp.requester_id,
-                step=step.name,
-                turn=turn,
-                agent=agent.name,
-                tool=call.name,
-                arguments=call.arguments,
-                tool_call_id=call.id,
-                data_classification=inp.definition.data_classification,
-            ),
-            result_type=AuthorizeToolResult,
-            **RECORD_OPTS,
-        )
+        while True:
+            auth: AuthorizeToolResult = await workflow.execute_activity(
+                "policy.authorize_tool",
+                AuthorizeToolInput(
+                    record_id=record_id,
+                    tool_version=allowed.get(call.name),
+                    task_id=inp.task_id,
+                    tenant_id=inp.tenant_id,
+                    requester_id=inp.requester_id,
+                    step=step.name,
+                    turn=turn,
+                    agent=agent.name,
+                    tool=call.name,
+                    arguments=call.arguments,
+                    tool_call_id=call.id,
+                    data_classification=inp.definition.data_classification,
+                    risk_class=inp.definition.risk_class,
+                    category=inp.definition.category,
+                ),
+                result_type=AuthorizeToolResult,
+                **RECORD_OPTS,
+            )
+            if auth.paused is None:
+                break
+            await self._pause(auth.paused)
         if auth.effect == "deny" or auth.args is None:
             return json.dumps({"status": "denied", "error": auth.reason}), None
+        args = auth.args
         if auth.effect == "approve":
-            decision = await self._checkpoint(inp, step, call.name, auth)
-            if decision.decision == "reject":
-                reason = f"{call.name} was rejected by {decision.decider_id}" + (
-                    f": {decision.comment}" if decision.comment else ""
-                )
-                return json.dumps({"status": "rejected", "comment": decision.comment}), reason
+            state = await self._checkpoint(
+                kind="tool_approval",
+                step=step.name,
+                subject=call.name,
+                args=auth.args,
+                digest=auth.args_digest,
+                policy_version=auth.policy_version,
+                rule=auth.rule,
+                reason=auth.reason,
+                approval=auth.approval or ApprovalSpec(rule_id=auth.rule_id),
+                record_id=record_id,
+                tool_version=allowed.get(call.name),
+                agent=agent.name,
+            )
+            if state.status == "rejected":
+                by = state.decided_by or "an approver"
+                reason = f"{call.name} was rejected by {by}" + (f": {state.comment}" if state.comment else "")
+                return json.dumps({"status": "rejected", "comment": state.comment}), reason
+            if state.status == "changes_requested":
+                return json.dumps({"status": "changes_requested", "comment": state.comment}), None
+            args = state.args  # exactly what was approved (edited arguments included)
         run: ToolRunResult = await workflow.execute_activity(
             f"tool__{call.name}__call",
             ToolRunInput(
@@ -237,8 +342,9 @@ class TaskWorkflow:
                 tenant_id=inp.tenant_id,
                 tool_call_record_id=record_id,
                 tool=call.name,
-                args=auth.args,
+                args=args,
                 idempotency_key=record_id,
+                step=step.name,
             ),
             result_type=ToolRunResult,
             **TOOL_OPTS,
@@ -247,91 +353,278 @@ class TaskWorkflow:
             return json.dumps(run.result), None
         return json.dumps({"status": "failed", "error": run.error}), None
 
+    # -- checkpoints ----------------------------------------------------------------------------------
     async def _checkpoint(
-        self, inp: TaskWorkflowInput, step: StepSpec, tool: str, auth: AuthorizeToolResult
-    ) -> DecisionRequest:
+        self,
+        *,
+        kind: CheckpointKind,
+        step: str,
+        subject: str,
+        args: dict[str, Any],
+        digest: str,
+        policy_version: str,
+        rule: str,
+        reason: str,
+        approval: ApprovalSpec,
+        record_id: str | None = None,
+        tool_version: str | None = None,
+        agent: str = "",
+    ) -> CheckpointState:
+        """Open a checkpoint and wait, under its SLA, until it is decided (or auto-rejected)."""
+        inp = self.inp
         checkpoint_id = f"cp_{workflow.uuid4().hex[:20]}"
-        # Open for decisions before the row is written: the API shows a checkpoint only once its
-        # row exists, and a decision sent that very moment must not find the workflow unready.
-        self._open.add(checkpoint_id)
+        state = CheckpointState(
+            checkpoint_id=checkpoint_id,
+            kind=kind,
+            tool=subject,
+            tool_version=tool_version,
+            agent=agent,
+            args=args,
+            approval=approval,
+        )
+        # Open for decisions before the row is written: the API shows a checkpoint once its row
+        # exists, and a decision sent at that very moment must find the workflow ready.
+        self._checkpoints[checkpoint_id] = state
+        self._locks[checkpoint_id] = asyncio.Lock()
         await workflow.execute_activity(
             "checkpoint.open",
             CheckpointOpenInput(
                 checkpoint_id=checkpoint_id,
+                kind=kind,
                 task_id=inp.task_id,
                 tenant_id=inp.tenant_id,
                 requester_id=inp.requester_id,
-                step=step.name,
-                tool_call_record_id=auth.tool_call_record_id,
-                tool=tool,
-                args=auth.args or {},
-                args_digest=auth.args_digest,
-                policy_version=auth.policy_version,
-                rule=auth.rule,
+                step=step,
+                tool_call_record_id=record_id,
+                tool=subject,
+                args=args,
+                args_digest=digest,
+                policy_version=policy_version,
+                rule=rule,
+                reason=reason,
+                approval=approval,
             ),
             result_type=Ack,
             **RECORD_OPTS,
         )
-        # Proceed only once the decision is durably recorded, so the tool never runs ahead of it.
-        await workflow.wait_condition(lambda: checkpoint_id in self._recorded)
-        self._open.discard(checkpoint_id)
-        return self._decisions[checkpoint_id]
+        opened = workflow.now()
+        for level, escalation in enumerate(sorted(approval.sla, key=lambda e: e.after_seconds), start=1):
+            remaining = opened + timedelta(seconds=escalation.after_seconds) - workflow.now()
+            try:
+                await workflow.wait_condition(
+                    lambda: state.status != "open", timeout=max(remaining, timedelta(milliseconds=1))
+                )
+                break
+            except TimeoutError:
+                if escalation.action == "auto_reject":
+                    await self._auto_reject(state)
+                    break
+                await self._escalate(state, level, escalation.add_roles)
+        await workflow.wait_condition(lambda: state.status != "open")
+        return state
 
-    # -- the decision update ------------------------------------------------------------------------
-    @workflow.update(name=DECIDE_UPDATE_NAME)
-    async def decide(self, req: DecisionRequest) -> DecisionResult:
-        if req.checkpoint_id in self._decisions:  # two updates admitted in one activation
-            raise ApplicationError("this checkpoint has already been decided", type="CheckpointNotOpen")
-        self._decisions[req.checkpoint_id] = req  # claimed before any await: single use
-        assert self._inp is not None
+    async def _escalate(self, state: CheckpointState, level: int, add_roles: list[str]) -> None:
+        for role in add_roles:
+            if role not in state.extra_roles:
+                state.extra_roles.append(role)
+        await workflow.execute_activity(
+            "checkpoint.escalate",
+            EscalateInput(
+                checkpoint_id=state.checkpoint_id,
+                task_id=self.inp.task_id,
+                tenant_id=self.inp.tenant_id,
+                level=level,
+                add_roles=add_roles,
+                reason=f"no decision within the SLA; escalation level {level}",
+            ),
+            result_type=Ack,
+            **RECORD_OPTS,
+        )
+
+    async def _auto_reject(self, state: CheckpointState) -> None:
+        async with self._locks[state.checkpoint_id]:
+            if state.status != "open":
+                return  # a decision landed while the timer fired
+            comment = "auto-rejected: no decision within the SLA"
+            await self._record_decision(state, "auto_reject", "system", comment, resolved="rejected")
+            state.status, state.decided_by, state.comment = "rejected", "system", comment
+
+    async def _record_decision(
+        self,
+        state: CheckpointState,
+        decision: str,
+        decider: str,
+        comment: str,
+        *,
+        resolved: str,
+        edited: ReauthorizeResult | None = None,
+    ) -> None:
         await workflow.execute_activity(
             "checkpoint.record_decision",
             CheckpointDecisionRecord(
-                checkpoint_id=req.checkpoint_id,
-                task_id=self._inp.task_id,
-                tenant_id=self._inp.tenant_id,
+                checkpoint_id=state.checkpoint_id,
+                task_id=self.inp.task_id,
+                tenant_id=self.inp.tenant_id,
+                decision=decision,  # type: ignore[arg-type]
+                decider_id=decider,
+                comment=comment,
+                round=state.round,
+                edited_args=edited.args if edited else None,
+                edit_diff=edited.diff if edited else None,
+                args_digest=edited.args_digest if edited else None,
+                resolved_status=resolved,  # type: ignore[arg-type]
+            ),
+            result_type=Ack,
+            **RECORD_OPTS,
+        )
+
+    @workflow.update(name=DECIDE_UPDATE_NAME)
+    async def decide(self, req: DecisionRequest) -> DecisionResult:
+        state = self._checkpoints.get(req.checkpoint_id)
+        if state is None:
+            raise ApplicationError("this checkpoint is not open on this task", type="CheckpointNotOpen")
+        async with self._locks[req.checkpoint_id]:  # decisions on one checkpoint are taken in turn
+            self._check_decision(state, req)  # again: the state may have moved while we queued
+            edited: ReauthorizeResult | None = None
+            if req.decision == "approve_with_edits":
+                edited = await self._reauthorize(state, req.edited_args or {})
+                state.round += 1
+                state.approvals = []
+            if req.decision in ("approve", "approve_with_edits"):
+                approvals = [*state.approvals, req.decider_id]
+                resolved = "approved" if len(approvals) >= state.approval.approvers_required else "open"
+            else:
+                approvals = state.approvals
+                resolved = "rejected" if req.decision == "reject" else "changes_requested"
+            await self._record_decision(
+                state, req.decision, req.decider_id, req.comment, resolved=resolved, edited=edited
+            )
+            if edited is not None and edited.args is not None:
+                state.args = edited.args
+            state.approvals = approvals
+            if resolved != "open":
+                state.status, state.decided_by, state.comment = resolved, req.decider_id, req.comment  # type: ignore[assignment]
+            return DecisionResult(
+                checkpoint_id=state.checkpoint_id,
                 decision=req.decision,
                 decider_id=req.decider_id,
+                status=state.status,
+                approvals=len(state.approvals),
+                approvals_required=state.approval.approvers_required,
+            )
+
+    @decide.validator
+    def _validate_decide(self, req: DecisionRequest) -> None:
+        state = self._checkpoints.get(req.checkpoint_id)
+        if state is None:
+            raise ApplicationError("this checkpoint is not open on this task", type="CheckpointNotOpen")
+        self._check_decision(state, req)
+
+    def _check_decision(self, state: CheckpointState, req: DecisionRequest) -> None:
+        if state.status != "open":
+            raise ApplicationError(f"this checkpoint is already {state.status}", type="CheckpointNotOpen")
+        if req.decider_id == self.inp.requester_id:
+            raise ApplicationError(
+                "the requester cannot decide a checkpoint of their own task", type="Forbidden"
+            )
+        roles = {state.approval.assignee_role, *state.extra_roles}
+        if not (roles & set(req.decider_roles) or req.decider_id in state.approval.named_approvers):
+            raise ApplicationError(
+                f"deciding needs one of the roles: {', '.join(sorted(roles))}", type="Forbidden"
+            )
+        if req.decider_id in state.approvals:
+            raise ApplicationError(
+                "you already approved this checkpoint; another approver must", type="Conflict"
+            )
+        if req.decision == "approve_with_edits":
+            if state.kind not in ("tool_approval", "budget_raise"):
+                raise ApplicationError(f"a {state.kind} checkpoint cannot be edited", type="EditRefused")
+            if not req.edited_args:
+                raise ApplicationError("approve_with_edits needs edited_args", type="EditRefused")
+
+    async def _reauthorize(self, state: CheckpointState, edited: dict[str, Any]) -> ReauthorizeResult:
+        if state.kind == "budget_raise":
+            return _budget_edit(state, edited)
+        result: ReauthorizeResult = await workflow.execute_activity(
+            "checkpoint.reauthorize",
+            ReauthorizeInput(
+                task_id=self.inp.task_id,
+                tenant_id=self.inp.tenant_id,
+                agent=state.agent,
+                tool=state.tool,
+                tool_version=state.tool_version or "",
+                original_args=state.args,
+                edited_args=edited,
+                data_classification=self.inp.definition.data_classification,
+                risk_class=self.inp.definition.risk_class,
+                category=self.inp.definition.category,
+            ),
+            result_type=ReauthorizeResult,
+            **RECORD_OPTS,
+        )
+        if not result.ok:
+            raise ApplicationError(result.reason, type="EditRefused")
+        return result
+
+    @workflow.update(name=REASSIGN_UPDATE_NAME)
+    async def reassign(self, req: ReassignRequest) -> DecisionResult:
+        state = self._checkpoints[req.checkpoint_id]
+        if req.assignee_role:
+            state.approval.assignee_role = req.assignee_role
+        if req.named_approvers is not None:
+            state.approval.named_approvers = list(req.named_approvers)
+        await workflow.execute_activity(
+            "checkpoint.record_reassign",
+            ReassignRecord(
+                checkpoint_id=state.checkpoint_id,
+                task_id=self.inp.task_id,
+                tenant_id=self.inp.tenant_id,
+                actor_id=req.actor_id,
+                assignee_role=state.approval.assignee_role,
+                named_approvers=state.approval.named_approvers,
                 comment=req.comment,
             ),
             result_type=Ack,
             **RECORD_OPTS,
         )
-        self._recorded.add(req.checkpoint_id)
         return DecisionResult(
-            checkpoint_id=req.checkpoint_id, decision=req.decision, decider_id=req.decider_id
+            checkpoint_id=state.checkpoint_id,
+            decision="approve",
+            decider_id=req.actor_id,
+            status=state.status,
         )
 
-    @decide.validator
-    def _validate_decide(self, req: DecisionRequest) -> None:
-        if req.checkpoint_id in self._decisions:
-            raise ApplicationError("this checkpoint has already been decided", type="CheckpointNotOpen")
-        if req.checkpoint_id not in self._open:
+    @reassign.validator
+    def _validate_reassign(self, req: ReassignRequest) -> None:
+        state = self._checkpoints.get(req.checkpoint_id)
+        if state is None or state.status != "open":
             raise ApplicationError("this checkpoint is not open on this task", type="CheckpointNotOpen")
-        if "approver" not in req.decider_roles:
-            raise ApplicationError("deciding needs the approver role", type="Forbidden")
-        if req.decider_id == self._requester_id:
+        if "admin" not in req.actor_roles:
+            raise ApplicationError("reassigning needs the admin role", type="Forbidden")
+        if req.named_approvers and self.inp.requester_id in req.named_approvers:
             raise ApplicationError(
-                "the requester cannot decide a checkpoint of their own task", type="Forbidden"
+                "the requester cannot be named an approver of their own task", type="Forbidden"
             )
+
+    @workflow.signal(name=SWITCHES_CHANGED_SIGNAL)
+    def switches_changed(self) -> None:
+        self._switch_epoch += 1
 
     # -- records ------------------------------------------------------------------------------------
     async def _status(self, status: str) -> None:
-        assert self._inp is not None
         await workflow.execute_activity(
             "task.set_status",
-            TaskStatusUpdate(task_id=self._inp.task_id, tenant_id=self._inp.tenant_id, status=status),  # type: ignore[arg-type]
+            TaskStatusUpdate(task_id=self.inp.task_id, tenant_id=self.inp.tenant_id, status=status),  # type: ignore[arg-type]
             result_type=Ack,
             **RECORD_OPTS,
         )
 
     async def _finish(self, result: TaskWorkflowResult) -> None:
-        assert self._inp is not None
         await workflow.execute_activity(
             "task.set_status",
             TaskStatusUpdate(
-                task_id=self._inp.task_id,
-                tenant_id=self._inp.tenant_id,
+                task_id=self.inp.task_id,
+                tenant_id=self.inp.tenant_id,
                 status=result.status,
                 outcome=result.outcome,
                 output=result.output,
@@ -349,12 +642,11 @@ class TaskWorkflow:
         output: dict[str, Any] | None = None,
         error: str | None = None,
     ) -> None:
-        assert self._inp is not None
         await workflow.execute_activity(
             "task.record_step",
             StepRecord(
-                task_id=self._inp.task_id,
-                tenant_id=self._inp.tenant_id,
+                task_id=self.inp.task_id,
+                tenant_id=self.inp.tenant_id,
                 index=index,
                 name=step.name,
                 agent=step.agent,
@@ -367,23 +659,20 @@ class TaskWorkflow:
         )
 
 
-def _opening_messages(
-    agent: AgentSpec, inp: TaskWorkflowInput, previous: dict[str, Any] | None
-) -> list[ChatMessage]:
-    system = (
-        f"{agent.instructions}\n\nWhen you give your final answer, reply with only a JSON object "
-        f"that matches this JSON schema:\n{json.dumps(agent.output_schema, sort_keys=True)}"
-    )
-    user = inp.input_text
-    if inp.input_data:
-        user += "\n\nStructured input:\n" + json.dumps(inp.input_data, sort_keys=True)
-    if previous is not None:
-        user += "\n\nResult of the previous step:\n" + json.dumps(previous, sort_keys=True)
-    return [ChatMessage(role="system", content=system), ChatMessage(role="user", content=user)]
+def _budget_edit(state: CheckpointState, edited: dict[str, Any]) -> ReauthorizeResult:
+    """A budget raise may only change `new_limit_usd`, to a positive amount above the old limit."""
+    if set(edited) != {"new_limit_usd"}:
+        return _refuse("only new_limit_usd can be edited on a budget raise")
+    try:
+        new_limit = Decimal(str(edited["new_limit_usd"]))
+    except ArithmeticError:
+        return _refuse("new_limit_usd must be a number")
+    if not new_limit.is_finite() or new_limit <= Decimal(str(state.args["limit_usd"])):
+        return _refuse(f"new_limit_usd must be above the current limit of {state.args['limit_usd']}")
+    args = {**state.args, "new_limit_usd": str(new_limit)}
+    diff = {"new_limit_usd": {"from": state.args.get("new_limit_usd"), "to": str(new_limit)}}
+    return ReauthorizeResult(ok=True, reason="budget raise edited", args=args, diff=diff, effect="approve")
 
 
-def _reason(err: ActivityError) -> str:
-    cause = err.cause
-    if isinstance(cause, ApplicationError):
-        return cause.message
-    return str(cause or err)
+def _refuse(reason: str) -> ReauthorizeResult:
+    raise ApplicationError(reason, type="EditRefused")

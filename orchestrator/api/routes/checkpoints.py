@@ -1,4 +1,4 @@
-"""/api/checkpoints: the approver's inbox and decisions."""
+"""/api/checkpoints: the approver's inbox, one checkpoint, decisions, reassignment, comments."""
 
 from __future__ import annotations
 
@@ -7,10 +7,18 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from sqlmodel import select
 
-from orchestrator import task_service
-from orchestrator.api.deps import Allowed, Principal, SessionDep, StateDep
-from orchestrator.api.schemas import CheckpointList, CheckpointPublic, DecisionIn
-from orchestrator.models import Checkpoint
+from orchestrator import checkpoint_service as service
+from orchestrator.api.deps import Allowed, CurrentUser, Principal, SessionDep, StateDep, can
+from orchestrator.api.errors import Forbidden
+from orchestrator.api.schemas import (
+    CheckpointDetail,
+    CheckpointList,
+    CheckpointPublic,
+    CommentIn,
+    DecisionIn,
+    ReassignIn,
+)
+from orchestrator.models import Checkpoint, Task
 
 router = APIRouter(prefix="/api/checkpoints", tags=["checkpoints"])
 
@@ -19,17 +27,35 @@ router = APIRouter(prefix="/api/checkpoints", tags=["checkpoints"])
 def list_checkpoints(
     session: SessionDep,
     user: Annotated[Principal, Depends(Allowed("checkpoint", "read"))],
-    status: str | None = Query(None, pattern="^(open|approved|rejected|cancelled)$"),
+    status: str | None = Query(None, pattern="^(open|approved|rejected|changes_requested|cancelled)$"),
+    mine: bool = Query(False, description="only checkpoints I may decide (my roles, or named)"),
     limit: int = Query(100, ge=1, le=500),
 ) -> CheckpointList:
     query = select(Checkpoint).where(Checkpoint.tenant_id == user.tenant_id)
     if status:
         query = query.where(Checkpoint.status == status)
+    if mine:
+        query = query.where(*service.inbox_filter(user))
     rows = session.exec(query.order_by(Checkpoint.created_at).limit(limit)).all()  # type: ignore[arg-type]
     return CheckpointList(items=[CheckpointPublic.build(c) for c in rows])
 
 
-@router.post("/{checkpoint_id}/decision", response_model=CheckpointPublic, summary="Approve or reject")
+@router.get(
+    "/{checkpoint_id}", response_model=CheckpointDetail, summary="One checkpoint, with decisions and comments"
+)
+def get_checkpoint(
+    checkpoint_id: str, session: SessionDep, state: StateDep, user: CurrentUser
+) -> CheckpointDetail:
+    cp = service.get_checkpoint(session, user, checkpoint_id)
+    task = session.get(Task, cp.task_id)
+    if not (
+        can(state, user, "checkpoint", "read") or (task is not None and task.requester_id == user.user_id)
+    ):
+        raise Forbidden("Only approvers, admins and the task's requester may see this checkpoint.")
+    return service.detail(session, cp)
+
+
+@router.post("/{checkpoint_id}/decision", response_model=CheckpointPublic, summary="Decide a checkpoint")
 async def decide(
     checkpoint_id: str,
     body: DecisionIn,
@@ -37,7 +63,33 @@ async def decide(
     state: StateDep,
     user: Annotated[Principal, Depends(Allowed("checkpoint", "read"))],
 ) -> CheckpointPublic:
-    """One decision per checkpoint: a second answers 409; the task's requester, or anyone without
-    the approver role, answers 403."""
-    cp = await task_service.decide(session, state, user, checkpoint_id, body.decision, body.comment)
+    """`approve`, `reject`, `approve_with_edits` (with `edited_args`, validated against the tool's
+    argument model and re-authorized; the diff is recorded) or `request_changes` (back to the agent
+    with the comment). A decided checkpoint answers 409; the task's requester, or anyone the
+    checkpoint is not assigned to, 403; refused edits 422."""
+    cp = await service.decide(
+        session, state, user, checkpoint_id, body.decision, body.comment, body.edited_args
+    )
     return CheckpointPublic.build(cp)
+
+
+@router.post("/{checkpoint_id}/reassign", response_model=CheckpointPublic, summary="Reassign (admins)")
+async def reassign(
+    checkpoint_id: str,
+    body: ReassignIn,
+    session: SessionDep,
+    state: StateDep,
+    user: Annotated[Principal, Depends(Allowed("checkpoint", "reassign"))],
+) -> CheckpointPublic:
+    cp = await service.reassign(
+        session, state, user, checkpoint_id, body.assignee_role, body.named_approvers, body.comment
+    )
+    return CheckpointPublic.build(cp)
+
+
+@router.post("/{checkpoint_id}/comments", status_code=201, response_model=CheckpointDetail, summary="Comment")
+def comment(
+    checkpoint_id: str, body: CommentIn, session: SessionDep, state: StateDep, user: CurrentUser
+) -> CheckpointDetail:
+    service.add_comment(session, state, user, checkpoint_id, body.body)
+    return service.detail(session, service.get_checkpoint(session, user, checkpoint_id))

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Response
 from sqlalchemy import func
 from sqlmodel import select
+from starlette.concurrency import run_in_threadpool
 
 from orchestrator import task_service
 from orchestrator.api.deps import Allowed, CurrentUser, Principal, SessionDep, StateDep, can
@@ -43,7 +44,7 @@ async def submit_task(
     if not created:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
-    return TaskPublic.build(task, task_service.cost_of(session, [task.id])[task.id])
+    return await run_in_threadpool(_public, session, task)
 
 
 @router.get("", response_model=TaskList, summary="List tasks")
@@ -96,4 +97,8 @@ def get_task(task_id: str, session: SessionDep, state: StateDep, user: CurrentUs
 @router.post("/{task_id}/cancel", status_code=202, response_model=TaskPublic, summary="Cancel a task")
 async def cancel_task(task_id: str, session: SessionDep, state: StateDep, user: CurrentUser) -> TaskPublic:
     task = await task_service.cancel(session, state, user, task_id)
+    return await run_in_threadpool(_public, session, task)
+
+
+def _public(session: SessionDep, task: Task) -> TaskPublic:
     return TaskPublic.build(task, task_service.cost_of(session, [task.id])[task.id])

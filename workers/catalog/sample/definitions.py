@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from workers.catalog.registry import Catalog, WorkflowDefinition
 from workers.catalog.sample import tools
-from workers.catalog.sample.models import IssueRefundArgs, LookupOrderArgs, RefundDecision, Summary
+from workers.catalog.sample.models import (
+    IssueRefundArgs,
+    LookupOrderArgs,
+    RefundDecision,
+    SendEmailArgs,
+    Summary,
+)
 from workers.domain import StepSpec
 
 REFUND_INSTRUCTIONS = """You are the refunds specialist of a web shop.
@@ -36,12 +42,21 @@ def register(catalog: Catalog) -> None:
         args_model=IssueRefundArgs,
         impl=tools.issue_refund,
     )
+    catalog.add_tool(
+        "send_email",
+        "1",
+        description="Send an e-mail (queued in the outbox). Mail outside the company needs approval.",
+        side_effect="write",
+        args_model=SendEmailArgs,
+        impl=tools.send_email,
+        cost_usd="0.0005",
+    )
     catalog.add_agent(
         name="refund_agent",
         version="1",
         instructions=REFUND_INSTRUCTIONS,
         tier="tier-frontier",
-        tools=["lookup_order@1", "issue_refund@1"],
+        tools=["lookup_order@1", "issue_refund@1", "send_email@1"],
         max_turns=6,
         max_tokens=800,
         output_model=RefundDecision,

@@ -21,6 +21,13 @@ class IssueRefundArgs(BaseModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
+class SendEmailArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)
+    subject: str = Field(min_length=1, max_length=300)
+    body: str = Field(min_length=1, max_length=10000)
+
+
 class RefundDecision(BaseModel):
     model_config = ConfigDict(extra="forbid")
     order_id: str

@@ -15,9 +15,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from orchestrator.db import session_scope
-from orchestrator.models import DemoOrder, RefundLedger
+from orchestrator.models import DemoOrder, EmailOutbox, RefundLedger
 from workers.catalog.registry import ToolContext, ToolFailure
-from workers.catalog.sample.models import IssueRefundArgs, LookupOrderArgs
+from workers.catalog.sample.models import IssueRefundArgs, LookupOrderArgs, SendEmailArgs
 
 
 def _order_view(order: DemoOrder) -> dict[str, Any]:
@@ -121,3 +121,25 @@ async def _sleep_with_heartbeat(ctx: ToolContext, seconds: float) -> None:
         step = min(0.5, seconds - waited)
         await asyncio.sleep(step)
         waited += step
+
+
+async def send_email(args: SendEmailArgs, ctx: ToolContext) -> dict[str, Any]:
+    def run() -> dict[str, Any]:
+        with session_scope(ctx.engine) as session:
+            queued = session.exec(
+                select(EmailOutbox).where(EmailOutbox.idempotency_key == ctx.idempotency_key)
+            ).first()
+            if queued is None:
+                queued = EmailOutbox(
+                    tenant_id=ctx.tenant_id,
+                    idempotency_key=ctx.idempotency_key,
+                    task_id=ctx.task_id,
+                    to=args.to,
+                    subject=args.subject,
+                    body=args.body,
+                )
+                session.add(queued)
+                session.flush()
+            return {"email_id": queued.id, "to": queued.to, "status": "queued"}
+
+    return await asyncio.to_thread(run)

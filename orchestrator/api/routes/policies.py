@@ -1,0 +1,186 @@
+"""/api/policies: the tool policy in force (rules, approval settings, version) and explain."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from orchestrator.api.deps import Allowed, Principal, SessionDep, StateDep
+from orchestrator.api.errors import ApiError, Forbidden
+from orchestrator.models import Tenant
+from orchestrator.policy import ApprovalRule, PolicyRule, ToolFacts
+from workers.catalog.registry import CatalogError
+
+router = APIRouter(prefix="/api", tags=["policies"])
+
+
+class EscalationPublic(BaseModel):
+    after_seconds: int
+    add_roles: list[str]
+    action: str
+
+
+class ApprovalPublic(BaseModel):
+    rule_id: str  # the approvals.yaml entry in force: the rule's own, or "default"
+    assignee_role: str
+    approvers_required: int
+    named_approvers: list[str]
+    sla: list[EscalationPublic]
+    summary: str
+
+
+class RulePublic(BaseModel):
+    id: str
+    line: int
+    tenant: str
+    agent: str
+    tool: str
+    condition: str
+    effect: str
+    guard: bool  # an approve rule for any agent/tool: raises an allow to approve, never grants
+    approval: ApprovalPublic | None = None
+
+
+class PoliciesPublic(BaseModel):
+    version: str
+    rules: list[RulePublic]
+    default_approval: ApprovalPublic
+
+
+class ExplainRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tenant: str | None = Field(None, description="Defaults to your tenant; another tenant is refused.")
+    agent: str = Field(min_length=1, max_length=200)
+    tool: str = Field(min_length=1, max_length=200)
+    args: dict[str, Any] = Field(default_factory=dict)
+    facts: dict[str, Any] | None = Field(
+        None,
+        description="ToolFacts; a missing side_effect comes from the catalog, a missing tenant_domain "
+        "from the tenant, anything else missing takes its strictest value.",
+    )
+
+
+class RuleConsidered(BaseModel):
+    id: str
+    line: int
+    tenant: str
+    agent: str
+    tool: str
+    condition: str
+    effect: str
+    guard: bool
+    matched: bool
+    error: str | None = None
+
+
+class ExplainPublic(BaseModel):
+    decision: str
+    rule_id: str
+    rule: str
+    reason: str
+    policy_version: str
+    approval: ApprovalPublic | None
+    facts: dict[str, Any]
+    considered: list[RuleConsidered]
+
+
+def approval_public(rule: ApprovalRule | None) -> ApprovalPublic | None:
+    if rule is None:
+        return None
+    return ApprovalPublic(
+        rule_id=rule.rule_id,
+        assignee_role=rule.assignee_role,
+        approvers_required=rule.approvers_required,
+        named_approvers=list(rule.named_approvers),
+        sla=[
+            EscalationPublic(after_seconds=e.after_seconds, add_roles=list(e.add_roles), action=e.action)
+            for e in rule.sla
+        ],
+        summary=rule.describe(),
+    )
+
+
+def _rule_public(rule: PolicyRule, approval: ApprovalRule | None) -> RulePublic:
+    return RulePublic(
+        id=rule.rule_id,
+        line=rule.line,
+        tenant=rule.tenant,
+        agent=rule.agent,
+        tool=rule.tool,
+        condition=rule.condition,
+        effect=rule.effect,
+        guard=rule.guard,
+        approval=approval_public(approval),
+    )
+
+
+@router.get("/policies", response_model=PoliciesPublic, summary="The tool policy in force")
+def get_policies(
+    state: StateDep, _: Annotated[Principal, Depends(Allowed("policy", "read"))]
+) -> PoliciesPublic:
+    view = state.policy.view()
+    return PoliciesPublic(
+        version=view.version,
+        rules=[_rule_public(r, view.approvals.get(r.rule_id)) for r in view.rules],
+        default_approval=approval_public(view.default_approval),  # type: ignore[arg-type]
+    )
+
+
+def _facts(state: StateDep, session: SessionDep, tenant_id: str, body: ExplainRequest) -> ToolFacts:
+    given = dict(body.facts or {})
+    if "side_effect" not in given:
+        try:
+            given["side_effect"] = state.catalog.tool(body.tool).spec.side_effect
+        except CatalogError:
+            pass  # an unknown tool: the strictest side effect
+    if "tenant_domain" not in given:
+        tenant = session.get(Tenant, tenant_id)
+        given["tenant_domain"] = tenant.domain if tenant is not None else ""
+    try:
+        return ToolFacts.model_validate(given)
+    except ValidationError as exc:
+        detail = "; ".join(f"facts.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ApiError(detail, title="Invalid facts") from exc
+
+
+@router.post("/policies/explain", response_model=ExplainPublic, summary="Explain a tool decision")
+def explain(
+    body: ExplainRequest,
+    state: StateDep,
+    session: SessionDep,
+    user: Annotated[Principal, Depends(Allowed("policy", "explain"))],
+) -> ExplainPublic:
+    tenant_id = body.tenant or user.tenant_id
+    if tenant_id != user.tenant_id:
+        raise Forbidden(f"You can only explain decisions in your own tenant ({user.tenant_id}).")
+    facts = _facts(state, session, tenant_id, body)
+    result = state.policy.explain(
+        tenant_id=tenant_id, agent=body.agent, tool=body.tool, args=body.args, facts=facts
+    )
+    d = result.decision
+    return ExplainPublic(
+        decision=d.effect,
+        rule_id=d.rule_id,
+        rule=d.rule,
+        reason=d.reason,
+        policy_version=d.policy_version,
+        approval=approval_public(d.approval),
+        facts=result.facts.model_dump(),
+        considered=[
+            RuleConsidered(
+                id=c.rule.rule_id,
+                line=c.rule.line,
+                tenant=c.rule.tenant,
+                agent=c.rule.agent,
+                tool=c.rule.tool,
+                condition=c.rule.condition,
+                effect=c.rule.effect,
+                guard=c.rule.guard,
+                matched=c.matched,
+                error=c.error or None,
+            )
+            for c in result.checks
+        ],
+    )

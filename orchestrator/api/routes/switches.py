@@ -1,0 +1,184 @@
+"""/api/switches: kill switches for the caller's tenant (admins) and the global one (platform admins).
+
+After a flip, tasks waiting in the switch's reach get the `switches.changed` signal (best effort,
+after the response), so a paused task resumes, or stops, at once instead of at its next recheck.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Query
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlmodel import Session, col, select
+
+from orchestrator.api.deps import Allowed, Principal, StateDep, can
+from orchestrator.api.errors import ApiError, Forbidden, ServiceUnavailable
+from orchestrator.models import KillSwitch, KillSwitchEvent, Task
+from orchestrator.switches import SwitchError, SwitchService
+from workers.domain import SWITCHES_CHANGED_SIGNAL
+
+log = logging.getLogger(__name__)
+WAKE_AT_MOST = 5000  # waiting tasks signalled per flip; the rest see the flip at their own recheck
+
+router = APIRouter(prefix="/api/switches", tags=["switches"])
+
+
+class Unprocessable(ApiError):
+    status, title = 422, "Invalid request"
+
+
+class SwitchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    scope: Literal["global", "tenant", "agent", "tool"]
+    subject: str = Field("", max_length=120, description="agent or tool name; empty for tenant and global")
+    active: bool
+    mode: Literal["pause", "stop"] | None = Field(
+        None, description="pause: running tasks wait at their next step; stop: they end. Default stop."
+    )
+    reason: str = Field("", max_length=2000, description="required when turning a switch on")
+
+
+def _utc(at: datetime) -> datetime:
+    """SQLite hands back naive UTC; answer with an explicit zone on both databases."""
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+class SwitchPublic(BaseModel):
+    scope: str
+    tenant_id: str
+    subject: str
+    mode: str
+    active: bool
+    reason: str
+    flipped_by: str
+    flipped_at: datetime
+
+    _zone = field_validator("flipped_at")(_utc)
+
+    @classmethod
+    def build(cls, row: KillSwitch) -> SwitchPublic:
+        return cls.model_validate(row, from_attributes=True)
+
+
+class SwitchEventPublic(BaseModel):
+    id: int
+    scope: str
+    tenant_id: str
+    subject: str
+    mode: str
+    active: bool
+    reason: str
+    flipped_by: str
+    at: datetime
+
+    _zone = field_validator("at")(_utc)
+
+    @classmethod
+    def build(cls, row: KillSwitchEvent) -> SwitchEventPublic:
+        return cls.model_validate(row, from_attributes=True)
+
+
+class SwitchList(BaseModel):
+    items: list[SwitchPublic]
+
+
+class SwitchEventList(BaseModel):
+    items: list[SwitchEventPublic]
+
+
+def get_switches(state: StateDep) -> SwitchService:
+    switches = getattr(state, "switches", None)
+    if switches is None:
+        raise ServiceUnavailable("Kill switches are not configured in this process.")
+    return switches  # type: ignore[no-any-return]
+
+
+SwitchesDep = Annotated[SwitchService, Depends(get_switches)]
+Reader = Annotated[Principal, Depends(Allowed("switch", "read"))]
+
+
+@router.get("", response_model=SwitchList, summary="Kill switches of my tenant and the global one")
+def list_switches(switches: SwitchesDep, user: Reader) -> SwitchList:
+    return SwitchList(items=[SwitchPublic.build(s) for s in switches.list(user.tenant_id)])
+
+
+@router.get("/history", response_model=SwitchEventList, summary="Every flip, newest first")
+def switch_history(
+    switches: SwitchesDep, user: Reader, limit: int = Query(100, ge=1, le=1000)
+) -> SwitchEventList:
+    return SwitchEventList(
+        items=[SwitchEventPublic.build(e) for e in switches.history(user.tenant_id, limit)]
+    )
+
+
+@router.post("", response_model=SwitchPublic, summary="Turn a kill switch on or off")
+async def flip_switch(
+    body: SwitchIn, switches: SwitchesDep, state: StateDep, user: Reader, background: BackgroundTasks
+) -> SwitchPublic:
+    """Tenant, agent and tool switches apply to the caller's tenant and need `switch:flip`; the
+    global switch needs `switch:flip_global`. Running tasks pause or stop at their next step.
+
+    Callers who may not even read switches are refused (403) before their body is looked at."""
+    act = "flip_global" if body.scope == "global" else "flip"
+    if not can(state, user, "switch", act):
+        raise Forbidden(f"Your roles ({', '.join(user.roles) or 'none'}) do not allow switch:{act}.")
+    tenant_id = "" if body.scope == "global" else user.tenant_id
+    try:
+        row = await run_in_threadpool(
+            lambda: switches.flip(
+                scope=body.scope,
+                tenant_id=tenant_id,
+                subject=body.subject,
+                active=body.active,
+                mode=body.mode,
+                reason=body.reason,
+                actor=user.user_id,
+            )
+        )
+    except SwitchError as exc:
+        raise Unprocessable(str(exc)) from exc
+    background.add_task(wake_waiting_tasks, state, tenant_id or None)
+    return SwitchPublic.build(row)
+
+
+async def wake_waiting_tasks(state: Any, tenant_id: str | None) -> int:
+    """Signal `switches.changed` to the waiting tasks of a tenant (None: of every tenant).
+
+    Best effort: a task that misses it re-checks the switches on its own timer. Returns how many
+    signals were delivered."""
+    connect = getattr(state, "temporal_client", None)
+    if connect is None:
+        return 0
+
+    def waiting() -> list[str]:
+        with Session(state.engine) as session:
+            query = select(Task.id).where(Task.status == "waiting")
+            if tenant_id is not None:
+                query = query.where(Task.tenant_id == tenant_id)
+            return list(session.exec(query.order_by(col(Task.updated_at)).limit(WAKE_AT_MOST)).all())
+
+    try:
+        task_ids = await run_in_threadpool(waiting)
+        if not task_ids:
+            return 0
+        client = await connect()
+    except Exception as exc:
+        log.warning("switch flipped; waiting tasks not signalled (%s), they re-check on their own", exc)
+        return 0
+    gate = asyncio.Semaphore(20)
+
+    async def signal(task_id: str) -> bool:
+        async with gate:
+            try:
+                await client.get_workflow_handle(f"task-{task_id}").signal(SWITCHES_CHANGED_SIGNAL)
+                return True
+            except Exception:  # ended meanwhile, or Temporal went away: the recheck covers it
+                return False
+
+    return sum(await asyncio.gather(*(signal(t) for t in task_ids)))

@@ -1,0 +1,67 @@
+"""Budget and kill-switch activities: before every model call, one round trip checks the switches
+and reserves the call's worst case on every budget that applies."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+from temporalio import activity
+
+from orchestrator.budgets import BudgetBreach, BudgetService, estimate_worst_case
+from orchestrator.models import utcnow
+from orchestrator.pricing import PriceTable
+from orchestrator.switches import SwitchService
+from workers.activities.governance import switch_info
+from workers.domain import Ack, BudgetBreachInfo, RaiseBudgetInput, ReserveInput, ReserveResult
+
+
+def breach_info(breach: BudgetBreach) -> BudgetBreachInfo:
+    return BudgetBreachInfo(
+        scope=breach.scope,
+        subject=breach.subject,
+        counter_id=breach.counter_id,
+        limit_usd=str(breach.limit_usd),
+        spent_usd=str(breach.spent_usd),
+        reserved_usd=str(breach.reserved_usd),
+        requested_usd=str(breach.requested_usd),
+        on_breach=breach.on_breach,  # type: ignore[arg-type]
+        message=breach.message,
+    )
+
+
+class BudgetActivities:
+    def __init__(self, budgets: BudgetService, switches: SwitchService, prices: PriceTable) -> None:
+        self._budgets = budgets
+        self._switches = switches
+        self._prices = prices
+
+    @activity.defn(name="budget.reserve")
+    async def reserve(self, inp: ReserveInput) -> ReserveResult:
+        return await asyncio.to_thread(self._reserve, inp)
+
+    def _reserve(self, inp: ReserveInput) -> ReserveResult:
+        hit = self._switches.check(tenant_id=inp.tenant_id, agent=inp.agent)
+        if hit is not None:
+            return ReserveResult(ok=False, switch=switch_info(hit))
+        amount = estimate_worst_case(self._prices, inp.tier, inp.prompt_chars, inp.max_tokens)
+        outcome = self._budgets.reserve(
+            reservation_id=inp.reservation_id,
+            tenant_id=inp.tenant_id,
+            task_id=inp.task_id,
+            step=inp.step,
+            agent=inp.agent,
+            step_limit_usd=Decimal(inp.step_limit_usd) if inp.step_limit_usd else None,
+            amount=amount,
+            month=utcnow().strftime("%Y-%m"),
+        )
+        if isinstance(outcome, BudgetBreach):
+            return ReserveResult(ok=False, amount_usd=str(amount), breach=breach_info(outcome))
+        return ReserveResult(ok=True, amount_usd=str(amount))
+
+    @activity.defn(name="budget.raise")
+    async def raise_limit(self, inp: RaiseBudgetInput) -> Ack:
+        await asyncio.to_thread(
+            self._budgets.raise_limit, inp.counter_id, Decimal(inp.new_limit_usd), inp.actor_id
+        )
+        return Ack()
