@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import or_
 from sqlmodel import Session, select
 from starlette.concurrency import run_in_threadpool
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -105,7 +105,7 @@ async def decide(
         comment=comment,
         edited_args=edited_args,
     )
-    await _update(state, cp, DECIDE_UPDATE_NAME, req)
+    await _update(session, state, cp, DECIDE_UPDATE_NAME, req)
     return await run_in_threadpool(_reload, session, cp.id)
 
 
@@ -164,7 +164,7 @@ async def reassign(
         named_approvers=user_ids,
         comment=comment,
     )
-    await _update(state, cp, REASSIGN_UPDATE_NAME, req)
+    await _update(session, state, cp, REASSIGN_UPDATE_NAME, req)
     return await run_in_threadpool(_reload, session, cp.id)
 
 
@@ -225,7 +225,7 @@ def _members(session: Session, tenant_id: str, refs: list[str]) -> list[str]:
     return ids
 
 
-async def _update(state: AppState, cp: Checkpoint, name: str, req: Any) -> None:
+async def _update(session: Session, state: AppState, cp: Checkpoint, name: str, req: Any) -> None:
     client = await state.temporal_client()
     try:
         await client.get_workflow_handle(f"task-{cp.task_id}").execute_update(
@@ -233,9 +233,13 @@ async def _update(state: AppState, cp: Checkpoint, name: str, req: Any) -> None:
         )
     except WorkflowUpdateFailedError as exc:
         raise _update_refusal(exc) from exc
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            raise Conflict(f"Task {cp.task_id} is no longer running; the checkpoint cannot change.") from exc
+    except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
+        # The task may have ended meanwhile (a competing decision finished it, which aborts the
+        # updates still queued): then this is a conflict with that decision, not an outage.
+        now = await run_in_threadpool(_reload, session, cp.id)
+        if now.status != "open" or (isinstance(exc, RPCError) and exc.status == RPCStatusCode.NOT_FOUND):
+            by = f" by {now.decided_by}" if now.decided_by else ""
+            raise Conflict(f"Checkpoint {cp.id} is already {now.status}{by}; the task moved on.") from exc
         raise ServiceUnavailable(f"Could not reach Temporal: {exc}") from exc
 
 

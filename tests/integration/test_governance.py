@@ -27,7 +27,7 @@ async def refund_waiting(
     return task, cp, order
 
 
-async def test_approve_with_edits_runs_the_edited_arguments(stack: Any) -> None:
+async def test_approve_with_edits_runs_the_edited_arguments(stack: Any, record_history: Any) -> None:
     task, cp, order = await refund_waiting(stack, "300")
     edited = {**cp["args"], "amount": "250.00"}
     r = await stack.api.post(
@@ -45,6 +45,7 @@ async def test_approve_with_edits_runs_the_edited_arguments(stack: Any) -> None:
     refund = next(t for t in done["tool_calls"] if t["tool"] == "issue_refund")
     assert refund["args"]["amount"] == "250.00" and refund["status"] == "succeeded"
     assert refund["args_digest"] == body["args_digest"] != cp["args_digest"]
+    await record_history(task["id"], "approved_with_edits")
 
 
 async def test_edits_beyond_policy_or_invalid_are_refused_and_nothing_changes(stack: Any) -> None:
@@ -87,7 +88,7 @@ async def test_request_changes_goes_back_to_the_agent(stack: Any) -> None:
     assert refund["status"] == "changes_requested"
 
 
-async def test_large_refund_needs_two_distinct_approvers(stack: Any) -> None:
+async def test_large_refund_needs_two_distinct_approvers(stack: Any, record_history: Any) -> None:
     task, cp, order = await refund_waiting(stack, "700")
     assert cp["approvers_required"] == 2
     first = await stack.decide(cp["id"], "approve")
@@ -104,6 +105,7 @@ async def test_large_refund_needs_two_distinct_approvers(stack: Any) -> None:
         stack.db.user_ids["avery"],
         stack.db.user_ids["blake"],
     ]
+    await record_history(task["id"], "two_approvers")
 
 
 async def test_hundred_concurrent_decisions_one_wins(stack: Any) -> None:

@@ -66,6 +66,8 @@ class WorkflowDefinition:
     data_classification: str = "internal"
     input_schema: dict[str, Any] = field(default_factory=dict)
     examples: list[str] = field(default_factory=list)
+    max_task_turns: int = 24
+    default_budget_usd: str | None = None
 
 
 @dataclass
@@ -165,6 +167,8 @@ class Catalog:
             steps=wf.steps,
             agents=agents,
             tools=tools,
+            max_task_turns=wf.max_task_turns,
+            default_budget_usd=wf.default_budget_usd,
         )
 
 
