@@ -24,13 +24,16 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
+from orchestrator.db import make_engine, session_scope
 from orchestrator.devstack.processes import ManagedProcess, free_port
+from orchestrator.models import DemoOrder
 from orchestrator.seed import prepare_database
 from orchestrator.settings import PROJECT_ROOT, Settings
 
@@ -49,13 +52,36 @@ def _ts(event) -> float:  # type: ignore[no-untyped-def]
     return event.event_time.ToDatetime().timestamp()
 
 
-async def one_run(api: httpx.AsyncClient, temporal: Client, tokens: dict[str, str], n: int) -> Run:
+def new_order(settings: Settings, n: int) -> str:
+    """A fresh demo order per run, so every run refunds for real (none hits 'already refunded')."""
+    order_id = f"ORD-{900000 + n}"
+    engine = make_engine(settings.effective_database_url)
+    with session_scope(engine) as session:
+        session.add(
+            DemoOrder(
+                id=order_id,
+                tenant_id="acme",
+                customer="Bench",
+                email="bench@example.com",
+                amount=Decimal("400.00"),
+                currency="EUR",
+                status="delivered",
+            )
+        )
+    engine.dispose()
+    return order_id
+
+
+async def one_run(api: httpx.AsyncClient, temporal: Client, tokens: dict[str, str], order_id: str) -> Run:
     requester = {"Authorization": f"Bearer {tokens['riley']}"}
     approver = {"Authorization": f"Bearer {tokens['avery']}"}
     sent = time.time()
     r = await api.post(
         "/api/tasks",
-        json={"workflow": "refund_request", "input": f"Order ORD-1005: refund 150 EUR, bench run {n}."},
+        json={
+            "workflow": "refund_request",
+            "input": f"Order {order_id}: refund 150 EUR, the parcel was lost.",
+        },
         headers=requester,
     )
     r.raise_for_status()
@@ -66,12 +92,14 @@ async def one_run(api: httpx.AsyncClient, temporal: Client, tokens: dict[str, st
         if mine:
             break
         await asyncio.sleep(0.01)
-    d = await api.post(f"/api/checkpoints/{mine[0]['id']}/decision", json={"decision": "approve"}, headers=approver)
+    d = await api.post(
+        f"/api/checkpoints/{mine[0]['id']}/decision", json={"decision": "approve"}, headers=approver
+    )
     d.raise_for_status()
     handle = temporal.get_workflow_handle(f"task-{task_id}")
     await handle.result()
     task = (await api.get(f"/api/tasks/{task_id}", headers=requester)).json()
-    assert task["status"] == "completed", task
+    assert task["status"] == "completed" and task["output"]["action"] == "refunded", task
     history = await handle.fetch_history()
 
     events = history.events
@@ -147,15 +175,21 @@ async def main(runs: int) -> None:
             tokens = {email.split("@")[0]: token for email, token in info.tokens}
             temporal = await Client.connect(settings.temporal_address)
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.api_port}", timeout=60) as api:
-                await one_run(api, temporal, tokens, 0)  # warm-up (first LiteLLM call is slow)
-                results = [await one_run(api, temporal, tokens, i) for i in range(1, runs + 1)]
+                await one_run(
+                    api, temporal, tokens, new_order(settings, 0)
+                )  # warm-up: LiteLLM's first call is slow
+                results = [
+                    await one_run(api, temporal, tokens, new_order(settings, i)) for i in range(1, runs + 1)
+                ]
         finally:
             proc.stop()
     totals = [r.total - r.approval for r in results]
     print(f"refund workflow, {runs} runs (3 model calls, 2 tools, 1 checkpoint approved by the bench):")
     print(f"  end to end incl. approval wait  p50 {p50([r.total for r in results]):7.1f} ms")
-    print(f"  end to end excl. approval wait  p50 {p50(totals):7.1f} ms   "
-          f"min {min(totals) * 1000:.1f}  max {max(totals) * 1000:.1f}")
+    print(
+        f"  end to end excl. approval wait  p50 {p50(totals):7.1f} ms   "
+        f"min {min(totals) * 1000:.1f}  max {max(totals) * 1000:.1f}"
+    )
     for label, attr in [
         ("router (LiteLLM + demo model)", "router"),
         ("activities (db, policy, tools)", "activities"),

@@ -2,7 +2,7 @@
 
 Every command talks to the Frontdesk API over HTTP with a bearer token: `--token`, else the file
 `<state_dir>/cli-token` that `frontdesk dev` writes. The token is never printed. Exit codes: 0 ok,
-1 the API refused or could not be reached, 2 bad usage (no token, bad `--data`).
+1 the API refused or could not be reached, 2 bad usage (no token, bad `--data`, `--edit` or `--budget`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -86,10 +87,14 @@ class ApiClient:
         except ValueError as exc:
             raise CliError(f"the API at {self.base_url} answered {method} {path} with non-JSON") from exc
 
-    def submit_task(self, workflow: str, text: str, data: dict | None, key: str | None) -> httpx.Response:
+    def submit_task(
+        self, workflow: str, text: str, data: dict | None, key: str | None, budget: Decimal | None = None
+    ) -> httpx.Response:
         body: dict[str, Any] = {"workflow": workflow, "input": text}
         if data is not None:
             body["data"] = data
+        if budget is not None:
+            body["budget_usd"] = str(budget)
         headers = {"Idempotency-Key": key} if key else {}
         return self.request("POST", "/api/tasks", json=body, headers=headers)
 
@@ -105,12 +110,40 @@ class ApiClient:
     def cancel_task(self, task_id: str) -> dict:
         return self.json("POST", f"/api/tasks/{quote(task_id, safe='')}/cancel")
 
-    def list_checkpoints(self, status: str | None) -> dict:
-        return self.json("GET", "/api/checkpoints", params={"status": status} if status else {})
+    def list_checkpoints(self, status: str | None, mine: bool = False) -> dict:
+        params: dict[str, Any] = {"status": status} if status else {}
+        if mine:
+            params["mine"] = "true"
+        return self.json("GET", "/api/checkpoints", params=params)
 
-    def decide(self, checkpoint_id: str, decision: str, comment: str) -> dict:
-        body = {"decision": decision, "comment": comment}
-        return self.json("POST", f"/api/checkpoints/{quote(checkpoint_id, safe='')}/decision", json=body)
+    def get_checkpoint(self, checkpoint_id: str) -> dict:
+        return self.json("GET", _checkpoint_path(checkpoint_id))
+
+    def decide(
+        self, checkpoint_id: str, decision: str, comment: str, edited_args: dict | None = None
+    ) -> dict:
+        body: dict[str, Any] = {"decision": decision, "comment": comment}
+        if edited_args is not None:
+            body["edited_args"] = edited_args
+        return self.json("POST", _checkpoint_path(checkpoint_id, "decision"), json=body)
+
+    def reassign(
+        self, checkpoint_id: str, role: str | None, approvers: list[str] | None, comment: str
+    ) -> dict:
+        body: dict[str, Any] = {"comment": comment}
+        if role is not None:
+            body["assignee_role"] = role
+        if approvers is not None:
+            body["named_approvers"] = approvers
+        return self.json("POST", _checkpoint_path(checkpoint_id, "reassign"), json=body)
+
+    def add_comment(self, checkpoint_id: str, text: str) -> dict:
+        return self.json("POST", _checkpoint_path(checkpoint_id, "comments"), json={"body": text})
+
+
+def _checkpoint_path(checkpoint_id: str, action: str = "") -> str:
+    path = f"/api/checkpoints/{quote(checkpoint_id, safe='')}"
+    return f"{path}/{action}" if action else path
 
 
 def build_client(url: str, token: str) -> ApiClient:
@@ -185,7 +218,11 @@ TASK_LIST_COLUMNS = _columns(
     "ID=id WORKFLOW=workflow STATUS=status OUTCOME=outcome COST=cost CREATED=created_at ENDED=ended_at"
 )
 CHECKPOINT_COLUMNS = _columns(
-    "ID=id TASK=task_id TOOL=tool STATUS=status RULE=rule REQUESTER=requester_id CREATED=created_at ARGS=args"
+    "ID=id TASK=task_id TOOL=tool STATUS=status KIND=kind RULE=rule DUE=due_at REQUESTER=requester_id "
+    "CREATED=created_at ARGS=args"
+)
+DECISION_COLUMNS = _columns(
+    "WHEN=created_at BY=decider_id DECISION=decision ROUND=round COMMENT=comment EDITED=edited_args"
 )
 TASK_SECTIONS = [
     ("Steps", "steps", STEP_COLUMNS),
@@ -234,19 +271,124 @@ def _print_task_detail(task: dict) -> None:
         print(output if isinstance(output, str) else json.dumps(output, indent=2, ensure_ascii=False))
 
 
+def _duration(seconds: Any) -> str:
+    if not isinstance(seconds, int) or seconds <= 0:
+        return f"{seconds} s"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _sla_step(step: Any) -> str:
+    """One SLA escalation step, e.g. `after 1h: escalate (+admin)` or `after 1d: auto_reject`."""
+    if not isinstance(step, dict):
+        return _cell(step, 100)
+    roles = ", ".join(f"+{role}" for role in step.get("add_roles") or [])
+    action = step.get("action") or "escalate"
+    return f"after {_duration(step.get('after_seconds'))}: {action}" + (f" ({roles})" if roles else "")
+
+
+def _print_diff(diff: dict, indent: str = "  ") -> None:
+    """An edit diff `{key: {"from": old, "to": new}}` as `key: old -> new` lines."""
+    for key in sorted(diff):
+        change = diff[key] if isinstance(diff[key], dict) else {"to": diff[key]}
+        old, new = (json.dumps(change.get(side), ensure_ascii=False) for side in ("from", "to"))
+        print(f"{indent}{key}: {old} -> {new}")
+
+
+def _print_json_block(value: Any, indent: str = "  ") -> None:
+    for line in json.dumps(value, indent=2, ensure_ascii=False).splitlines():
+        print(indent + line)
+
+
+def _print_checkpoint_detail(cp: dict) -> None:
+    print(f"Checkpoint {cp.get('id')}  {cp.get('kind') or 'checkpoint'}  {cp.get('status')}")
+    for label, value in [
+        ("task", cp.get("task_id")),
+        ("requester", cp.get("requester_id")),
+        ("created", _when(cp.get("created_at"))),
+    ]:
+        if value:
+            print(f"  {label:<10} {value}")
+
+    print(f"\nTool call\n  {cp.get('tool')}")
+    _print_json_block(cp.get("args") or {}, indent="  ")
+    if cp.get("edited_args") is not None:
+        print("  edited to")
+        _print_json_block(cp["edited_args"], indent="  ")
+    if cp.get("edit_diff"):
+        print("  changes")
+        _print_diff(cp["edit_diff"], indent="    ")
+
+    print("\nWhy")
+    rule = cp.get("rule") or "-"
+    for label, value in [
+        ("reason", cp.get("reason")),
+        ("rule", f"{rule} ({cp['rule_id']})" if cp.get("rule_id") else rule),
+        ("policy", cp.get("policy_version")),
+    ]:
+        if value:
+            print(f"  {label:<10} {value}")
+
+    print("\nWho may decide")
+    roles = [cp.get("assignee_role"), *(cp.get("extra_roles") or [])]
+    required = cp.get("approvers_required") or 1
+    level = cp.get("escalation_level") or 0
+    due = _when(cp.get("due_at")) if cp.get("due_at") else "no deadline"
+    for label, value in [
+        ("roles", ", ".join(r for r in roles if r)),
+        ("named", ", ".join(cp.get("named_approvers") or [])),
+        ("required", f"{required} approval(s)"),
+        ("due", due + (f" (escalation level {level})" if level else "")),
+        ("sla", "; ".join(_sla_step(step) for step in cp.get("sla") or [])),
+    ]:
+        if value:
+            print(f"  {label:<10} {value}")
+    if cp.get("decided_by") or cp.get("decided_at"):
+        print(f"  {'decided':<10} by {cp.get('decided_by') or '-'} at {_when(cp.get('decided_at'))}")
+        if cp.get("comment"):
+            print(f"  {'comment':<10} {cp['comment']}")
+
+    if cp.get("decisions"):
+        print("\nDecisions")
+        _table(DECISION_COLUMNS, cp["decisions"], indent="  ")
+    if cp.get("comments"):
+        print("\nComments")
+        for note in cp["comments"]:
+            text = str(note.get("body", "")).replace("\n", "\n    ")
+            print(f"  {_when(note.get('created_at'))}  {note.get('author_id')}: {text}")
+
+
 # --- commands -------------------------------------------------------------------------------------
 
 
-def _parse_data(raw: str | None) -> dict | None:
+def _parse_object(raw: str | None, flag: str) -> dict | None:
     if raw is None:
         return None
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise CliError(f"--data is not valid JSON: {exc.msg}", code=2) from exc
+        raise CliError(f"{flag} is not valid JSON: {exc.msg}", code=2) from exc
     if not isinstance(data, dict):
-        raise CliError("--data must be a JSON object", code=2)
+        raise CliError(f"{flag} must be a JSON object", code=2)
     return data
+
+
+def _parse_data(raw: str | None) -> dict | None:
+    return _parse_object(raw, "--data")
+
+
+def _parse_budget(raw: str | None) -> Decimal | None:
+    if raw is None:
+        return None
+    try:
+        budget = Decimal(raw.strip().lstrip("$"))
+    except InvalidOperation:
+        budget = None
+    if budget is None or not budget.is_finite() or budget <= 0:
+        raise CliError(f"--budget must be a positive USD amount such as 5 or 0.50, got {raw!r}", code=2)
+    return budget
 
 
 def _wait(api: ApiClient, task: dict, timeout: float, progress: Callable[[str], None]) -> dict:
@@ -269,10 +411,11 @@ def _wait(api: ApiClient, task: dict, timeout: float, progress: Callable[[str], 
 def task_submit(args: argparse.Namespace) -> int:
     text = sys.stdin.read().strip() if args.text == "-" else args.text
     data = _parse_data(args.data)
+    budget = _parse_budget(args.budget)
     # Progress goes to stderr with --json, so stdout stays one JSON document.
     say = (lambda line: print(line, file=sys.stderr)) if args.json else print
     with _connect(args) as api:
-        response = api.submit_task(args.workflow, text, data, args.idempotency_key)
+        response = api.submit_task(args.workflow, text, data, args.idempotency_key, budget)
         task = response.json()
         replay = " (idempotent replay: existing task)" if response.status_code == 200 else ""
         say(f"submitted {task['id']}{replay}")
@@ -328,22 +471,78 @@ def checkpoint_list(args: argparse.Namespace) -> int:
         if page.get("items"):
             _table(CHECKPOINT_COLUMNS, page["items"])
         else:
-            print(f"no {args.status} checkpoints" if args.status else "no checkpoints")
+            empty = f"no {args.status} checkpoints" if args.status else "no checkpoints"
+            print(empty + (" for you to decide" if args.mine else ""))
 
     with _connect(args) as api:
-        _output(args, api.list_checkpoints(args.status), human)
+        _output(args, api.list_checkpoints(args.status, args.mine), human)
     return 0
 
 
-def checkpoint_decide(args: argparse.Namespace) -> int:
-    """`approve` and `reject`: the parser sets `args.decision`."""
+def checkpoint_show(args: argparse.Namespace) -> int:
     with _connect(args) as api:
-        checkpoint = api.decide(args.id, args.decision, args.comment)
-    verb = "approved" if args.decision == "approve" else "rejected"
-    print(
-        f"{verb} {checkpoint.get('id', args.id)}: {checkpoint.get('tool')} on task "
-        f"{checkpoint.get('task_id')} (status: {checkpoint.get('status')})"
+        _output(args, api.get_checkpoint(args.id), _print_checkpoint_detail)
+    return 0
+
+
+DECISION_VERBS = {
+    "approve": "approved",
+    "approve_with_edits": "approved with edits",
+    "reject": "rejected",
+    "request_changes": "changes requested on",
+}
+
+
+def checkpoint_decide(args: argparse.Namespace) -> int:
+    """`approve`, `reject` and `request-changes`: the parser sets `args.decision`; `approve --edit`
+    becomes `approve_with_edits`."""
+    decision = args.decision
+    edited_args = _parse_object(getattr(args, "edit", None), "--edit")
+    if edited_args is not None:
+        decision = "approve_with_edits"
+    if decision == "request_changes" and not args.comment.strip():
+        raise CliError("request-changes needs a --comment telling the agent what to change", code=2)
+    with _connect(args) as api:
+        checkpoint = api.decide(args.id, decision, args.comment, edited_args)
+    status = checkpoint.get("status")
+    what = (
+        f"{checkpoint.get('id', args.id)}: {checkpoint.get('tool')} on task {checkpoint.get('task_id')} "
+        f"(status: {status})"
     )
+    if decision.startswith("approve") and status == "open":
+        required = checkpoint.get("approvers_required")
+        needs = f"; {required} approvals required" if isinstance(required, int) and required > 1 else ""
+        print(f"approval recorded; waiting for another approver{needs}")
+        print(f"  {what}")
+    else:
+        print(f"{DECISION_VERBS[decision]} {what}")
+    if checkpoint.get("edit_diff"):
+        print("edits applied:")
+        _print_diff(checkpoint["edit_diff"])
+    return 0
+
+
+def checkpoint_reassign(args: argparse.Namespace) -> int:
+    if args.role is None and not args.approvers:
+        raise CliError("reassign needs --role, --approver or both", code=2)
+    with _connect(args) as api:
+        checkpoint = api.reassign(args.id, args.role, args.approvers or None, args.comment)
+    named = ", ".join(checkpoint.get("named_approvers") or []) or "-"
+    print(
+        f"reassigned {checkpoint.get('id', args.id)}: role {checkpoint.get('assignee_role')}, "
+        f"named approvers {named} (status: {checkpoint.get('status')})"
+    )
+    return 0
+
+
+def checkpoint_comment(args: argparse.Namespace) -> int:
+    text = sys.stdin.read().strip() if args.text == "-" else args.text.strip()
+    if not text:
+        raise CliError("the comment is empty", code=2)
+    with _connect(args) as api:
+        checkpoint = api.add_comment(args.id, text)
+    count = len(checkpoint.get("comments") or [])
+    print(f"commented on {checkpoint.get('id', args.id)} ({count} comment(s))")
     return 0
 
 
@@ -388,6 +587,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--idempotency-key", help="resubmitting with the same key returns the existing task")
     p.add_argument("--wait", action="store_true", help="poll until the task ends or waits for a human")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds --wait polls at most (default 120)")
+    p.add_argument("--budget", metavar="USD", help="this task's budget in USD, e.g. 0.50")
     p = _leaf(tasks, "show", task_show, "show a task with its steps, calls and checkpoints", json_flag=True)
     p.add_argument("id")
     p = _leaf(tasks, "list", task_list, "list recent tasks", json_flag=True)
@@ -400,8 +600,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     checkpoints = checkpoints.add_subparsers(dest="checkpoint_command", required=True, metavar="COMMAND")
     p = _leaf(checkpoints, "list", checkpoint_list, "list checkpoints", json_flag=True)
     p.add_argument("--status", default="open", help="checkpoint status (default open)")
-    for decision in ("approve", "reject"):
-        p = _leaf(checkpoints, decision, checkpoint_decide, f"{decision} a checkpoint")
+    p.add_argument("--mine", action="store_true", help="only checkpoints I may decide")
+    p = _leaf(
+        checkpoints, "show", checkpoint_show, "show a checkpoint: the call, why, who decides", json_flag=True
+    )
+    p.add_argument("id")
+    for name, decision, help_text in (
+        ("approve", "approve", "approve a checkpoint, optionally with edited arguments"),
+        ("reject", "reject", "reject a checkpoint"),
+        ("request-changes", "request_changes", "send a checkpoint back to the agent with a comment"),
+    ):
+        p = _leaf(checkpoints, name, checkpoint_decide, help_text)
         p.set_defaults(decision=decision)
         p.add_argument("id")
-        p.add_argument("--comment", default="", help="recorded with the decision")
+        if decision == "request_changes":
+            p.add_argument("--comment", required=True, help="what the agent should change")
+        else:
+            p.add_argument("--comment", default="", help="recorded with the decision")
+        if decision == "approve":
+            p.add_argument("--edit", metavar="JSON", help="run the tool with these arguments (a JSON object)")
+    p = _leaf(checkpoints, "reassign", checkpoint_reassign, "reassign an open checkpoint (admins)")
+    p.add_argument("id")
+    p.add_argument("--role", choices=("approver", "admin"), help="the role that may decide")
+    p.add_argument(
+        "--approver",
+        dest="approvers",
+        action="extend",
+        nargs="+",
+        metavar="EMAIL_OR_ID",
+        help="named approvers (user ids or e-mails); repeatable",
+    )
+    p.add_argument("--comment", default="", help="recorded with the reassignment")
+    p = _leaf(checkpoints, "comment", checkpoint_comment, "comment on a checkpoint")
+    p.add_argument("id")
+    p.add_argument("text", help="the comment; `-` reads it from stdin")

@@ -491,3 +491,346 @@ def test_a_group_without_a_command_is_a_usage_error(cli: Cli) -> None:
 
     assert exit_info.value.code == 2
     assert cli.api.requests == []
+
+
+# --- checkpoint show ------------------------------------------------------------------------------
+
+
+CHECKPOINT_DETAIL = checkpoint(
+    kind="tool_approval",
+    step="resolve",
+    reason="refunds over 25 USD need a second pair of eyes",
+    rule_id="refund_large",
+    assignee_role="approver",
+    extra_roles=["admin"],
+    named_approvers=["bob@example.com"],
+    approvers_required=2,
+    escalation_level=1,
+    due_at="2025-01-02T04:04:06Z",
+    edited_args=None,
+    edit_diff=None,
+    decided_at=None,
+    sla=[
+        {"after_seconds": 3600, "add_roles": ["admin"], "action": "escalate"},
+        {"after_seconds": 86400, "add_roles": [], "action": "auto_reject"},
+    ],
+    decisions=[
+        {
+            "decider_id": "usr_2",
+            "decision": "approve",
+            "round": 1,
+            "comment": "looks right",
+            "edited_args": None,
+            "created_at": "2025-01-02T03:10:00Z",
+        }
+    ],
+    comments=[{"author_id": "usr_1", "body": "customer is waiting", "created_at": "2025-01-02T03:05:00Z"}],
+)
+
+
+def test_checkpoint_show_prints_the_call_why_who_and_history(cli: Cli) -> None:
+    cli.api.on("GET", "/api/checkpoints/chk_1", httpx.Response(200, json=CHECKPOINT_DETAIL))
+
+    result = cli.run("checkpoint", "show", "chk_1")
+
+    assert result.code == 0
+    assert [(r.method, r.url.path) for r in cli.api.requests] == [("GET", "/api/checkpoints/chk_1")]
+    lines = result.out.splitlines()
+    assert lines[0] == "Checkpoint chk_1  tool_approval  open"
+    assert "  task       tsk_1" in lines
+    tool = lines.index("Tool call")
+    assert lines[tool + 1 : tool + 6] == [
+        "  refund.issue",
+        "  {",
+        '    "order_id": "A-1",',
+        '    "amount": 40',
+        "  }",
+    ]
+    assert "  reason     refunds over 25 USD need a second pair of eyes" in lines
+    assert "  rule       approve: refund > 25 (refund_large)" in lines
+    assert "  roles      approver, admin" in lines
+    assert "  named      bob@example.com" in lines
+    assert "  required   2 approval(s)" in lines
+    assert "  due        2025-01-02 04:04:06 (escalation level 1)" in lines
+    assert "  sla        after 1h: escalate (+admin); after 1d: auto_reject" in lines
+    decisions = lines.index("Decisions")
+    assert lines[decisions + 1].split() == ["WHEN", "BY", "DECISION", "ROUND", "COMMENT", "EDITED"]
+    assert lines[decisions + 2].split() == [
+        "2025-01-02",
+        "03:10:00",
+        "usr_2",
+        "approve",
+        "1",
+        "looks",
+        "right",
+        "-",
+    ]
+    assert lines[-2:] == ["Comments", "  2025-01-02 03:05:00  usr_1: customer is waiting"]
+
+
+def test_checkpoint_show_prints_edits_and_the_decision(cli: Cli) -> None:
+    decided = {
+        **CHECKPOINT_DETAIL,
+        "status": "approved",
+        "due_at": None,
+        "escalation_level": 0,
+        "edited_args": {"order_id": "A-1", "amount": 25},
+        "edit_diff": {"amount": {"from": 40, "to": 25}},
+        "decided_by": "usr_3",
+        "decided_at": "2025-01-02T03:20:00Z",
+        "comment": "capped at 25",
+        "decisions": [],
+        "comments": [],
+    }
+    cli.api.on("GET", "/api/checkpoints/chk_1", httpx.Response(200, json=decided))
+
+    result = cli.run("checkpoint", "show", "chk_1")
+
+    assert result.code == 0
+    lines = result.out.splitlines()
+    assert "  edited to" in lines and "  changes" in lines
+    assert "    amount: 40 -> 25" in lines
+    assert "  due        no deadline" in lines
+    assert "  decided    by usr_3 at 2025-01-02 03:20:00" in lines
+    assert "  comment    capped at 25" in lines
+    assert "Decisions" not in lines and "Comments" not in lines
+
+
+def test_checkpoint_show_json_and_path_escaping(cli: Cli) -> None:
+    cli.api.on(
+        "GET", "/api/checkpoints/a/b", httpx.Response(200, json=CHECKPOINT_DETAIL)
+    )  # url.path is decoded
+
+    result = cli.run("checkpoint", "show", "a/b", "--json")
+
+    assert (result.code, json.loads(result.out)) == (0, CHECKPOINT_DETAIL)
+    assert cli.api.requests[0].url.raw_path == b"/api/checkpoints/a%2Fb"
+
+
+# --- checkpoint list --mine -----------------------------------------------------------------------
+
+
+def test_checkpoint_list_mine_and_the_kind_and_due_columns(cli: Cli) -> None:
+    item = checkpoint(kind="tool_approval", due_at="2025-01-02T04:04:06Z")
+    cli.api.on(
+        "GET",
+        "/api/checkpoints",
+        httpx.Response(200, json={"items": [item]}),
+        httpx.Response(200, json={"items": []}),
+    )
+
+    result = cli.run("checkpoint", "list", "--mine")
+    empty = cli.run("checkpoint", "list", "--mine")
+
+    assert dict(cli.api.requests[0].url.params) == {"status": "open", "mine": "true"}
+    header, line = result.out.splitlines()
+    assert header.split() == [
+        "ID", "TASK", "TOOL", "STATUS", "KIND", "RULE", "DUE", "REQUESTER", "CREATED", "ARGS"
+    ]  # fmt: skip
+    assert line.startswith("chk_1  tsk_1  refund.issue  open    tool_approval  approve: refund > 25")
+    assert "2025-01-02 04:04:06" in line
+    assert empty.out == "no open checkpoints for you to decide\n"
+
+
+# --- checkpoint approve --edit / request-changes --------------------------------------------------
+
+
+def test_checkpoint_approve_with_edits_sends_the_object_and_prints_the_diff(cli: Cli) -> None:
+    decided = checkpoint(
+        status="approved",
+        edited_args={"order_id": "A-1", "amount": 25},
+        edit_diff={"amount": {"from": 40, "to": 25}},
+    )
+    cli.api.on("POST", "/api/checkpoints/chk_1/decision", httpx.Response(200, json=decided))
+
+    result = cli.run(
+        "checkpoint", "approve", "chk_1", "--edit", '{"order_id": "A-1", "amount": 25}', "--comment", "cap"
+    )
+
+    assert result.code == 0
+    [request] = cli.api.requests
+    assert body(request) == {
+        "decision": "approve_with_edits",
+        "edited_args": {"order_id": "A-1", "amount": 25},
+        "comment": "cap",
+    }
+    assert result.out.splitlines() == [
+        "approved with edits chk_1: refund.issue on task tsk_1 (status: approved)",
+        "edits applied:",
+        "  amount: 40 -> 25",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [("[1]", "error: --edit must be a JSON object\n"), ("{oops", "error: --edit is not valid JSON")],
+)
+def test_checkpoint_approve_refuses_a_bad_edit_before_calling_the_api(
+    cli: Cli, edit: str, message: str
+) -> None:
+    result = cli.run("checkpoint", "approve", "chk_1", "--edit", edit)
+
+    assert result.code == 2
+    assert result.err.startswith(message)
+    assert cli.api.requests == [] and cli.urls == []
+
+
+def test_checkpoint_approve_still_open_waits_for_another_approver(cli: Cli) -> None:
+    still_open = checkpoint(status="open", approvers_required=2)
+    cli.api.on("POST", "/api/checkpoints/chk_1/decision", httpx.Response(200, json=still_open))
+
+    result = cli.run("checkpoint", "approve", "chk_1")
+
+    assert result.code == 0
+    assert body(cli.api.requests[0]) == {"decision": "approve", "comment": ""}
+    assert result.out.splitlines() == [
+        "approval recorded; waiting for another approver; 2 approvals required",
+        "  chk_1: refund.issue on task tsk_1 (status: open)",
+    ]
+
+
+def test_checkpoint_request_changes_sends_the_comment(cli: Cli) -> None:
+    sent_back = checkpoint(status="changes_requested", comment="use the order total")
+    cli.api.on("POST", "/api/checkpoints/chk_1/decision", httpx.Response(200, json=sent_back))
+
+    result = cli.run("checkpoint", "request-changes", "chk_1", "--comment", "use the order total")
+
+    assert result.code == 0
+    [request] = cli.api.requests
+    assert (request.method, request.url.path) == ("POST", "/api/checkpoints/chk_1/decision")
+    assert body(request) == {"decision": "request_changes", "comment": "use the order total"}
+    assert (
+        result.out == "changes requested on chk_1: refund.issue on task tsk_1 (status: changes_requested)\n"
+    )
+
+
+def test_checkpoint_request_changes_needs_a_comment(cli: Cli) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run("checkpoint", "request-changes", "chk_1")
+    assert "the following arguments are required: --comment" in cli.capsys.readouterr().err
+    blank = cli.run("checkpoint", "request-changes", "chk_1", "--comment", "  ")
+
+    assert exit_info.value.code == 2
+    assert blank.code == 2
+    assert blank.err.startswith("error: request-changes needs a --comment")
+    assert cli.api.requests == []
+
+
+def test_checkpoint_rejected_edit_prints_the_422_problem(cli: Cli) -> None:
+    problem = {
+        "title": "Unprocessable",
+        "detail": "edited arguments are refused by policy: refund above the limit",
+        "status": 422,
+    }
+    cli.api.on("POST", "/api/checkpoints/chk_1/decision", httpx.Response(422, json=problem))
+
+    result = cli.run("checkpoint", "approve", "chk_1", "--edit", '{"amount": 9999}')
+
+    assert (result.code, result.out) == (1, "")
+    assert (
+        result.err == "error: Unprocessable: edited arguments are refused by policy: refund above the limit\n"
+    )
+    assert body(cli.api.requests[0])["edited_args"] == {"amount": 9999}
+
+
+# --- checkpoint reassign / comment ----------------------------------------------------------------
+
+
+def test_checkpoint_reassign_sends_role_named_approvers_and_comment(cli: Cli) -> None:
+    moved = checkpoint(assignee_role="admin", named_approvers=["usr_7", "usr_8"])
+    cli.api.on("POST", "/api/checkpoints/chk_1/reassign", httpx.Response(200, json=moved))
+
+    result = cli.run(
+        "checkpoint",
+        "reassign",
+        "chk_1",
+        "--role",
+        "admin",
+        "--approver",
+        "carol@example.com",
+        "usr_8",
+        "--approver",
+        "dave@example.com",
+        "--comment",
+        "on leave",
+    )
+
+    assert result.code == 0
+    [request] = cli.api.requests
+    assert (request.method, request.url.path) == ("POST", "/api/checkpoints/chk_1/reassign")
+    assert body(request) == {
+        "assignee_role": "admin",
+        "named_approvers": ["carol@example.com", "usr_8", "dave@example.com"],
+        "comment": "on leave",
+    }
+    assert result.out == "reassigned chk_1: role admin, named approvers usr_7, usr_8 (status: open)\n"
+
+
+def test_checkpoint_reassign_role_only_omits_named_approvers(cli: Cli) -> None:
+    cli.api.on(
+        "POST", "/api/checkpoints/chk_1/reassign", httpx.Response(200, json=checkpoint(assignee_role="admin"))
+    )
+
+    result = cli.run("checkpoint", "reassign", "chk_1", "--role", "admin")
+
+    assert result.code == 0
+    assert body(cli.api.requests[0]) == {"assignee_role": "admin", "comment": ""}
+
+
+def test_checkpoint_reassign_needs_a_role_or_an_approver(cli: Cli) -> None:
+    result = cli.run("checkpoint", "reassign", "chk_1", "--comment", "x")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run("checkpoint", "reassign", "chk_1", "--role", "owner")
+
+    assert (result.code, result.err) == (2, "error: reassign needs --role, --approver or both\n")
+    assert exit_info.value.code == 2
+    assert cli.api.requests == []
+
+
+def test_checkpoint_comment_posts_the_body(cli: Cli) -> None:
+    comments = [
+        {"author_id": "usr_1", "body": "customer is waiting", "created_at": "2025-01-02T03:05:00Z"},
+        {"author_id": "usr_2", "body": "on it", "created_at": "2025-01-02T03:30:00Z"},
+    ]
+    commented = {**CHECKPOINT_DETAIL, "comments": comments}
+    cli.api.on("POST", "/api/checkpoints/chk_1/comments", httpx.Response(201, json=commented))
+
+    result = cli.run("checkpoint", "comment", "chk_1", "on it")
+
+    assert result.code == 0
+    [request] = cli.api.requests
+    assert (request.method, request.url.path) == ("POST", "/api/checkpoints/chk_1/comments")
+    assert body(request) == {"body": "on it"}
+    assert result.out == "commented on chk_1 (2 comment(s))\n"
+
+
+def test_checkpoint_comment_refuses_an_empty_text(cli: Cli) -> None:
+    result = cli.run("checkpoint", "comment", "chk_1", "  ")
+
+    assert (result.code, result.err) == (2, "error: the comment is empty\n")
+    assert cli.api.requests == []
+
+
+# --- task submit --budget -------------------------------------------------------------------------
+
+
+def test_submit_sends_the_budget_as_a_decimal_string(cli: Cli) -> None:
+    cli.api.on("POST", "/api/tasks", httpx.Response(202, json=task()))
+
+    result = cli.run("task", "submit", "refund_request", "refund A-1", "--budget", "0.50")
+
+    assert result.code == 0
+    assert body(cli.api.requests[0]) == {
+        "workflow": "refund_request",
+        "input": "refund A-1",
+        "budget_usd": "0.50",
+    }
+
+
+@pytest.mark.parametrize("budget", ["0", "-1", "abc", "NaN", "Infinity"])
+def test_submit_refuses_a_bad_budget_before_calling_the_api(cli: Cli, budget: str) -> None:
+    result = cli.run("task", "submit", "refund_request", "hi", "--budget", budget)
+
+    assert result.code == 2
+    assert result.err.startswith("error: --budget must be a positive USD amount")
+    assert cli.api.requests == []
