@@ -367,10 +367,21 @@ def _is_refund(tools: list[str], schema: dict[str, Any] | None) -> bool:
     return {"order_id", "action", "customer_message"} <= set(props)
 
 
+def _skills() -> dict[str, Any]:
+    from orchestrator.demo_skills import registry
+
+    return registry()
+
+
 def default_reply(body: dict[str, Any]) -> Reply:
     """The deterministic answer to a chat-completions request body."""
     messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
     schema, tools = output_schema(body), offered_tools(body)
+    skill = _skills().get(str((schema or {}).get("title", "")))
+    if skill is not None:
+        reply = skill(body)
+        if reply is not None:
+            return reply  # type: ignore[no-any-return]
     if _is_refund(tools, schema):
         return refund_reply(messages, tools)
     if schema is not None and {"title", "summary", "key_points"} <= set(schema.get("properties", {})):

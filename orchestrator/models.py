@@ -97,6 +97,9 @@ class TaskStep(SQLModel, table=True):
     index: int
     name: str = Field(max_length=120)
     agent: str = Field(max_length=120)
+    kind: str = Field(default="agent", max_length=20)
+    rung: int | None = None  # which rung of the agent's escalation ladder resolved the step
+    tier: str | None = Field(default=None, max_length=120)
     status: str = Field(max_length=20)
     output_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

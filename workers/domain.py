@@ -42,11 +42,27 @@ class ToolSpec(BaseModel):
         return f"{self.name}@{self.version}"
 
 
+class ValidatorSpec(BaseModel):
+    """How an agent step's answer is accepted before the ladder moves up a rung.
+
+    `output_model`: a valid answer is enough. `confidence`: the answer's `field` must be at least
+    `threshold`. `judge`: the agent `judge_agent` (name@version, output with `approve: bool` and
+    `reason: str`) reviews the answer."""
+
+    kind: Literal["output_model", "confidence", "judge"] = "output_model"
+    field: str = "confidence"
+    threshold: float = 0.7
+    judge_agent: str | None = None
+
+
 class AgentSpec(BaseModel):
     name: str
     version: str
     instructions: str
     tier: str
+    tiers: list[str] = Field(default_factory=list)  # an escalation ladder; empty means [tier]
+    validator: ValidatorSpec | None = None
+    review_role: str = "approver"  # who reviews the answer when the last rung fails
     tools: list[str] = Field(default_factory=list)
     max_turns: int = 8
     max_tokens: int = 1024
@@ -58,11 +74,46 @@ class AgentSpec(BaseModel):
     def ref(self) -> str:
         return f"{self.name}@{self.version}"
 
+    @property
+    def ladder(self) -> list[str]:
+        return self.tiers or [self.tier]
+
 
 class StepSpec(BaseModel):
+    """One step of a workflow definition.
+
+    agent: run `agent` (name@version). tool: run `tool` (name@version) with `args`, whose string
+    values may be templates `{input.<key>}`, `{input.text}` or `{steps.<step>.<field>}`.
+    checkpoint: a person reviews the previous step's output (`review`: output_review | plan_review)
+    before the task goes on. planner: `agent` returns a plan (agents from `planner_agents`), which is
+    validated against the catalog and the policies, optionally reviewed, then run.
+    `when`: run the step only if this `steps.<step>.<field>` is true (else it is skipped).
+    """
+
     name: str
-    kind: Literal["agent"] = "agent"
-    agent: str
+    kind: Literal["agent", "tool", "checkpoint", "planner"] = "agent"
+    agent: str = ""
+    tool: str = ""
+    args: dict[str, Any] = Field(default_factory=dict)
+    review: Literal["output_review", "plan_review"] = "output_review"
+    assignee_role: str = "approver"
+    when: str | None = None
+    planner_agents: list[str] = Field(default_factory=list)
+    require_plan_review: bool = False
+
+
+class PlanStep(BaseModel):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
+    agent: str  # name@version of a registered agent the planner may use
+    instructions: str = Field(min_length=1, max_length=2000)
+    tools: list[str] = Field(default_factory=list)  # tool names the step expects to use
+
+
+class Plan(BaseModel):
+    """What a planner agent returns."""
+
+    rationale: str = Field(min_length=1, max_length=2000)
+    steps: list[PlanStep] = Field(min_length=1, max_length=8)
 
 
 class WorkflowSpec(BaseModel):

@@ -1,10 +1,13 @@
-"""The sample catalog: a refund request (with an approval above a threshold) and a summary."""
+"""The sample catalog: refunds, a summary, support ticket triage, contract review, a research brief."""
 
 from __future__ import annotations
 
 from workers.catalog.registry import Catalog
-from workers.catalog.sample import definitions
+from workers.catalog.sample import contracts, definitions, research, support
 
 
 def register(catalog: Catalog) -> None:
     definitions.register(catalog)
+    support.register(catalog)
+    contracts.register(catalog)
+    research.register(catalog)
