@@ -200,7 +200,7 @@ class Stack:
         return {"Authorization": f"Bearer {self.db.tokens[who]}"}
 
     async def submit(
-        self, text: str, *, who: str = "riley", workflow: str = "refund_request", **kw: Any
+        self, text: str, *, who: str = "riley", workflow: str = "refund_request@1", **kw: Any
     ) -> dict[str, Any]:
         r = await self.api.post(
             "/api/tasks", json={"workflow": workflow, "input": text, **kw}, headers=self.auth(who)
