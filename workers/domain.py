@@ -197,9 +197,25 @@ class StepRecord(BaseModel):
     index: int
     name: str
     agent: str
-    status: Literal["running", "completed", "failed", "rejected", "limit_reached", "cancelled"]
+    status: Literal["running", "completed", "failed", "rejected", "limit_reached", "cancelled", "skipped"]
     output: dict[str, Any] | None = None
     error: str | None = None
+    kind: str = "agent"
+    rung: int | None = None
+    tier: str | None = None
+
+
+class ValidatePlanInput(BaseModel):
+    tenant_id: str
+    plan: dict[str, Any]
+    planner_agents: list[str]
+    agents: dict[str, AgentSpec]  # the pinned specs of the agents the planner may use
+
+
+class ValidatePlanResult(BaseModel):
+    ok: bool
+    problems: list[str] = Field(default_factory=list)
+    plan: Plan | None = None
 
 
 class Ack(BaseModel):

@@ -24,6 +24,7 @@ from orchestrator.temporal_client import connect
 from workers.activities.budgets import BudgetActivities
 from workers.activities.governance import GovernanceActivities
 from workers.activities.model_calls import ModelActivities
+from workers.activities.plans import PlanActivities
 from workers.activities.records import RecordActivities
 from workers.activities.tools import ToolActivities
 from workers.catalog.registry import load_catalog
@@ -61,6 +62,7 @@ def build_worker(
     governance = GovernanceActivities(engine, policy, catalog, switches)
     budgets = BudgetActivities(budget_service, switches, prices)
     tools = ToolActivities(engine, catalog, settings, budget_service)
+    plans = PlanActivities(policy)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
@@ -77,6 +79,8 @@ def build_worker(
             governance.record_reassign,
             budgets.reserve,
             budgets.raise_limit,
+            budgets.check_switches,
+            plans.validate,
             *tools.activities(),
         ],
         activity_executor=ThreadPoolExecutor(max_workers=8),

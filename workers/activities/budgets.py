@@ -13,7 +13,15 @@ from orchestrator.models import utcnow
 from orchestrator.pricing import PriceTable
 from orchestrator.switches import SwitchService
 from workers.activities.governance import switch_info
-from workers.domain import Ack, BudgetBreachInfo, RaiseBudgetInput, ReserveInput, ReserveResult
+from workers.domain import (
+    Ack,
+    BudgetBreachInfo,
+    RaiseBudgetInput,
+    ReserveInput,
+    ReserveResult,
+    SwitchCheckInput,
+    SwitchCheckResult,
+)
 
 
 def breach_info(breach: BudgetBreach) -> BudgetBreachInfo:
@@ -65,3 +73,10 @@ class BudgetActivities:
             self._budgets.raise_limit, inp.counter_id, Decimal(inp.new_limit_usd), inp.actor_id
         )
         return Ack()
+
+    @activity.defn(name="switch.check")
+    async def check_switches(self, inp: SwitchCheckInput) -> SwitchCheckResult:
+        hit = await asyncio.to_thread(
+            self._switches.check, tenant_id=inp.tenant_id, agent=inp.agent, tool=inp.tool
+        )
+        return SwitchCheckResult(switch=switch_info(hit) if hit is not None else None)

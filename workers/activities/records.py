@@ -82,6 +82,9 @@ class RecordActivities:
                     status=step.status,
                 )
             row.status = step.status
+            row.kind = step.kind
+            row.rung = step.rung
+            row.tier = step.tier
             row.output_json = json.dumps(step.output) if step.output is not None else None
             row.error = step.error
             if step.status != "running":

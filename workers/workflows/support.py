@@ -6,6 +6,7 @@ Imported by workflow code, so: no I/O, no clocks, no randomness.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -38,11 +39,28 @@ class StepOutcome:
     status: str  # completed | failed | rejected | limit_reached
     output: dict[str, Any] | None = None
     error: str | None = None
+    rung: int | None = None  # which rung of the ladder answered
+    tier: str | None = None
+    escalated: bool = False  # a person accepted the answer after the last rung
+
+
+def refusal(what: str, status: str, decided_by: str, comment: str) -> str:
+    by = decided_by or "a reviewer"
+    verb = "changes were requested" if status == "changes_requested" else f"{what} was {status}"
+    return f"{verb} by {by}" + (f": {comment}" if comment else "")
 
 
 def opening_messages(
-    agent: AgentSpec, inp: TaskWorkflowInput, previous: dict[str, Any] | None
+    agent: AgentSpec,
+    inp: TaskWorkflowInput,
+    outputs: dict[str, Any],
+    *,
+    assignment: str | None = None,
+    note: str | None = None,
 ) -> list[ChatMessage]:
+    """The conversation an agent step starts from: its instructions and output schema, the task's
+    input, every earlier step's result ("Results so far:" + JSON keyed by step name), its part of a
+    plan, and why an earlier attempt was not accepted."""
     system = (
         f"{agent.instructions}\n\nWhen you give your final answer, reply with only a JSON object "
         f"that matches this JSON schema:\n{json.dumps(agent.output_schema, sort_keys=True)}"
@@ -50,8 +68,12 @@ def opening_messages(
     user = inp.input_text
     if inp.input_data:
         user += "\n\nStructured input:\n" + json.dumps(inp.input_data, sort_keys=True)
-    if previous is not None:
-        user += "\n\nResult of the previous step:\n" + json.dumps(previous, sort_keys=True)
+    if outputs:
+        user += "\n\nResults so far:\n" + json.dumps(outputs, sort_keys=True)
+    if assignment:
+        user += "\n\nYour part of the plan: " + assignment
+    if note:
+        user += "\n\n" + note
     return [ChatMessage(role="system", content=system), ChatMessage(role="user", content=user)]
 
 
@@ -72,3 +94,46 @@ def reason_of(err: ActivityError) -> str:
 def prompt_chars(messages: list[ChatMessage], tools: list[Any]) -> int:
     text = sum(len(m.content or "") + sum(len(c.arguments) for c in m.tool_calls) for m in messages)
     return text + sum(len(json.dumps(t.args_schema)) + len(t.description) for t in tools)
+
+
+def lookup(outputs: dict[str, Any], inp: TaskWorkflowInput, path: str) -> Any:
+    """`input.text`, `input.<key>` or `steps.<step>.<field>[.<field>...]`; None when absent."""
+    head, _, rest = path.partition(".")
+    if head == "input":
+        value: Any = {"text": inp.input_text, **inp.input_data}
+    elif head == "steps":
+        value = outputs
+    else:
+        return None
+    for part in rest.split(".") if rest else []:
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def render(template: Any, outputs: dict[str, Any], inp: TaskWorkflowInput) -> Any:
+    """Fill a tool step's arguments: a string that is exactly `{path}` takes the value itself
+    (numbers stay numbers); other strings get each `{path}` replaced by its text."""
+    if isinstance(template, dict):
+        return {k: render(v, outputs, inp) for k, v in template.items()}
+    if isinstance(template, list):
+        return [render(v, outputs, inp) for v in template]
+    if not isinstance(template, str):
+        return template
+    if template.startswith("{") and template.endswith("}") and template.count("{") == 1:
+        return lookup(outputs, inp, template[1:-1])
+    return re.sub(r"\{([a-z_][\w.]*)\}", lambda m: str(lookup(outputs, inp, m.group(1)) or ""), template)
+
+
+def holds(condition: str | None, outputs: dict[str, Any], inp: TaskWorkflowInput) -> bool:
+    """A step's `when`: true when the named value is truthy (no condition: always)."""
+    if not condition:
+        return True
+    return bool(lookup(outputs, inp, condition.strip()))
+
+
+def judge_accepts(output: dict[str, Any] | None) -> tuple[bool, str]:
+    if not output:
+        return False, "the judge gave no answer"
+    return bool(output.get("approve")), str(output.get("reason", ""))

@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         EscalateInput,
         ModelCallInput,
         ModelCallResult,
+        Plan,
         RaiseBudgetInput,
         ReassignRecord,
         ReassignRequest,
@@ -53,6 +54,8 @@ with workflow.unsafe.imports_passed_through():
         RoutingFacts,
         StepRecord,
         StepSpec,
+        SwitchCheckInput,
+        SwitchCheckResult,
         SwitchInfo,
         TaskStatusUpdate,
         TaskWorkflowInput,
@@ -62,16 +65,23 @@ with workflow.unsafe.imports_passed_through():
         ToolRunResult,
         ValidateOutputInput,
         ValidateOutputResult,
+        ValidatePlanInput,
+        ValidatePlanResult,
     )
     from workers.workflows.support import (
         MODEL_OPTS,
         PAUSE_RECHECK,
         RECORD_OPTS,
+        REPAIR_PREFIX,
         TOOL_OPTS,
         StepOutcome,
+        holds,
+        judge_accepts,
         opening_messages,
         prompt_chars,
         reason_of,
+        refusal,
+        render,
         repair_message,
     )
 
@@ -86,6 +96,7 @@ class TaskWorkflow:
         self._locks: dict[str, asyncio.Lock] = {}
         self._switch_epoch = 0
         self._turns = 0
+        self._step_index = 0
 
     @property
     def inp(self) -> TaskWorkflowInput:
@@ -106,14 +117,24 @@ class TaskWorkflow:
         return result
 
     async def _run_steps(self) -> TaskWorkflowResult:
-        previous: dict[str, Any] | None = None
-        for index, step in enumerate(self.inp.definition.steps):
-            await self._record_step(index, step, "running")
+        outputs: dict[str, Any] = {}
+        last: dict[str, Any] | None = None
+        escalated = False
+        for step in self.inp.definition.steps:
+            index = self._next_index()
+            if not holds(step.when, outputs, self.inp):
+                await self._record_step(index, step, "skipped", kind=step.kind)
+                continue
+            await self._record_step(index, step, "running", kind=step.kind)
             try:
-                outcome = await self._agent_step(step, previous)
+                outcome = await self._step(step, outputs, last)
             except ActivityError as err:
                 outcome = StepOutcome("failed", error=reason_of(err))
-            await self._record_step(index, step, outcome.status, outcome.output, outcome.error)
+            await self._record_step(
+                index, step, outcome.status, outcome.output, outcome.error,
+                kind=step.kind, rung=outcome.rung, tier=outcome.tier,
+            )  # fmt: skip
+            escalated = escalated or outcome.escalated
             if outcome.status == "rejected":
                 return TaskWorkflowResult(
                     status="rejected", outcome="unresolved", output=outcome.output, error=outcome.error
@@ -121,25 +142,113 @@ class TaskWorkflow:
             if outcome.status != "completed":
                 reason = f"step {step.name!r} {outcome.status.replace('_', ' ')}: {outcome.error}"
                 return TaskWorkflowResult(status="failed", outcome="unresolved", error=reason)
-            previous = outcome.output
-        return TaskWorkflowResult(status="completed", outcome="resolved", output=previous)
+            outputs[step.name] = outcome.output
+            last = outcome.output
+        return TaskWorkflowResult(
+            status="completed", outcome="escalated" if escalated else "resolved", output=last
+        )
 
-    # -- the agent loop -----------------------------------------------------------------------------
-    async def _agent_step(self, step: StepSpec, previous: dict[str, Any] | None) -> StepOutcome:
+    def _next_index(self) -> int:
+        self._step_index += 1
+        return self._step_index - 1
+
+    async def _step(
+        self, step: StepSpec, outputs: dict[str, Any], last: dict[str, Any] | None
+    ) -> StepOutcome:
+        if step.kind == "agent":
+            return await self._agent_step(step.name, self.inp.definition.agents[step.agent], outputs)
+        if step.kind == "tool":
+            return await self._tool_step(step, outputs)
+        if step.kind == "checkpoint":
+            return await self._review_step(step, last)
+        return await self._planner_step(step, outputs)
+
+    # -- the agent step: an escalation ladder of agent loops ------------------------------------------
+    async def _agent_step(
+        self,
+        name: str,
+        agent: AgentSpec,
+        outputs: dict[str, Any],
+        assignment: str | None = None,
+        note: str | None = None,
+    ) -> StepOutcome:
+        outcome = StepOutcome("failed", error="the agent has no tier")
+        for rung, tier in enumerate(agent.ladder, start=1):
+            outcome = await self._agent_loop(name, agent, tier, rung, outputs, assignment, note)
+            outcome.rung, outcome.tier = rung, tier
+            if outcome.status != "completed":
+                return outcome
+            accepted, why = await self._accepted(name, agent, outcome.output, outputs)
+            if accepted:
+                return outcome
+            note = f"An earlier attempt was not accepted ({why}). Answer again, carefully."
+        if agent.validator is None:
+            return outcome
+        return await self._output_review(name, agent, outcome, note or "")
+
+    async def _accepted(
+        self, name: str, agent: AgentSpec, output: dict[str, Any] | None, outputs: dict[str, Any]
+    ) -> tuple[bool, str]:
+        validator = agent.validator
+        if validator is None or validator.kind == "output_model":
+            return True, ""
+        if validator.kind == "confidence":
+            value = (output or {}).get(validator.field)
+            ok = isinstance(value, int | float) and value >= validator.threshold
+            return ok, f"{validator.field} {value!r} is below {validator.threshold}"
+        judge = self.inp.definition.agents[validator.judge_agent or ""]
+        verdict = await self._agent_step(f"{name}.judge", judge, {**outputs, name: output or {}})
+        return judge_accepts(verdict.output if verdict.status == "completed" else None)
+
+    async def _output_review(
+        self, name: str, agent: AgentSpec, outcome: StepOutcome, why: str
+    ) -> StepOutcome:
+        """The last rung's answer was not accepted either: a person decides."""
+        state = await self._checkpoint(
+            kind="output_review",
+            step=name,
+            subject=f"output:{agent.name}",
+            args={"output": outcome.output, "tier": outcome.tier},
+            digest="",
+            policy_version="",
+            rule="escalation-ladder",
+            reason=f"{agent.name} could not produce an accepted answer on any tier: {why}",
+            approval=ApprovalSpec(rule_id="output-review", assignee_role=agent.review_role),
+        )
+        if state.status == "approved":
+            return StepOutcome(
+                "completed", output=outcome.output, rung=outcome.rung, tier=outcome.tier, escalated=True
+            )
+        return StepOutcome(
+            "rejected",
+            output=outcome.output,
+            error=refusal("the answer", state.status, state.decided_by, state.comment),
+        )
+
+    async def _agent_loop(
+        self,
+        name: str,
+        agent: AgentSpec,
+        tier: str,
+        rung: int,
+        outputs: dict[str, Any],
+        assignment: str | None,
+        note: str | None,
+    ) -> StepOutcome:
         inp = self.inp
-        agent = inp.definition.agents[step.agent]
         facts = RoutingFacts(
             tenant_id=inp.tenant_id,
             requester_id=inp.requester_id,
             task_id=inp.task_id,
-            step=step.name,
+            step=name,
             agent=agent.name,
             category=inp.definition.category,
             risk_class=inp.definition.risk_class,
             data_classification=inp.definition.data_classification,
         )
-        messages = opening_messages(agent, inp, previous)
+        messages = opening_messages(agent, inp, outputs, assignment=assignment, note=note)
         tools = [inp.definition.tools[ref.split("@", 1)[0]] for ref in agent.tools]
+        key = name if rung == 1 else f"{name}/r{rung}"  # ids stay unique across rungs
         rejection: str | None = None
         repaired = False
         for turn in range(1, agent.max_turns + 1):
@@ -147,8 +256,8 @@ class TaskWorkflow:
                 limit = inp.definition.max_task_turns
                 return StepOutcome("limit_reached", error=f"the task used all {limit} model turns it may use")
             self._turns += 1
-            request_id = f"{inp.task_id}/{step.name}/{turn}"
-            stop = await self._reserve(step, agent, request_id, prompt_chars(messages, tools))
+            request_id = f"{inp.task_id}/{key}/{turn}"
+            stop = await self._reserve(name, agent, tier, request_id, prompt_chars(messages, tools))
             if stop is not None:
                 return stop
             reply: ModelCallResult = await workflow.execute_activity(
@@ -157,7 +266,7 @@ class TaskWorkflow:
                     facts=facts,
                     turn=turn,
                     request_id=request_id,
-                    tier=agent.tier,
+                    tier=tier,
                     messages=messages,
                     tools=tools,
                     output_schema=agent.output_schema,
@@ -170,7 +279,7 @@ class TaskWorkflow:
             messages.append(reply.message)
             if reply.message.tool_calls:
                 for index, call in enumerate(reply.message.tool_calls):
-                    content, rejected = await self._tool_call(agent, step, turn, index, call)
+                    content, rejected = await self._tool_call(agent, name, f"{key}:{turn}", turn, index, call)
                     rejection = rejected or rejection
                     messages.append(ChatMessage(role="tool", tool_call_id=call.id, content=content))
                 continue
@@ -197,8 +306,127 @@ class TaskWorkflow:
             error=f"agent {agent.name} used all {agent.max_turns} turns without a valid final answer",
         )
 
+    # -- tool, checkpoint and planner steps ---------------------------------------------------------------
+    async def _tool_step(self, step: StepSpec, outputs: dict[str, Any]) -> StepOutcome:
+        """A tool the definition calls itself, authorized like any tool call (agent `workflow:<name>`)."""
+        name = step.tool.partition("@")[0]
+        args = render(step.args, outputs, self.inp)
+        caller = AgentSpec(
+            name=f"workflow:{self.inp.definition.name}",
+            version=self.inp.definition.version,
+            instructions="",
+            tier="",
+            tools=[step.tool],
+            output_model="",
+            output_schema={},
+        )
+        call = ToolCallRequest(id=f"step-{step.name}", name=name, arguments=json.dumps(args, sort_keys=True))
+        content, rejected = await self._tool_call(caller, step.name, f"{step.name}:0", 0, 0, call)
+        result = json.loads(content)
+        if rejected:
+            return StepOutcome("rejected", output=result, error=rejected)
+        if result.get("status") in ("denied", "failed", "changes_requested"):
+            why = result.get("error") or result.get("comment") or result["status"]
+            return StepOutcome("failed", output=result, error=f"tool {step.tool} did not run: {why}")
+        return StepOutcome("completed", output=result)
+
+    async def _review_step(self, step: StepSpec, last: dict[str, Any] | None) -> StepOutcome:
+        """A person reviews the previous step's output before the task goes on."""
+        state = await self._checkpoint(
+            kind=step.review,
+            step=step.name,
+            subject=f"review:{step.name}",
+            args={"output": last},
+            digest="",
+            policy_version="",
+            rule=f"workflow:{self.inp.definition.ref}",
+            reason=f"the workflow asks a person ({step.assignee_role}) to review before it goes on",
+            approval=ApprovalSpec(rule_id=f"review-{step.name}", assignee_role=step.assignee_role),
+        )
+        if state.status == "approved":
+            return StepOutcome("completed", output=last)
+        return StepOutcome(
+            "rejected",
+            output=last,
+            error=refusal(
+                f"the {step.review.replace('_', ' ')}", state.status, state.decided_by, state.comment
+            ),
+        )
+
+    async def _planner_step(self, step: StepSpec, outputs: dict[str, Any]) -> StepOutcome:
+        """The planner proposes a plan of registered agents; it is validated (one repair turn),
+        optionally reviewed by a person, then run step by step."""
+        planner = self.inp.definition.agents[step.agent]
+        note: str | None = None
+        plan: Plan | None = None
+        for attempt in (1, 2):
+            name = step.name if attempt == 1 else f"{step.name}/repair"
+            proposed = await self._agent_step(name, planner, outputs, note=note)
+            if proposed.status != "completed":
+                return proposed
+            checked: ValidatePlanResult = await workflow.execute_activity(
+                "plan.validate",
+                ValidatePlanInput(
+                    tenant_id=self.inp.tenant_id,
+                    plan=proposed.output or {},
+                    planner_agents=step.planner_agents,
+                    agents={
+                        ref.split("@", 1)[0]: self.inp.definition.agents[ref]
+                        for ref in step.planner_agents
+                        if ref in self.inp.definition.agents
+                    },
+                ),
+                result_type=ValidatePlanResult,
+                **RECORD_OPTS,
+            )
+            if checked.ok:
+                plan = checked.plan
+                break
+            note = (
+                f"{REPAIR_PREFIX}: the plan was refused: {'; '.join(checked.problems)}. Propose a valid plan."
+            )
+        if plan is None:
+            return StepOutcome("failed", error=f"the plan was refused after one repair turn: {note}")
+        if step.require_plan_review:
+            review = await self._review_step(
+                StepSpec(
+                    name=f"{step.name}.review",
+                    kind="checkpoint",
+                    review="plan_review",
+                    assignee_role=step.assignee_role,
+                ),
+                plan.model_dump(),
+            )
+            if review.status != "completed":
+                return review
+        results: dict[str, Any] = {}
+        last: dict[str, Any] | None = None
+        for planned in plan.steps:
+            name = f"{step.name}.{planned.name}"
+            index = self._next_index()
+            sub = StepSpec(name=name, agent=planned.agent)
+            await self._record_step(index, sub, "running")
+            agent = self.inp.definition.agents[planned.agent]
+            outcome = await self._agent_step(
+                name, agent, {**outputs, **results}, assignment=planned.instructions
+            )
+            await self._record_step(
+                index,
+                sub,
+                outcome.status,
+                outcome.output,
+                outcome.error,
+                rung=outcome.rung,
+                tier=outcome.tier,
+            )
+            if outcome.status != "completed":
+                return outcome
+            results[planned.name] = outcome.output
+            last = outcome.output
+        return StepOutcome("completed", output={"plan": plan.model_dump(), "results": results, "final": last})
+
     async def _reserve(
-        self, step: StepSpec, agent: AgentSpec, request_id: str, chars: int
+        self, step: str, agent: AgentSpec, tier: str, request_id: str, chars: int
     ) -> StepOutcome | None:
         """Check the switches and reserve the call's worst case; None means go ahead."""
         inp = self.inp
@@ -209,9 +437,9 @@ class TaskWorkflow:
                     reservation_id=request_id,
                     tenant_id=inp.tenant_id,
                     task_id=inp.task_id,
-                    step=step.name,
+                    step=step,
                     agent=agent.name,
-                    tier=agent.tier,
+                    tier=tier,
                     prompt_chars=chars,
                     max_tokens=agent.max_tokens,
                     step_limit_usd=agent.step_budget_usd,
@@ -244,14 +472,14 @@ class TaskWorkflow:
             }
             state = await self._checkpoint(
                 kind="budget_raise",
-                step=step.name,
+                step=step,
                 subject=f"budget:{breach.scope}",
                 args=args,
                 digest="",
                 policy_version="",
                 rule="budget-raise",
                 reason=breach.message,
-                approval=BUDGET_RAISE_APPROVAL,
+                approval=BUDGET_RAISE_APPROVAL.model_copy(deep=True),
             )
             if state.status != "approved":
                 return StepOutcome("failed", error=f"{breach.message}; the raise was not approved")
@@ -278,12 +506,27 @@ class TaskWorkflow:
             pass
         await self._status("running")
 
+    async def _switch_gate(self, agent: str, tool: str) -> str | None:
+        """Wait out pause switches; the message of a stop switch, or None to go ahead."""
+        while True:
+            checked: SwitchCheckResult = await workflow.execute_activity(
+                "switch.check",
+                SwitchCheckInput(tenant_id=self.inp.tenant_id, agent=agent, tool=tool),
+                result_type=SwitchCheckResult,
+                **RECORD_OPTS,
+            )
+            if checked.switch is None:
+                return None
+            if checked.switch.mode == "stop":
+                return f"stopped by {checked.switch.message}"
+            await self._pause(checked.switch)
+
     async def _tool_call(
-        self, agent: AgentSpec, step: StepSpec, turn: int, index: int, call: ToolCallRequest
+        self, agent: AgentSpec, step: str, record_prefix: str, turn: int, index: int, call: ToolCallRequest
     ) -> tuple[str, str | None]:
         """Authorize, maybe wait for approval, run. Returns (content for the model, rejection)."""
         inp = self.inp
-        record_id = f"{inp.task_id}:{step.name}:{turn}:{index}"
+        record_id = f"{inp.task_id}:{record_prefix}:{index}"
         allowed = {ref.split("@", 1)[0]: ref.split("@", 1)[1] for ref in agent.tools}
         while True:
             auth: AuthorizeToolResult = await workflow.execute_activity(
@@ -294,7 +537,7 @@ class TaskWorkflow:
                     task_id=inp.task_id,
                     tenant_id=inp.tenant_id,
                     requester_id=inp.requester_id,
-                    step=step.name,
+                    step=step,
                     turn=turn,
                     agent=agent.name,
                     tool=call.name,
@@ -316,7 +559,7 @@ class TaskWorkflow:
         if auth.effect == "approve":
             state = await self._checkpoint(
                 kind="tool_approval",
-                step=step.name,
+                step=step,
                 subject=call.name,
                 args=auth.args,
                 digest=auth.args_digest,
@@ -335,6 +578,9 @@ class TaskWorkflow:
             if state.status == "changes_requested":
                 return json.dumps({"status": "changes_requested", "comment": state.comment}), None
             args = state.args  # exactly what was approved (edited arguments included)
+            stopped = await self._switch_gate(agent.name, call.name)
+            if stopped is not None:  # a switch flipped while the checkpoint waited
+                return json.dumps({"status": "denied", "error": stopped}), None
         run: ToolRunResult = await workflow.execute_activity(
             f"tool__{call.name}__call",
             ToolRunInput(
@@ -344,7 +590,7 @@ class TaskWorkflow:
                 tool=call.name,
                 args=args,
                 idempotency_key=record_id,
-                step=step.name,
+                step=step,
             ),
             result_type=ToolRunResult,
             **TOOL_OPTS,
@@ -641,6 +887,10 @@ class TaskWorkflow:
         status: str,
         output: dict[str, Any] | None = None,
         error: str | None = None,
+        *,
+        kind: str = "agent",
+        rung: int | None = None,
+        tier: str | None = None,
     ) -> None:
         await workflow.execute_activity(
             "task.record_step",
@@ -649,10 +899,13 @@ class TaskWorkflow:
                 tenant_id=self.inp.tenant_id,
                 index=index,
                 name=step.name,
-                agent=step.agent,
+                agent=step.agent or step.tool,
                 status=status,  # type: ignore[arg-type]
                 output=output,
                 error=error,
+                kind=kind,
+                rung=rung,
+                tier=tier,
             ),
             result_type=Ack,
             **RECORD_OPTS,
