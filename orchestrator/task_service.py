@@ -132,8 +132,7 @@ def _create(
         reason=f"workflow {spec.ref}",
         data={"workflow": spec.ref, "idempotency_key": idempotency_key, "budget_usd": str(budget)},
     )
-    session.commit()
-    state.budgets.ensure_task_budget(task.tenant_id, task.id, budget)
+    session.commit()  # the task's budget counter is made from Task.budget_usd at its first call
     return task, True
 
 
@@ -186,12 +185,24 @@ async def _start(session: Session, state: AppState, task: Task, spec: WorkflowSp
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
     except (RPCError, ServiceUnavailable) as exc:
+        if await _started_anyway(state, task):
+            return  # the request reached Temporal although its answer did not reach us
         # Never leave the task in an unknown state: it is failed, with the reason.
         log.warning("could not start workflow for %s: %s", task.id, exc)
         await run_in_threadpool(_mark_unstarted, session, task, f"could not start the workflow: {exc}")
         raise ServiceUnavailable(
             f"Task {task.id} could not be started: Temporal is unavailable. It is marked failed."
         ) from exc
+
+
+async def _started_anyway(state: AppState, task: Task) -> bool:
+    if state.temporal is None:
+        return False
+    try:
+        await state.temporal.get_workflow_handle(task.workflow_id).describe()
+    except RPCError:
+        return False
+    return True
 
 
 def _mark_unstarted(session: Session, task: Task, error: str) -> None:

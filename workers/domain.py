@@ -387,6 +387,7 @@ class CheckpointDecisionRecord(BaseModel):
     edit_diff: dict[str, Any] | None = None
     args_digest: str | None = None
     resolved_status: CheckpointStatus = "open"  # open while more approvals are needed
+    approvers_required: int | None = None  # raised when edits need a stricter approval
 
 
 class ReauthorizeInput(BaseModel):
@@ -412,6 +413,7 @@ class ReauthorizeResult(BaseModel):
     diff: dict[str, Any] = Field(default_factory=dict)
     effect: PolicyEffect = "deny"
     rule_id: str = ""
+    approval: ApprovalSpec | None = None  # the approval the edited arguments need, if any
 
 
 class EscalateInput(BaseModel):
@@ -465,6 +467,10 @@ class ReserveResult(BaseModel):
     amount_usd: str = "0"
     breach: BudgetBreachInfo | None = None
     switch: SwitchInfo | None = None
+
+
+class ReleaseInput(BaseModel):
+    reservation_id: str
 
 
 class RaiseBudgetInput(BaseModel):

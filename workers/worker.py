@@ -80,6 +80,7 @@ def build_worker(
             budgets.reserve,
             budgets.raise_limit,
             budgets.check_switches,
+            budgets.release,
             plans.validate,
             *tools.activities(),
         ],

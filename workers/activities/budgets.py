@@ -7,8 +7,9 @@ import asyncio
 from decimal import Decimal
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
-from orchestrator.budgets import BudgetBreach, BudgetService, estimate_worst_case
+from orchestrator.budgets import BudgetBreach, BudgetError, BudgetService, estimate_worst_case
 from orchestrator.models import utcnow
 from orchestrator.pricing import PriceTable
 from orchestrator.switches import SwitchService
@@ -17,6 +18,7 @@ from workers.domain import (
     Ack,
     BudgetBreachInfo,
     RaiseBudgetInput,
+    ReleaseInput,
     ReserveInput,
     ReserveResult,
     SwitchCheckInput,
@@ -69,9 +71,17 @@ class BudgetActivities:
 
     @activity.defn(name="budget.raise")
     async def raise_limit(self, inp: RaiseBudgetInput) -> Ack:
-        await asyncio.to_thread(
-            self._budgets.raise_limit, inp.counter_id, Decimal(inp.new_limit_usd), inp.actor_id
-        )
+        try:
+            await asyncio.to_thread(
+                self._budgets.raise_limit, inp.counter_id, Decimal(inp.new_limit_usd), inp.actor_id
+            )
+        except BudgetError as exc:  # a refusal is final: retrying cannot make it valid
+            raise ApplicationError(str(exc), type="BudgetError", non_retryable=True) from exc
+        return Ack()
+
+    @activity.defn(name="budget.release")
+    async def release(self, inp: ReleaseInput) -> Ack:
+        await asyncio.to_thread(self._budgets.release, inp.reservation_id)
         return Ack()
 
     @activity.defn(name="switch.check")

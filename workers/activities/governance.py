@@ -225,7 +225,7 @@ class GovernanceActivities:
             rule=existing.rule,
             rule_id=existing.rule_id,
             reason=existing.reason,
-            args=json.loads(existing.args_json) if existing.status != "invalid" else None,
+            args=json.loads(existing.args_json) if existing.effect != "deny" else None,
             args_digest=existing.args_digest,
             approval=approval_spec(approval),
         )
@@ -298,8 +298,8 @@ class GovernanceActivities:
                     CheckpointDecision.round == inp.round,
                 )
             ).first()
-            if done is not None:
-                return  # recorded by an earlier attempt of this activity
+            if done is not None or cp.status != "open":
+                return  # recorded by an earlier attempt, or the task ended (cancelled) meanwhile
             session.add(
                 CheckpointDecision(
                     tenant_id=inp.tenant_id,
@@ -311,6 +311,8 @@ class GovernanceActivities:
                     edited_args_json=json.dumps(inp.edited_args) if inp.edited_args is not None else None,
                 )
             )
+            if inp.approvers_required is not None:
+                cp.approvers_required = inp.approvers_required
             if inp.edited_args is not None:
                 cp.edited_args_json = json.dumps(inp.edited_args, sort_keys=True)
                 cp.edit_diff_json = json.dumps(inp.edit_diff or {}, sort_keys=True)
@@ -378,6 +380,7 @@ class GovernanceActivities:
             diff=diff,
             effect=decision.effect,
             rule_id=decision.rule_id,
+            approval=approval_spec(decision.approval),
         )
 
     @activity.defn(name="checkpoint.escalate")

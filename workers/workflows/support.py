@@ -31,6 +31,7 @@ TOOL_OPTS: dict[str, Any] = {
 }
 # A paused task re-checks its switches when told (signal) and, as a fallback, this often.
 PAUSE_RECHECK = timedelta(minutes=5)
+PAUSE_RECHECK_MAX = timedelta(hours=2)
 REPAIR_PREFIX = "Your previous answer was not valid against the output schema"
 
 

@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from workers.domain import (
@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         ReassignRequest,
         ReauthorizeInput,
         ReauthorizeResult,
+        ReleaseInput,
         ReserveInput,
         ReserveResult,
         RoutingFacts,
@@ -71,6 +72,7 @@ with workflow.unsafe.imports_passed_through():
     from workers.workflows.support import (
         MODEL_OPTS,
         PAUSE_RECHECK,
+        PAUSE_RECHECK_MAX,
         RECORD_OPTS,
         REPAIR_PREFIX,
         TOOL_OPTS,
@@ -85,6 +87,7 @@ with workflow.unsafe.imports_passed_through():
         repair_message,
     )
 
+MAX_BUDGET_USD = Decimal("1000000")
 BUDGET_RAISE_APPROVAL = ApprovalSpec(rule_id="budget-raise", assignee_role="admin")
 
 
@@ -106,11 +109,14 @@ class TaskWorkflow:
     @workflow.run
     async def run(self, inp: TaskWorkflowInput) -> TaskWorkflowResult:
         self._inp = inp
-        await self._status("running")
         try:
+            await self._status("running")
             result = await self._run_steps()
-        except asyncio.CancelledError:
-            await self._finish(TaskWorkflowResult(status="cancelled", error="cancelled on request"))
+        except BaseException as exc:
+            # A cancel surfaces as CancelledError, or as an ActivityError caused by one when it
+            # lands on a pending activity; either way the task ends `cancelled`, never unknown.
+            if is_cancelled_exception(exc):
+                await self._finish(TaskWorkflowResult(status="cancelled", error="cancelled on request"))
             raise
         await self._finish(result)
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -129,6 +135,8 @@ class TaskWorkflow:
             try:
                 outcome = await self._step(step, outputs, last)
             except ActivityError as err:
+                if is_cancelled_exception(err):
+                    raise
                 outcome = StepOutcome("failed", error=reason_of(err))
             await self._record_step(
                 index, step, outcome.status, outcome.output, outcome.error,
@@ -260,8 +268,7 @@ class TaskWorkflow:
             stop = await self._reserve(name, agent, tier, request_id, prompt_chars(messages, tools))
             if stop is not None:
                 return stop
-            reply: ModelCallResult = await workflow.execute_activity(
-                "model.call",
+            reply = await self._model_call(
                 ModelCallInput(
                     facts=facts,
                     turn=turn,
@@ -272,9 +279,7 @@ class TaskWorkflow:
                     output_schema=agent.output_schema,
                     max_tokens=agent.max_tokens,
                     reservation_id=request_id,
-                ),
-                result_type=ModelCallResult,
-                **MODEL_OPTS,
+                )
             )
             messages.append(reply.message)
             if reply.message.tool_calls:
@@ -305,6 +310,20 @@ class TaskWorkflow:
             "limit_reached",
             error=f"agent {agent.name} used all {agent.max_turns} turns without a valid final answer",
         )
+
+    async def _model_call(self, call: ModelCallInput) -> ModelCallResult:
+        """The call settles its reservation itself; if it never ran to the end (cancelled, or failed
+        for any other reason than the router's answer), the worst case reserved is given back."""
+        try:
+            result: ModelCallResult = await workflow.execute_activity(
+                "model.call", call, result_type=ModelCallResult, **MODEL_OPTS
+            )
+            return result
+        except BaseException:
+            await workflow.execute_activity(
+                "budget.release", ReleaseInput(reservation_id=call.request_id), result_type=Ack, **RECORD_OPTS
+            )
+            raise
 
     # -- tool, checkpoint and planner steps ---------------------------------------------------------------
     async def _tool_step(self, step: StepSpec, outputs: dict[str, Any]) -> StepOutcome:
@@ -452,7 +471,7 @@ class TaskWorkflow:
             if res.switch is not None:
                 if res.switch.mode == "stop":
                     return StepOutcome("failed", error=f"stopped by {res.switch.message}")
-                await self._pause(res.switch)
+                await self._pause(res.switch, agent=agent.name)
                 continue
             breach = res.breach
             assert breach is not None
@@ -496,14 +515,25 @@ class TaskWorkflow:
                 **RECORD_OPTS,
             )
 
-    async def _pause(self, switch: SwitchInfo) -> None:
-        """Wait until switches change (signal) or the fallback recheck, then let the caller retry."""
-        epoch = self._switch_epoch
+    async def _pause(self, switch: SwitchInfo, agent: str | None = None, tool: str | None = None) -> None:
+        """Wait while a pause switch holds (woken by a signal when switches change, or rechecking
+        at a growing interval), then let the caller decide again. The status flips once each way."""
         await self._status("waiting")
-        try:
-            await workflow.wait_condition(lambda: self._switch_epoch != epoch, timeout=PAUSE_RECHECK)
-        except TimeoutError:
-            pass
+        recheck = PAUSE_RECHECK
+        while True:
+            epoch = self._switch_epoch
+            try:
+                await workflow.wait_condition(lambda e=epoch: self._switch_epoch != e, timeout=recheck)
+            except TimeoutError:
+                recheck = min(recheck * 2, PAUSE_RECHECK_MAX)
+            checked: SwitchCheckResult = await workflow.execute_activity(
+                "switch.check",
+                SwitchCheckInput(tenant_id=self.inp.tenant_id, agent=agent, tool=tool),
+                result_type=SwitchCheckResult,
+                **RECORD_OPTS,
+            )
+            if checked.switch is None or checked.switch.mode != "pause":
+                break
         await self._status("running")
 
     async def _switch_gate(self, agent: str, tool: str) -> str | None:
@@ -519,7 +549,7 @@ class TaskWorkflow:
                 return None
             if checked.switch.mode == "stop":
                 return f"stopped by {checked.switch.message}"
-            await self._pause(checked.switch)
+            await self._pause(checked.switch, agent=agent, tool=tool)
 
     async def _tool_call(
         self, agent: AgentSpec, step: str, record_prefix: str, turn: int, index: int, call: ToolCallRequest
@@ -552,7 +582,7 @@ class TaskWorkflow:
             )
             if auth.paused is None:
                 break
-            await self._pause(auth.paused)
+            await self._pause(auth.paused, agent=agent.name, tool=call.name)
         if auth.effect == "deny" or auth.args is None:
             return json.dumps({"status": "denied", "error": auth.reason}), None
         args = auth.args
@@ -719,6 +749,7 @@ class TaskWorkflow:
                 edit_diff=edited.diff if edited else None,
                 args_digest=edited.args_digest if edited else None,
                 resolved_status=resolved,  # type: ignore[arg-type]
+                approvers_required=state.approval.approvers_required if edited else None,
             ),
             result_type=Ack,
             **RECORD_OPTS,
@@ -736,6 +767,10 @@ class TaskWorkflow:
                 edited = await self._reauthorize(state, req.edited_args or {})
                 state.round += 1
                 state.approvals = []
+                if edited.approval is not None:
+                    # Edited arguments that a stricter rule covers need that rule's approvers.
+                    needed = max(state.approval.approvers_required, edited.approval.approvers_required)
+                    state.approval.approvers_required = needed
             if req.decision in ("approve", "approve_with_edits"):
                 approvals = [*state.approvals, req.decider_id]
                 resolved = "approved" if len(approvals) >= state.approval.approvers_required else "open"
@@ -922,6 +957,8 @@ def _budget_edit(state: CheckpointState, edited: dict[str, Any]) -> ReauthorizeR
         return _refuse("new_limit_usd must be a number")
     if not new_limit.is_finite() or new_limit <= Decimal(str(state.args["limit_usd"])):
         return _refuse(f"new_limit_usd must be above the current limit of {state.args['limit_usd']}")
+    if new_limit > MAX_BUDGET_USD:
+        return _refuse(f"new_limit_usd must be at most {MAX_BUDGET_USD}")
     args = {**state.args, "new_limit_usd": str(new_limit)}
     diff = {"new_limit_usd": {"from": state.args.get("new_limit_usd"), "to": str(new_limit)}}
     return ReauthorizeResult(ok=True, reason="budget raise edited", args=args, diff=diff, effect="approve")
