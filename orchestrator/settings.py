@@ -81,6 +81,12 @@ class Settings(BaseSettings):
         ["workers.catalog.sample"],
         description="Catalog packages (import paths) that the API and the workers load.",
     )
+    intake_threshold: float = Field(
+        0.55, ge=0, le=1, description="Intake picks a workflow on its own only at or above this confidence."
+    )
+    intake_planner_workflow: str = Field(
+        "", description="Workflow (name or name@version) that takes requests intake cannot place; empty: ask."
+    )
     otel_console: bool = Field(False, description="Print spans to the console.")
 
     switch_cache_seconds: float = Field(

@@ -67,11 +67,27 @@ def visible_task(session: Session, state: AppState, user: Principal, task_id: st
     return task
 
 
-def _pin(state: AppState, ref: str) -> WorkflowSpec:
+def pin(state: AppState, ref: str) -> WorkflowSpec:
     try:
         return state.catalog.pin(ref)
     except CatalogError as exc:
         raise UnprocessableRequest(f"{exc}.", title="Unknown workflow") from exc
+
+
+def pick_workflow(state: AppState, text: str) -> str:
+    """Intake: the workflow for a request that names none, or a 422 offering the top three."""
+    planner = state.settings.intake_planner_workflow or None
+    choice = state.intake.choose(text, threshold=state.settings.intake_threshold, planner_ref=planner)
+    if choice.ref is not None:
+        return choice.ref
+    options = [{"workflow": ref, "confidence": round(p, 3)} for ref, p in choice.options]
+    listed = ", ".join(f"{o['workflow']} ({o['confidence']:.0%})" for o in options)
+    raise UnprocessableRequest(
+        f"Intake could not tell which workflow fits (best guess {choice.confidence:.0%}). "
+        f"Choose one and send it as `workflow`: {listed}.",
+        title="Choose a workflow",
+        extra={"options": options},
+    )
 
 
 async def submit(
@@ -82,7 +98,7 @@ async def submit(
     Database work runs in the thread pool: a blocking connection checkout on the event loop would
     stall every request in flight (and, under a burst, deadlock against them).
     """
-    spec = _pin(state, body.workflow)
+    spec = pin(state, body.workflow or pick_workflow(state, body.input))
     task, created = await run_in_threadpool(_create, session, state, user, body, idempotency_key, spec)
     if created or task.status == "queued":  # a replay of a first attempt that died before the start
         await _start(session, state, task, WorkflowSpec.model_validate_json(task.definition_json))

@@ -17,6 +17,7 @@ from orchestrator.api.routes import budgets, catalog, checkpoints, policies, swi
 from orchestrator.api.state import AppState
 from orchestrator.budgets import load_service
 from orchestrator.db import make_engine
+from orchestrator.intake import Intake
 from orchestrator.policy import PolicyEngine
 from orchestrator.settings import PROJECT_ROOT, Settings
 from orchestrator.switches import SwitchService
@@ -79,11 +80,13 @@ class BodyLimit:
 def build_state(settings: Settings, **overrides: Any) -> AppState:
     """Everything the API process holds, wired once (tests override parts, e.g. `temporal`)."""
     engine = overrides.pop("engine", None) or make_engine(settings.effective_database_url)
+    catalog = overrides.pop("catalog", None) or load_catalog(settings.catalog_packages)
     parts: dict[str, Any] = {
         "settings": settings,
         "engine": engine,
         "policy": PolicyEngine(settings.policies_dir),
-        "catalog": load_catalog(settings.catalog_packages),
+        "catalog": catalog,
+        "intake": Intake.from_catalog(catalog),
         "budgets": load_service(engine, settings.policies_dir),
         "switches": SwitchService(engine, cache_seconds=settings.switch_cache_seconds),
     }

@@ -20,8 +20,11 @@ def _utc(dt: datetime | None) -> datetime | None:
 
 class TaskCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    workflow: str = Field(
-        min_length=1, max_length=160, description="Workflow name, optionally `name@version`."
+    workflow: str | None = Field(
+        None,
+        min_length=1,
+        max_length=160,
+        description="Workflow name, optionally `name@version`; leave it out to let intake pick one.",
     )
     input: str = Field(min_length=1, max_length=32000, description="The request in plain words.")
     data: dict[str, Any] = Field(default_factory=dict, description="Optional structured input.")

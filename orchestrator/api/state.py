@@ -10,6 +10,7 @@ from temporalio.client import Client
 
 from orchestrator.api.errors import ServiceUnavailable
 from orchestrator.budgets import BudgetService
+from orchestrator.intake import Intake
 from orchestrator.policy import PolicyEngine
 from orchestrator.settings import Settings
 from orchestrator.switches import SwitchService
@@ -25,6 +26,7 @@ class AppState:
     catalog: Catalog
     budgets: BudgetService
     switches: SwitchService
+    intake: Intake
     temporal: Client | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 

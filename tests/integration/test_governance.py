@@ -226,3 +226,54 @@ async def test_endless_tool_loop_ends_limit_reached(stack: Any, demo_scripts: An
     assert "limit reached" in done["error"] and "used all 6 turns" in done["error"]
     assert done["steps"][0]["status"] == "limit_reached"
     assert len(done["model_calls"]) == 6
+
+
+async def test_edit_into_a_stricter_rule_needs_its_approvers(stack: Any) -> None:
+    task, cp, order = await refund_waiting(stack, "150")
+    assert cp["approvers_required"] == 1
+    r = await stack.api.post(
+        f"/api/checkpoints/{cp['id']}/decision",
+        json={"decision": "approve_with_edits", "edited_args": {**cp["args"], "amount": "700.00"}},
+        headers=stack.auth("avery"),
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "open" and r.json()["approvers_required"] == 2
+    assert ledger(stack, order) == []
+    assert (await stack.decide(cp["id"], "approve", who="blake")).status_code == 200
+    done = await stack.wait(task["id"], {"completed", "failed", "rejected"})
+    assert done["status"] == "completed"
+    assert [row.amount for row in ledger(stack, order)] == [Decimal("700.00")]
+
+
+async def test_stop_switch_flipped_while_waiting_keeps_the_tool_from_running(stack: Any) -> None:
+    task, cp, order = await refund_waiting(stack, "300")
+    flip = {"scope": "tool", "subject": "issue_refund", "mode": "stop", "reason": "fraud wave"}
+    r = await stack.api.post("/api/switches", json={**flip, "active": True}, headers=stack.auth("ada"))
+    assert r.status_code in (200, 201), r.text
+    await asyncio.sleep(1.0)  # a flip applies to the next decision within 1 s (switch caches)
+    try:
+        assert (await stack.decide(cp["id"], "approve")).status_code == 200
+        done = await stack.wait(task["id"], {"completed", "failed", "rejected"})
+    finally:
+        await stack.api.post("/api/switches", json={**flip, "active": False}, headers=stack.auth("ada"))
+    assert ledger(stack, order) == []
+    assert done["output"]["action"] == "declined"
+
+
+async def test_cancel_during_a_model_call_ends_cancelled_and_releases_the_budget(stack: Any, demo_scripts: Any) -> None:
+    key = f"[script:{secrets.token_hex(4)}]"
+    r = await demo_scripts.post("/_demo/scripts", json={"key": key, "responses": [{"default": True, "delay": 8}]})
+    assert r.status_code in (200, 201)
+    order = stack.make_order("80.00")
+    task = await stack.submit(f"Refund 30 EUR on order {order}. {key}")
+    await stack.wait(task["id"], {"running"})
+    await asyncio.sleep(1.0)  # the first model call is in flight (the demo model holds it 8 s)
+    r = await stack.api.post(f"/api/tasks/{task['id']}/cancel", headers=stack.auth("riley"))
+    assert r.status_code == 202
+    done = await stack.wait(task["id"], {"cancelled", "failed", "completed"}, timeout=5)
+    assert done["status"] == "cancelled"
+    with session_scope(stack.db.engine) as session:
+        from orchestrator.models import BudgetReservation
+
+        rows = session.exec(select(BudgetReservation).where(BudgetReservation.task_id == task["id"])).all()
+    assert rows and all(r.status in ("released", "settled") for r in rows)

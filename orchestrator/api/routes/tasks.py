@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response
 from sqlalchemy import func
@@ -23,6 +23,7 @@ from orchestrator.api.schemas import (
     ToolCallPublic,
 )
 from orchestrator.models import Checkpoint, ModelCall, Task, TaskStep, ToolCall
+from orchestrator.preview import preview
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"])
 
@@ -45,6 +46,30 @@ async def submit_task(
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
     return await run_in_threadpool(_public, session, task)
+
+
+@router.post("/preview", summary="Preview a task: workflow, steps, likely checkpoints, budget estimate")
+def preview_task(
+    body: TaskCreate,
+    state: StateDep,
+    user: Annotated[Principal, Depends(Allowed("task", "submit"))],
+) -> dict[str, Any]:
+    """What the request would run, before anything starts: the workflow (named, or picked by
+    intake with its confidence and the runners-up), its steps and tools with the decisions the
+    policies could give, the checkpoints it will or may need, and a budget estimate. Nothing is
+    written."""
+    intake = None
+    ref = body.workflow
+    if ref is None:
+        result = state.intake.classify(body.input)
+        ref = task_service.pick_workflow(state, body.input)
+        intake = {
+            "picked": ref,
+            "confidence": round(result.confidence, 3),
+            "options": [{"workflow": r, "confidence": round(p, 3)} for r, p in result.ranked],
+        }
+    spec = task_service.pin(state, ref)
+    return preview(state, user.tenant_id, body, spec, intake)
 
 
 @router.get("", response_model=TaskList, summary="List tasks")

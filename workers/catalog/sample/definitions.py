@@ -11,6 +11,7 @@ from workers.catalog.sample.models import (
     SendEmailArgs,
     Summary,
 )
+from workers.catalog.sample.examples import EXAMPLES
 from workers.domain import StepSpec
 
 REFUND_INSTRUCTIONS = """You are the refunds specialist of a web shop.
@@ -82,10 +83,7 @@ def register(catalog: Catalog) -> None:
             risk_class="high",
             data_classification="internal",
             steps=[StepSpec(name="handle_refund", agent="refund_agent@1")],
-            examples=[
-                "Customer on order ORD-1001 wants a refund of 40 EUR, the parcel arrived damaged.",
-                "Please refund order ORD-1002 in full, the customer cancelled.",
-            ],
+            examples=EXAMPLES["refund_request"],
         )
     )
     catalog.add_workflow(
@@ -97,6 +95,6 @@ def register(catalog: Catalog) -> None:
             risk_class="low",
             data_classification="internal",
             steps=[StepSpec(name="summarise", agent="summary_agent@1")],
-            examples=["Summarise this memo for the leadership team: ..."],
+            examples=EXAMPLES["summary"],
         )
     )
