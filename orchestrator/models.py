@@ -390,3 +390,21 @@ class RefundLedger(SQLModel, table=True):
     currency: str = Field(max_length=3)
     reason: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class DemoTicket(SQLModel, table=True):
+    """A support ticket of the demo helpdesk, read and answered by the ticket triage sample."""
+
+    __tablename__ = "demo_ticket"
+    id: str = Field(primary_key=True, max_length=40)  # TCK-2001
+    tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=64)
+    customer: str = Field(max_length=200)
+    email: str = Field(max_length=254)
+    subject: str = Field(max_length=300)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(default="open", max_length=20)  # open | pending | answered | closed
+    intent: str | None = Field(default=None, max_length=20)
+    reply: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # The idempotency key of the last update: a retried update reports it instead of writing again.
+    update_key: str | None = Field(default=None, max_length=200)
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts())

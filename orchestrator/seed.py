@@ -1,4 +1,5 @@
-"""Migrations plus the demo tenant `acme`: a requester, an approver, an admin, demo orders.
+"""Migrations plus the demo tenant `acme`: a requester, an approver, an admin, demo orders and
+helpdesk tickets.
 
 Demo credentials are derived from a random secret kept in the state dir, so they are stable
 for one installation (the dev stack can print them every start) and differ between installs.
@@ -18,7 +19,7 @@ from sqlmodel import Session, select
 
 from orchestrator import audit
 from orchestrator.db import make_engine, migrate, session_scope
-from orchestrator.models import ApiToken, DemoOrder, Membership, Tenant, User
+from orchestrator.models import ApiToken, DemoOrder, DemoTicket, Membership, Tenant, User
 from orchestrator.security import TOKEN_PREFIX, hash_password, hash_token, new_token
 from orchestrator.settings import Settings
 
@@ -35,6 +36,44 @@ DEMO_ORDERS: list[tuple[str, str, str, str, str]] = [
     ("ORD-1004", "Sam Carter", "sam@example.com", "99.00", "USD"),
     ("ORD-1005", "Ana Souza", "ana@example.com", "640.00", "EUR"),
 ]
+# id, customer, e-mail, subject, body: what the ticket triage sample works on.
+DEMO_TICKETS: list[tuple[str, str, str, str, str]] = [
+    (
+        "TCK-2001", "Jane Doe", "jane@example.com", "Cannot log in since the last update",
+        "Since yesterday's app update I can't sign in any more. The password reset link says it has "
+        "expired every time I click it.",
+    ),
+    (
+        "TCK-2002", "Omar Haddad", "omar@example.com", "Charged twice this month",
+        "My credit card was charged twice (2 x 49 EUR) for the same invoice INV-5531. Please refund the "
+        "duplicate payment.",
+    ),
+    (
+        "TCK-2003", "Li Wei", "li@example.com", "Request to erase my personal data",
+        "Under Article 17 of the GDPR I ask you to erase all personal data you hold about me and to "
+        "confirm the erasure in writing.",
+    ),
+    (
+        "TCK-2004", "Sam Carter", "sam@example.com", "CSV export fails",
+        "Exporting the monthly report to CSV fails with 'Error 500'. It worked last week, and the PDF "
+        "export still works.",
+    ),
+    (
+        "TCK-2005", "Ana Souza", "ana@example.com", "Moving to the Business plan",
+        "We would like to upgrade from Starter to the Business plan and add five more seats for new "
+        "team members. How do we do that?",
+    ),
+    (
+        "TCK-2006", "Chris Miller", "chris@example.com", "Help",
+        "Hi, it is not working again and I'm getting really frustrated. Can someone please look into "
+        "this today?",
+    ),
+    (
+        "TCK-2007", "Noor Khan", "noor@example.com", "Locked out and charged again",
+        "I have been locked out since I changed my password, and meanwhile you charged my card again "
+        "for a month I cannot use.",
+    ),
+]  # fmt: skip
 
 
 @dataclass
@@ -119,6 +158,19 @@ def seed_demo(engine: Engine, state_dir: Path) -> SeedInfo:
                         amount=Decimal(amount),
                         currency=currency,
                         status="delivered",
+                    )
+                )
+        for ticket_id, customer, email, subject, body in DEMO_TICKETS:
+            if session.get(DemoTicket, ticket_id) is None:
+                session.add(
+                    DemoTicket(
+                        id=ticket_id,
+                        tenant_id=DEMO_TENANT,
+                        customer=customer,
+                        email=email,
+                        subject=subject,
+                        body=body,
+                        status="open",
                     )
                 )
     return info

@@ -14,9 +14,9 @@ Skill = Callable[[dict[str, Any]], Any]  # body -> Reply | None
 
 
 def registry() -> dict[str, Skill]:
-    from orchestrator.demo_skills import contracts, research, support
+    from orchestrator.demo_skills import contracts, refund_email, research, support
 
     skills: dict[str, Skill] = {}
-    for module in (support, contracts, research):
+    for module in (support, contracts, research, refund_email):
         skills.update(module.SKILLS)
     return skills

@@ -27,10 +27,17 @@ SHIPPED = PROJECT_ROOT / "policies"
 # --- the intended tool policy -----------------------------------------------------------------------
 
 TENANT_DOMAINS = {"acme": "acme.example", "globex": "globex.example", "initech": ""}  # "" = unknown
-AGENTS = ["refund_agent", "support_agent", "summary_agent", "rogue_agent", ""]
+AGENTS = [
+    "refund_agent", "support_agent", "summary_agent", "rogue_agent", "",
+    "support_triage", "support_writer", "contract_extractor", "contract_risk",
+    # the tool steps of a workflow are authorized as agent `workflow:<workflow name>`
+    "workflow:ticket_triage", "workflow:refund_request", "workflow:contract_review", "workflow:",
+]  # fmt: skip
 SIDE_EFFECTS = {  # as the catalog declares them; unknown tools are irreversible
     "lookup_order": "read",
+    "lookup_ticket": "read",
     "send_email": "write",
+    "update_ticket": "write",
     "issue_refund": "irreversible",
     "delete_account": "irreversible",
     "*": "irreversible",
@@ -49,6 +56,10 @@ ARGS: dict[str, list[dict[str, Any]]] = {
     "issue_refund": [{"order_id": "ORD-1001", "amount": a} if a is not MISSING else {} for a in AMOUNTS],
     "send_email": [{"to": a, "subject": "s", "body": "b"} if a is not MISSING else {} for a in ADDRESSES],
     "lookup_order": [{"order_id": "ORD-1001"}, {}],
+    "lookup_ticket": [{"ticket_id": "TCK-2001"}, {}],
+    "update_ticket": [
+        {"ticket_id": "TCK-2001", "status": "answered", "intent": "login", "reply": "Hello"}, {},
+    ],
     "delete_account": [{"account": "all"}],
     "*": [{}],
 }
@@ -102,6 +113,15 @@ def intended_tool(
         grant = ("allow", "email-inside-domain", 0)
     elif agent in ("refund_agent", "support_agent") and tool == "lookup_order":
         grant = ("allow", "order-lookup", 0)
+    elif agent == "workflow:refund_request" and tool == "send_email":
+        # The refund workflow's own step mails the order's customer, whatever their domain.
+        if intended_domain(args.get("to")) is None:
+            return ("deny", "refund-customer-email", 0)
+        grant = ("allow", "refund-customer-email", 0)
+    elif agent == "support_triage" and tool == "lookup_ticket":
+        grant = ("allow", "ticket-lookup", 0)
+    elif agent == "workflow:ticket_triage" and tool == "update_ticket":
+        grant = ("allow", "ticket-answer", 0)  # the triage workflow's step answers the ticket
     else:
         return ("deny", "", 0)  # deny by default: no agent has any other tool
     if confidential and irreversible:
@@ -154,11 +174,17 @@ def test_tool_truth_table(engine: PolicyEngine) -> None:
     assert min(effects.values()) > 50 and set(effects) == {"allow", "approve", "deny"}
 
 
-def test_no_email_is_allowed_outside_the_tenants_own_domain(engine: PolicyEngine) -> None:
+def test_no_agent_may_email_outside_the_tenants_own_domain(engine: PolicyEngine) -> None:
+    """A model never picks an outside recipient unreviewed; of the workflows' own tool steps only
+    the refund workflow's customer e-mail may go out without approval."""
     for tenant, agent, tool, args, facts in TOOL_CASES:
         d = engine.decide_tool(tenant_id=tenant, agent=agent, tool=tool, args=args, facts=facts)
         if tool == "send_email" and d.effect == "allow":
-            assert facts is not None and facts.tenant_domain
+            assert facts is not None
+            if agent == "workflow:refund_request":
+                assert d.rule_id == "refund-customer-email"
+                continue
+            assert facts.tenant_domain
             assert intended_domain(args["to"]) == TENANT_DOMAINS[tenant]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from workers.catalog.registry import Catalog
-from workers.catalog.sample import contracts, definitions, research, support
+from workers.catalog.sample import contracts, definitions, refund_email, research, support
 
 
 def register(catalog: Catalog) -> None:
@@ -11,3 +11,4 @@ def register(catalog: Catalog) -> None:
     support.register(catalog)
     contracts.register(catalog)
     research.register(catalog)
+    refund_email.register(catalog)
