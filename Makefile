@@ -59,8 +59,8 @@ lint: $(BIN)/.installed ## ruff
 bench: install services ## measure the refund workflow end to end (p50 over 20 runs) and stack start-up
 	$(BIN)/python -m bench.refund_e2e
 
-replay-record: install services ## re-record the workflow histories used by the replay test
-	$(BIN)/pytest tests/integration/test_task_flow.py --record-histories $(PYTEST_ARGS)
+replay-record: install services ## record histories of workflow paths that have none yet (existing files are kept)
+	$(BIN)/pytest tests/integration --record-histories $(PYTEST_ARGS)
 
 clean: ## remove venvs and local state (the SQLite database, Temporal's file, logs)
 	rm -rf $(VENV) $(STATE) .pytest_cache .ruff_cache

@@ -51,14 +51,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.fixture
 def record_history(request: pytest.FixtureRequest, temporal_env: WorkflowEnvironment) -> Any:
-    """`await record_history(task_id, name)`: saves the workflow's history when --record-histories."""
+    """`await record_history(task_id, name)`: saves the workflow's history when --record-histories.
+
+    An existing file is kept: histories recorded by older code are what proves that today's code
+    still replays tasks started before a change (delete a file to record it again)."""
 
     async def record(task_id: str, name: str) -> None:
-        if not request.config.getoption("--record-histories"):
+        target = HISTORIES_DIR / f"{name}.json"
+        if not request.config.getoption("--record-histories") or target.exists():
             return
         history = await temporal_env.client.get_workflow_handle(f"task-{task_id}").fetch_history()
         HISTORIES_DIR.mkdir(parents=True, exist_ok=True)
-        (HISTORIES_DIR / f"{name}.json").write_text(history.to_json())
+        target.write_text(history.to_json())
 
     return record
 

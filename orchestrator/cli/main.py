@@ -80,7 +80,7 @@ def cmd_seed(_: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from orchestrator.cli import budget_cmd, client, policy_cmd, switch_cmd
+    from orchestrator.cli import budget_cmd, catalog_cmd, client, policy_cmd, switch_cmd
 
     parser = argparse.ArgumentParser(
         prog="frontdesk", description="Frontdesk: the control plane for AI agents."
@@ -99,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     switch_cmd.register(sub)
     budget_cmd.register(sub)
     policy_cmd.register(sub)
+    catalog_cmd.register(sub)
     return parser
 
 

@@ -37,7 +37,9 @@ KIND_PATTERNS: dict[str, list[str]] = {
     ],
 }  # fmt: skip
 _NUMBERED = re.compile(
-    r"^\s*(?:#+\s*)?(?:(?:section|clause|article)\s+|§\s*)?(\d+(?:\.\d+)*)[.):]?\s+(\S.*)$", re.IGNORECASE
+    r"^\s*(?:#+\s*)?(?P<word>(?:section|clause|article)\s+|§\s*)?(?P<number>\d+(?:\.\d+)*)(?P<mark>[.):])?"
+    r"\s+(?P<title>\S.*)$",
+    re.IGNORECASE,
 )
 _MARKDOWN = re.compile(r"^\s*#+\s+(\S.*)$")
 _CAPS = re.compile(r"^\s*([A-Z][A-Z &/,'-]{3,60})\s*:?\s*$")
@@ -46,8 +48,12 @@ _PARTY_LINE = re.compile(
     r"contractor|company)\s*:\s*(.+)$",
     re.IGNORECASE | re.MULTILINE,
 )
-_DOCUMENT_TITLE = r"\b(AGREEMENT|CONTRACT|TERMS|SCHEDULE|ANNEX|APPENDIX|EXHIBIT)\b"  # a title, not a clause
-_DURATION = re.compile(r"\(?(\d{1,4})\)?\s*(?:calendar\s+|business\s+)?(day|week|month|year)s?\b", re.IGNORECASE)
+_DOCUMENT_TITLE = (
+    r"\b(AGREEMENT|CONTRACT|TERMS AND CONDITIONS|SCHEDULE|ANNEX|APPENDIX|EXHIBIT)\b"  # a title, not a clause
+)
+_DURATION = re.compile(
+    r"\(?(\d{1,4})\)?\s*(?:calendar\s+|business\s+)?(day|week|month|year)s?\b", re.IGNORECASE
+)
 _DAYS_PER = {"day": 1, "week": 7, "month": 30, "year": 365}
 
 
@@ -67,8 +73,9 @@ def kind_of(text: str, *, heading: bool = False) -> str:
 def _heading(line: str) -> tuple[str, str] | None:
     """(section, title) when the line starts a section."""
     numbered = _NUMBERED.match(line)
-    if numbered:
-        return numbered.group(1), numbered.group(2).strip()
+    # "7. Liability", "7.2 The ...", "Section 7 Liability" -- but not "30 days after ..." or an address
+    if numbered and (numbered["word"] or numbered["mark"] or "." in numbered["number"]):
+        return numbered["number"], numbered["title"].strip()
     markdown = _MARKDOWN.match(line)
     if markdown:
         return markdown.group(1).strip(), markdown.group(1).strip()
@@ -101,7 +108,8 @@ def _title_only(title: str) -> bool:
 
 def find_parties(text: str) -> list[str]:
     parties: list[str] = []
-    between = re.search(r"\bbetween\s+(.+?)(?:\.\s+(?=(?-i:[A-Z#\d]))|\.?\n|$)", text, re.IGNORECASE | re.DOTALL)
+    end = r"\.\s+(?=(?-i:[A-Z#\d]))|\.?\s*\n\s*(?:\n|#)|$"  # a sentence, paragraph or heading ends it
+    between = re.search(rf"\bbetween\s+(.+?)(?:{end})", text, re.IGNORECASE | re.DOTALL)
     if between:
         segment = re.sub(r"\([^)]*\)", "", " ".join(between.group(1).split()))
         for part in re.split(r"\s+and\s+", segment, maxsplit=1):
@@ -116,7 +124,7 @@ def find_parties(text: str) -> list[str]:
 
 def extract(text: str) -> dict[str, Any]:
     """The parties and clauses of a contract text."""
-    preamble, sections = split_sections(text)
+    _, sections = split_sections(text)
     clauses: list[dict[str, Any]] = []
     parent_kind: dict[str, str] = {}
     for section, title, body in sections:
@@ -145,7 +153,9 @@ def extraction_skill(body: dict[str, Any]) -> Reply:
 
 # --- risks ----------------------------------------------------------------------------------------
 
-_UNLIMITED = r"\bunlimited\b|\bwithout (any )?limit|\bno (cap|limit)\b|\bnot be (limited|capped)\b|\buncapped\b"
+_UNLIMITED = (
+    r"\bunlimited\b|\bwithout (any )?limit|\bno (cap|limit)\b|\bnot be (limited|capped)\b|\buncapped\b"
+)
 _CAP = r"\blimited to\b|\bshall not exceed\b|\bcap(ped)?\b|\bmaximum aggregate\b|\bin no event\b"
 _AUTO_RENEW = r"\bautomatic(ally)? renew|\bauto-?renew|\brenews? automatically\b|\btacit(ly)? renew"
 _ONE_SIDED = r"\bat (its|their) sole discretion\b|\bat any time (and )?for any reason\b|\bwithout cause\b"
@@ -154,6 +164,7 @@ _IP_TRANSFER = r"\b(assigns?|transfers?)\b.*\b(all|any)\b.*\b(intellectual prope
 _PERPETUAL = r"\bperpetu|\bindefinite|\bwithout time limit\b"
 _PAY_TERM = re.compile(r"\bnet\s*(\d{1,3})\b|\bwithin\s+\(?(\d{1,3})\)?\s*days\b", re.IGNORECASE)
 RANK = {"low": 1, "medium": 2, "high": 3}
+NO_CLAUSES = "No clauses found: the contract text seems to be missing."
 
 
 def notice_days(text: str) -> int:
@@ -197,6 +208,13 @@ def _clause_flags(kind: str, text: str) -> list[tuple[str, str, str]]:
 def assess(extraction: dict[str, Any]) -> dict[str, Any]:
     """The risk assessment of extracted clauses."""
     clauses = [c for c in extraction.get("clauses") or [] if isinstance(c, dict)]
+    if not clauses:
+        return {
+            "risk_level": "medium",
+            "flags": [{"clause_kind": "other", "severity": "medium", "reason": NO_CLAUSES}],
+            "recommendation": "Attach the full contract text and run the review again; "
+            "there is nothing to sign off yet.",
+        }
     found: list[tuple[str, str, str]] = []
     for clause in clauses:
         found.extend(_clause_flags(str(clause.get("kind", "other")), str(clause.get("text", ""))))

@@ -32,6 +32,8 @@ from orchestrator.demo_behaviour import (
 
 LOOKUP_TICKET = "lookup_ticket"
 RESULT_MARKERS = ("Results so far:", "Result of the previous step:")
+# What the engine appends after the request: earlier results, a plan assignment, a retry note.
+APPENDED_MARKERS = (*RESULT_MARKERS, "Your part of the plan:", "An earlier attempt was not accepted")
 LOW_CONFIDENCE = 0.4
 _TICKET_RE = re.compile(r"\bTCK-\d{3,8}\b")
 
@@ -110,8 +112,8 @@ def find_result(results: Any, keys: set[str], prefer: str = "", depth: int = 0) 
 
 
 def without_results(text: str) -> str:
-    """The request text without the previous results the engine appended."""
-    cut = min((i for i in (text.find(m) for m in RESULT_MARKERS) if i >= 0), default=len(text))
+    """The request text without what the engine appended (earlier results, notes)."""
+    cut = min((i for i in (text.find(m) for m in APPENDED_MARKERS) if i >= 0), default=len(text))
     return text[:cut].strip()
 
 
@@ -192,7 +194,7 @@ SUBJECTS = {
 }
 BODIES = {
     "login": (
-        "Thank you for reaching out about signing in. Please use \"Forgot password\" on the login page "
+        'Thank you for reaching out about signing in. Please use "Forgot password" on the login page '
         "and open the new link within 30 minutes; older links stop working after an update. If your "
         "company uses single sign-on, sign in through your company portal instead. If it still fails, "
         "reply with the time of your last attempt and we will check our logs."

@@ -164,16 +164,8 @@ def test_explain_lists_every_rule_with_whether_it_matched(policies: Path) -> Non
     assert result.decision.rule_id == "refund-needs-approval" and result.facts == INTERNAL
     matched = {c.rule.rule_id: c.matched for c in result.checks}
     assert [c.rule.rule_id for c in result.checks] == [r.rule_id for r in engine.view().rules]
-    assert matched == {
-        "confidential-irreversible": False,
-        "refund-over-limit": False,
-        "refund-large-two-approvers": False,
-        "refund-needs-approval": True,
-        "refund-small": False,
-        "email-outside-domain": False,
-        "email-inside-domain": False,
-        "order-lookup": False,
-    }
+    assert matched == {rule_id: rule_id == "refund-needs-approval" for rule_id in matched}
+    assert {"confidential-irreversible", "refund-over-limit", "refund-small", "order-lookup"} <= set(matched)
     bad = engine.explain(tenant_id="acme", agent="refund_agent", tool="issue_refund", args={"amount": "x"})
     assert bad.decision.effect == "deny" and bad.checks[1].error == "'x' is not an amount"
 
@@ -334,9 +326,10 @@ def test_lint_refuses(policies: Path, line: str, message: str) -> None:
 
 def test_lint_refuses_a_rule_shadowed_by_an_identical_one(policies: Path) -> None:
     rule = "all-tenants, summary_agent, lookup_order, r.facts.risk_class == 'low'"
+    first = len((policies / "tool_policy.csv").read_text().splitlines()) + 1  # appended after the shipped rules
     errors = lint_with(policies, f"p, {rule}, allow, first", f"p, {rule}, deny, second")
     assert errors == [
-        "error: tool_policy.csv:13: rule second can never be reached: rule first (line 12) "
+        f"error: tool_policy.csv:{first + 1}: rule second can never be reached: rule first (line {first}) "
         "covers it and always matches first"
     ]
 

@@ -47,12 +47,13 @@ def test_check_passes_on_the_shipped_policies(policies: Path, capsys: pytest.Cap
 
 
 def test_check_prints_each_error_and_exits_1(policies: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first = len((policies / "tool_policy.csv").read_text().splitlines()) + 1
     with (policies / "tool_policy.csv").open("a") as f:
         f.write("p, all-tenants, *, *, True, allow, everything\np, all-tenants, a, b, True, allow\n")
     code, out = run(capsys, "policy", "check", "--dir", str(policies))
     assert code == 1
-    assert "error: tool_policy.csv:12: over-matching" in out
-    assert "error: tool_policy.csv:13: expected p, tenant, agent, tool, condition, effect, rule_id" in out
+    assert f"error: tool_policy.csv:{first}: over-matching" in out
+    assert f"error: tool_policy.csv:{first + 1}: expected p, tenant, agent, tool, condition, effect, rule_id" in out
     assert "2 error(s), 0 warning(s)" in out and "policy version " in out
 
 
@@ -65,6 +66,7 @@ def test_check_warnings_do_not_fail(policies: Path, capsys: pytest.CaptureFixtur
 
 # --- explain ----------------------------------------------------------------------------------------
 
+SHIPPED_RULES = len(PolicyEngine(PROJECT_ROOT / "policies").view().rules)
 INTERNAL = '{"data_classification": "internal", "tenant_domain": "acme.example"}'
 
 
@@ -89,7 +91,7 @@ def test_explain_allowed_exits_0(policies: Path, capsys: pytest.CaptureFixture[s
         for line in out.splitlines()
         if line.startswith("  ") and "LINE" not in line
     }
-    assert lines["refund-small"] == "yes" and lines["refund-needs-approval"] == "no" and len(lines) == 8
+    assert lines["refund-small"] == "yes" and lines["refund-needs-approval"] == "no" and len(lines) == SHIPPED_RULES
 
 
 def test_explain_approval_and_denial_exit_1(policies: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -182,7 +184,7 @@ async def test_get_policies(api: httpx.AsyncClient, sqlite_db: Any, policies: Pa
     body = r.json()
     assert body["version"] == PolicyEngine(policies).version
     rules = {rule["id"]: rule for rule in body["rules"]}
-    assert list(rules)[:2] == ["confidential-irreversible", "refund-over-limit"] and len(rules) == 8
+    assert list(rules)[:2] == ["confidential-irreversible", "refund-over-limit"] and len(rules) == SHIPPED_RULES
     assert rules["confidential-irreversible"]["guard"] and rules["confidential-irreversible"]["agent"] == "*"
     assert rules["refund-large-two-approvers"]["approval"]["approvers_required"] == 2
     assert rules["refund-small"]["approval"] is None
@@ -224,7 +226,7 @@ async def test_explain(api: httpx.AsyncClient, sqlite_db: Any) -> None:
     }
     matched = {c["id"]: c["matched"] for c in got["considered"]}
     assert matched["confidential-irreversible"] and matched["refund-large-two-approvers"]
-    assert not matched["refund-over-limit"] and len(matched) == 8
+    assert not matched["refund-over-limit"] and len(matched) == SHIPPED_RULES
 
 
 async def test_explain_with_facts_and_own_tenant(api: httpx.AsyncClient, sqlite_db: Any) -> None:

@@ -58,7 +58,8 @@ ARGS: dict[str, list[dict[str, Any]]] = {
     "lookup_order": [{"order_id": "ORD-1001"}, {}],
     "lookup_ticket": [{"ticket_id": "TCK-2001"}, {}],
     "update_ticket": [
-        {"ticket_id": "TCK-2001", "status": "answered", "intent": "login", "reply": "Hello"}, {},
+        {"ticket_id": "TCK-2001", "status": "answered", "intent": "login", "reply": "Hello"},
+        {},
     ],
     "delete_account": [{"account": "all"}],
     "*": [{}],

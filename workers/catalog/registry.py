@@ -116,7 +116,7 @@ class Catalog:
         impl: ToolImpl,
         cost_usd: str | None = None,
     ) -> RegisteredTool:
-        schema = _schema(args_model, f"tool {name}@{version}: argument model")
+        schema = json_schema(args_model, f"tool {name}@{version}: argument model")
         spec = ToolSpec(
             name=name,
             version=version,
@@ -131,7 +131,7 @@ class Catalog:
     def add_agent(self, *, output_model: type[BaseModel], **fields: Any) -> RegisteredAgent:
         model_key = f"{output_model.__module__}.{output_model.__qualname__}"
         label = f"agent {fields.get('name')}@{fields.get('version')}: output model {model_key}"
-        spec = AgentSpec(output_model=model_key, output_schema=_schema(output_model, label), **fields)
+        spec = AgentSpec(output_model=model_key, output_schema=json_schema(output_model, label), **fields)
         self.output_models[model_key] = output_model
         self._put(self.agents, spec.ref, spec.name, RegisteredAgent(spec, output_model))
         return self.agents[spec.ref]
@@ -279,7 +279,7 @@ class Catalog:
         return _diff_tool(x, y, f"tool {x.name}")
 
 
-def _schema(model: Any, label: str) -> dict[str, Any]:
+def json_schema(model: Any, label: str) -> dict[str, Any]:
     try:
         return model.model_json_schema()  # type: ignore[no-any-return]
     except Exception as exc:

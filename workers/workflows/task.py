@@ -320,6 +320,8 @@ class TaskWorkflow:
             )
             return result
         except BaseException:
+            if not workflow.patched("release-on-failure-1"):
+                raise  # a history from before reservations were released on failure
             await workflow.execute_activity(
                 "budget.release", ReleaseInput(reservation_id=call.request_id), result_type=Ack, **RECORD_OPTS
             )
@@ -519,6 +521,14 @@ class TaskWorkflow:
         """Wait while a pause switch holds (woken by a signal when switches change, or rechecking
         at a growing interval), then let the caller decide again. The status flips once each way."""
         await self._status("waiting")
+        if not workflow.patched("pause-recheck-1"):  # histories from before the recheck loop
+            epoch = self._switch_epoch
+            try:
+                await workflow.wait_condition(lambda: self._switch_epoch != epoch, timeout=PAUSE_RECHECK)
+            except TimeoutError:
+                pass
+            await self._status("running")
+            return
         recheck = PAUSE_RECHECK
         while True:
             epoch = self._switch_epoch
@@ -608,7 +618,10 @@ class TaskWorkflow:
             if state.status == "changes_requested":
                 return json.dumps({"status": "changes_requested", "comment": state.comment}), None
             args = state.args  # exactly what was approved (edited arguments included)
-            stopped = await self._switch_gate(agent.name, call.name)
+            # Tasks started before this check existed replay without it (their history has none).
+            stopped = (
+                await self._switch_gate(agent.name, call.name) if workflow.patched("switch-gate-1") else None
+            )
             if stopped is not None:  # a switch flipped while the checkpoint waited
                 return json.dumps({"status": "denied", "error": stopped}), None
         run: ToolRunResult = await workflow.execute_activity(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from workers.catalog.registry import Catalog, WorkflowDefinition
 from workers.catalog.sample import tools
+from workers.catalog.sample.examples import EXAMPLES
 from workers.catalog.sample.models import (
     IssueRefundArgs,
     LookupOrderArgs,
@@ -11,7 +12,6 @@ from workers.catalog.sample.models import (
     SendEmailArgs,
     Summary,
 )
-from workers.catalog.sample.examples import EXAMPLES
 from workers.domain import StepSpec
 
 REFUND_INSTRUCTIONS = """You are the refunds specialist of a web shop.
