@@ -98,6 +98,14 @@ class ApiClient:
         headers = {"Idempotency-Key": key} if key else {}
         return self.request("POST", "/api/tasks", json=body, headers=headers)
 
+    def preview_task(self, workflow: str | None, text: str, budget: Decimal | None) -> dict:
+        body: dict[str, Any] = {"input": text}
+        if workflow:
+            body["workflow"] = workflow
+        if budget is not None:
+            body["budget_usd"] = str(budget)
+        return self.request("POST", "/api/tasks/preview", json=body).json()  # type: ignore[no-any-return]
+
     def list_tasks(self, status: str | None, limit: int, offset: int) -> dict:
         params: dict[str, Any] = {"limit": limit, "offset": offset}
         if status:
@@ -425,6 +433,40 @@ def task_submit(args: argparse.Namespace) -> int:
     return 0
 
 
+def task_preview(args: argparse.Namespace) -> int:
+    text = sys.stdin.read().strip() if args.text == "-" else args.text
+    budget = _parse_budget(args.budget)
+    with _connect(args) as api:
+        preview = api.preview_task(args.workflow, text, budget)
+    _output(args, preview, _print_preview)
+    return 0
+
+
+def _print_preview(p: dict) -> None:
+    print(f"workflow   {p['workflow']}: {p.get('description', '')}")
+    intake = p.get("intake")
+    if intake:
+        others = ", ".join(f"{o['workflow']} {o['confidence']:.0%}" for o in intake["options"][1:])
+        print(f"intake     picked with {intake['confidence']:.0%} confidence (runners-up: {others})")
+    print(f"data       {p.get('data_classification')}, risk {p.get('risk_class')}")
+    print("\nSteps")
+    for step in p["steps"]:
+        when = f"  (when {step['when']})" if step.get("when") else ""
+        who = step.get("agent") or ""
+        ladder = " > ".join(step.get("ladder", []))
+        print(f"  {step['name']:<18} {step['kind']:<10} {who} {ladder}{when}")
+        for tool in step.get("tools", []):
+            rules = ", ".join(tool["rules"]) or "no rule: denied"
+            print(f"      tool {tool['name']:<14} {tool['side_effect']:<12} {tool['likely']:<26} {rules}")
+    print("\nCheckpoints it will or may need")
+    for cp in p["checkpoints"] or [{"step": "-", "kind": "none expected", "when": ""}]:
+        print(f"  {cp['step']:<18} {cp['kind']:<14} {cp.get('tool', '')} {cp.get('when', '')}")
+    b = p["budget"]
+    print(
+        f"\nBudget     task limit ${b['task_limit_usd']}, likely ${b['likely_usd']}, worst case ${b['worst_case_usd']}"
+    )
+
+
 def _print_outcome(task: dict) -> None:
     outcome = f" ({task['outcome']})" if task.get("outcome") else ""
     print(f"{task['id']}  {task.get('status')}{outcome}  cost {_usd(task.get('cost'))}")
@@ -588,6 +630,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--wait", action="store_true", help="poll until the task ends or waits for a human")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds --wait polls at most (default 120)")
     p.add_argument("--budget", metavar="USD", help="this task's budget in USD, e.g. 0.50")
+    p = _leaf(
+        tasks,
+        "preview",
+        task_preview,
+        "what a request would run, need and cost; nothing starts",
+        json_flag=True,
+    )
+    p.add_argument("text", help="the request as free text; `-` reads it from stdin")
+    p.add_argument("--workflow", help="the workflow; left out, intake picks one")
+    p.add_argument("--budget", metavar="USD", help="the task budget to check against")
     p = _leaf(tasks, "show", task_show, "show a task with its steps, calls and checkpoints", json_flag=True)
     p.add_argument("id")
     p = _leaf(tasks, "list", task_list, "list recent tasks", json_flag=True)

@@ -834,3 +834,52 @@ def test_submit_refuses_a_bad_budget_before_calling_the_api(cli: Cli, budget: st
     assert result.code == 2
     assert result.err.startswith("error: --budget must be a positive USD amount")
     assert cli.api.requests == []
+
+
+def test_task_preview_prints_steps_checkpoints_and_budget(cli: Cli) -> None:
+    answer = {
+        "workflow": "refund_request@1",
+        "description": "Refunds",
+        "intake": {
+            "picked": "refund_request@1",
+            "confidence": 0.91,
+            "options": [
+                {"workflow": "refund_request@1", "confidence": 0.91},
+                {"workflow": "summary@1", "confidence": 0.05},
+            ],
+        },
+        "data_classification": "internal",
+        "risk_class": "high",
+        "steps": [
+            {
+                "name": "handle_refund",
+                "kind": "agent",
+                "agent": "refund_agent@1",
+                "ladder": ["tier-frontier"],
+                "tools": [
+                    {
+                        "name": "issue_refund",
+                        "side_effect": "irreversible",
+                        "likely": "depends on the arguments",
+                        "rules": ["refund-small", "refund-needs-approval"],
+                    }
+                ],
+            }
+        ],
+        "checkpoints": [
+            {
+                "step": "handle_refund",
+                "kind": "tool_approval",
+                "tool": "issue_refund",
+                "when": "depends on the arguments",
+            }
+        ],
+        "budget": {"task_limit_usd": "0.50", "likely_usd": "0.012", "worst_case_usd": "0.3"},
+    }
+    cli.api.on("POST", "/api/tasks/preview", httpx.Response(200, json=answer))
+    result = cli.run("task", "preview", "Refund 300 EUR on ORD-1002", "--budget", "0.5")
+    assert result.code == 0
+    sent = cli.api.requests[-1]
+    assert json.loads(sent.content) == {"input": "Refund 300 EUR on ORD-1002", "budget_usd": "0.5"}
+    assert "picked with 91% confidence" in result.out
+    assert "tool_approval" in result.out and "worst case $0.3" in result.out
