@@ -75,6 +75,9 @@ class StepPublic(BaseModel):
     index: int
     name: str
     agent: str
+    kind: str
+    rung: int | None
+    tier: str | None
     status: str
     output: dict[str, Any] | None
     error: str | None
@@ -85,6 +88,9 @@ class StepPublic(BaseModel):
             index=s.index,
             name=s.name,
             agent=s.agent,
+            kind=s.kind,
+            rung=s.rung,
+            tier=s.tier,
             status=s.status,
             output=json.loads(s.output_json) if s.output_json else None,
             error=s.error,

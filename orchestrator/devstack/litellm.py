@@ -80,7 +80,13 @@ def litellm_config(*, demo_model_url: str, tiers: list[TierModel]) -> dict[str, 
     return {
         "model_list": model_list,
         # Frontdesk retries itself (router_max_requests); the proxy only falls back.
-        "router_settings": {"num_retries": 0, "fallbacks": [{"tier-frontier": ["tier-open"]}]},
+        # No cooldowns: the demo upstream is local and deterministic, and a cooled-down tier would
+        # turn one scripted failure into seconds of silent fallbacks for every later call.
+        "router_settings": {
+            "num_retries": 0,
+            "fallbacks": [{"tier-frontier": ["tier-open"]}],
+            "disable_cooldowns": True,
+        },
         "litellm_settings": {
             "telemetry": False,
             "drop_params": True,

@@ -260,9 +260,13 @@ async def test_stop_switch_flipped_while_waiting_keeps_the_tool_from_running(sta
     assert done["output"]["action"] == "declined"
 
 
-async def test_cancel_during_a_model_call_ends_cancelled_and_releases_the_budget(stack: Any, demo_scripts: Any) -> None:
+async def test_cancel_during_a_model_call_ends_cancelled_and_releases_the_budget(
+    stack: Any, demo_scripts: Any
+) -> None:
     key = f"[script:{secrets.token_hex(4)}]"
-    r = await demo_scripts.post("/_demo/scripts", json={"key": key, "responses": [{"default": True, "delay": 8}]})
+    r = await demo_scripts.post(
+        "/_demo/scripts", json={"key": key, "responses": [{"default": True, "delay": 8}]}
+    )
     assert r.status_code in (200, 201)
     order = stack.make_order("80.00")
     task = await stack.submit(f"Refund 30 EUR on order {order}. {key}")

@@ -63,7 +63,9 @@ async def test_preview_of_a_refund(api_only: Any) -> None:
 async def test_preview_without_a_workflow_shows_the_intake(api_only: Any) -> None:
     r = await api_only.api.post(
         "/api/tasks/preview",
-        json={"input": "Please summarise the attached board memo in five bullet points for the leadership team."},
+        json={
+            "input": "Please summarise the attached board memo in five bullet points for the leadership team."
+        },
         headers=api_only.auth("riley"),
     )
     assert r.status_code == 200, r.text

@@ -24,7 +24,11 @@ async def test_role_revoked_under_load(api_only: Any) -> None:
     blake = stack.db.user_ids["blake"]
     stop = asyncio.Event()
     logs: dict[str, list[tuple[float, int]]] = {"avery": [], "blake": []}
-    workers = [asyncio.create_task(hammer(stack, who, stop, logs[who])) for who in ("avery", "blake") for _ in range(4)]
+    workers = [
+        asyncio.create_task(hammer(stack, who, stop, logs[who]))
+        for who in ("avery", "blake")
+        for _ in range(4)
+    ]
     try:
         await asyncio.sleep(1.0)
         with session_scope(stack.db.engine) as session:

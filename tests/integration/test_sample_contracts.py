@@ -93,7 +93,7 @@ async def test_legal_signs_off_and_the_review_completes(stack: Any) -> None:
     ]
 
 
-async def test_legal_rejects_and_the_task_ends_rejected(stack: Any) -> None:
+async def test_legal_rejects_and_the_task_ends_rejected(stack: Any, record_history: Any) -> None:
     task, cp = await review(stack)
     r = await stack.decide(cp["id"], "reject", comment="unlimited liability is a no-go")
     assert r.status_code == 200, r.text
@@ -102,6 +102,7 @@ async def test_legal_rejects_and_the_task_ends_rejected(stack: Any) -> None:
     assert "unlimited liability is a no-go" in done["error"]
     assert [c["status"] for c in done["checkpoints"]] == ["rejected"]
     assert [s.status for s in steps(stack, task["id"])] == ["completed", "completed", "rejected"]
+    await record_history(task["id"], "contract_rejected")
 
 
 async def test_the_requester_cannot_sign_off_their_own_contract(stack: Any) -> None:

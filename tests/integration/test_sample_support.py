@@ -112,7 +112,7 @@ async def test_a_clear_ticket_is_answered_on_the_cheap_tier(stack: Any) -> None:
     ("like", "intent"), [("TCK-2006", "other"), ("TCK-2007", "login")], ids=["vague", "mixed"]
 )
 async def test_an_unsure_triage_escalates_to_the_frontier_and_pays_for_both_rungs(
-    stack: Any, like: str, intent: str
+    stack: Any, like: str, intent: str, record_history: Any
 ) -> None:
     ticket_id = make_ticket(stack.db.engine, like)
     task = await stack.submit(f"Ticket {ticket_id} needs triage.", workflow=WORKFLOW)
@@ -139,6 +139,7 @@ async def test_an_unsure_triage_escalates_to_the_frontier_and_pays_for_both_rung
 
     row = ticket(stack.db.engine, ticket_id)
     assert (row.status, row.intent) == ("answered", intent)
+    await record_history(task["id"], "triage_escalated")
 
 
 @pytest.mark.parametrize("decision", ["reject", "approve"])

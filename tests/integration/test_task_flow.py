@@ -52,13 +52,16 @@ async def test_refund_waits_for_approval_then_completes_with_router_cost(stack, 
     assert len(calls) == 3 and all(c["ok"] and not c["cost_estimated"] for c in calls)
     reported = sum(Decimal(c["cost_usd"]) for c in calls)
     assert Decimal(done["cost"]["total_usd"]) == reported
-    # ...and agrees, to the cent, with the configured per-token prices applied to the usage.
-    price = PRICES["tier-frontier"]
-    expected = sum(
-        Decimal(str(price["input"])) * c["prompt_tokens"]
-        + Decimal(str(price["output"])) * c["completion_tokens"]
-        for c in calls
-    )
+
+    # ...and agrees, to the cent, with the configured per-token prices of the tier that answered.
+    def priced(c: dict) -> Decimal:  # type: ignore[type-arg]
+        price = PRICES[c["model_group"] or c["tier"]]
+        return (
+            Decimal(str(price["input"])) * c["prompt_tokens"]
+            + Decimal(str(price["output"])) * c["completion_tokens"]
+        )
+
+    expected = sum(priced(c) for c in calls)
     assert reported > 0
     assert abs(reported - expected) < Decimal("0.01")
     assert abs(reported - expected) < Decimal("0.000001")

@@ -21,7 +21,9 @@ async def test_in_flight_task_keeps_its_versions_after_a_deploy(api_only: Any, t
     order = stack.make_order("500.00")
     async with build_router(stack.settings) as router:
         async with build_worker(stack.client, stack.settings, engine=stack.db.engine, router=router):
-            task = await stack.submit(f"Refund 150 EUR on order {order}, it broke.", workflow="refund_request")
+            task = await stack.submit(
+                f"Refund 150 EUR on order {order}, it broke.", workflow="refund_request"
+            )
             cp = await stack.open_checkpoint(task["id"])
     assert task["workflow"] == "refund_request@2"
 
@@ -42,7 +44,9 @@ async def test_in_flight_task_keeps_its_versions_after_a_deploy(api_only: Any, t
         async with build_worker(stack.client, deployed, engine=stack.db.engine, router=router):
             assert (await stack.decide(cp["id"], "approve")).status_code == 200
             done = await stack.wait(task["id"], {"completed", "failed", "rejected"})
-            fresh = await stack.submit(f"Refund 20 EUR on order {stack.make_order('50.00')}.", workflow="refund_request")
+            fresh = await stack.submit(
+                f"Refund 20 EUR on order {stack.make_order('50.00')}.", workflow="refund_request"
+            )
             fresh_done = await stack.wait(fresh["id"], {"completed", "failed", "rejected"})
 
     assert done["status"] == "completed", done["error"]

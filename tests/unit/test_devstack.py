@@ -114,7 +114,11 @@ def test_litellm_config_has_the_tiers_priced_like_the_price_table(tmp_path: Path
         assert params["cache_read_input_token_cost"] == float(price.cached_input)
     assert groups["tier-frontier"]["input_cost_per_token"] == 0.000005
     assert groups["tier-frontier"]["output_cost_per_token"] == 0.000025
-    assert config["router_settings"] == {"num_retries": 0, "fallbacks": [{"tier-frontier": ["tier-open"]}]}
+    assert config["router_settings"] == {
+        "num_retries": 0,
+        "fallbacks": [{"tier-frontier": ["tier-open"]}],
+        "disable_cooldowns": True,
+    }
     assert config["litellm_settings"] == {
         "telemetry": False,
         "drop_params": True,

@@ -326,7 +326,9 @@ def test_lint_refuses(policies: Path, line: str, message: str) -> None:
 
 def test_lint_refuses_a_rule_shadowed_by_an_identical_one(policies: Path) -> None:
     rule = "all-tenants, summary_agent, lookup_order, r.facts.risk_class == 'low'"
-    first = len((policies / "tool_policy.csv").read_text().splitlines()) + 1  # appended after the shipped rules
+    first = (
+        len((policies / "tool_policy.csv").read_text().splitlines()) + 1
+    )  # appended after the shipped rules
     errors = lint_with(policies, f"p, {rule}, allow, first", f"p, {rule}, deny, second")
     assert errors == [
         f"error: tool_policy.csv:{first + 1}: rule second can never be reached: rule first (line {first}) "

@@ -53,7 +53,10 @@ def test_check_prints_each_error_and_exits_1(policies: Path, capsys: pytest.Capt
     code, out = run(capsys, "policy", "check", "--dir", str(policies))
     assert code == 1
     assert f"error: tool_policy.csv:{first}: over-matching" in out
-    assert f"error: tool_policy.csv:{first + 1}: expected p, tenant, agent, tool, condition, effect, rule_id" in out
+    assert (
+        f"error: tool_policy.csv:{first + 1}: expected p, tenant, agent, tool, condition, effect, rule_id"
+        in out
+    )
     assert "2 error(s), 0 warning(s)" in out and "policy version " in out
 
 
@@ -91,7 +94,11 @@ def test_explain_allowed_exits_0(policies: Path, capsys: pytest.CaptureFixture[s
         for line in out.splitlines()
         if line.startswith("  ") and "LINE" not in line
     }
-    assert lines["refund-small"] == "yes" and lines["refund-needs-approval"] == "no" and len(lines) == SHIPPED_RULES
+    assert (
+        lines["refund-small"] == "yes"
+        and lines["refund-needs-approval"] == "no"
+        and len(lines) == SHIPPED_RULES
+    )
 
 
 def test_explain_approval_and_denial_exit_1(policies: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -184,7 +191,9 @@ async def test_get_policies(api: httpx.AsyncClient, sqlite_db: Any, policies: Pa
     body = r.json()
     assert body["version"] == PolicyEngine(policies).version
     rules = {rule["id"]: rule for rule in body["rules"]}
-    assert list(rules)[:2] == ["confidential-irreversible", "refund-over-limit"] and len(rules) == SHIPPED_RULES
+    assert (
+        list(rules)[:2] == ["confidential-irreversible", "refund-over-limit"] and len(rules) == SHIPPED_RULES
+    )
     assert rules["confidential-irreversible"]["guard"] and rules["confidential-irreversible"]["agent"] == "*"
     assert rules["refund-large-two-approvers"]["approval"]["approvers_required"] == 2
     assert rules["refund-small"]["approval"] is None

@@ -115,9 +115,13 @@ def intended_tool(
     elif agent in ("refund_agent", "support_agent") and tool == "lookup_order":
         grant = ("allow", "order-lookup", 0)
     elif agent == "workflow:refund_request" and tool == "send_email":
-        # The refund workflow's own step mails the order's customer, whatever their domain.
-        if intended_domain(args.get("to")) is None:
+        # The refund workflow's own step mails the order's customer through the shop's relay
+        # (example.com) unreviewed; any other recipient - the address is model output - needs a person.
+        to = intended_domain(args.get("to"))
+        if to is None:
             return ("deny", "refund-customer-email", 0)
+        if to != "example.com":
+            return ("approve", "refund-email-elsewhere", 1)
         grant = ("allow", "refund-customer-email", 0)
     elif agent == "support_triage" and tool == "lookup_ticket":
         grant = ("allow", "ticket-lookup", 0)
@@ -183,7 +187,7 @@ def test_no_agent_may_email_outside_the_tenants_own_domain(engine: PolicyEngine)
         if tool == "send_email" and d.effect == "allow":
             assert facts is not None
             if agent == "workflow:refund_request":
-                assert d.rule_id == "refund-customer-email"
+                assert d.rule_id == "refund-customer-email" and intended_domain(args["to"]) == "example.com"
                 continue
             assert facts.tenant_domain
             assert intended_domain(args["to"]) == TENANT_DOMAINS[tenant]

@@ -19,7 +19,9 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("task_step", schema=None) as batch_op:
         batch_op.add_column(
-            sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False, server_default="agent")
+            sa.Column(
+                "kind", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False, server_default="agent"
+            )
         )
         batch_op.add_column(sa.Column("rung", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("tier", sqlmodel.sql.sqltypes.AutoString(length=120), nullable=True))
