@@ -14,7 +14,21 @@ from temporalio.worker import Replayer
 from workers.workflows.task import TaskWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
-EXPECTED = {"refund_approved", "refund_rejected", "summary", "router_failed", "cancelled_at_checkpoint"}
+EXPECTED = {
+    "refund_approved",
+    "refund_rejected",
+    "summary",
+    "router_failed",
+    "cancelled_at_checkpoint",
+    "approved_with_edits",
+    "two_approvers",
+    "budget_raised",
+    "paused_by_switch",
+    "refund_email",
+    "research_brief",
+    "triage_escalated",
+    "contract_rejected",
+}
 
 
 def test_every_workflow_path_has_a_committed_history() -> None:

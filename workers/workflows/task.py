@@ -186,7 +186,9 @@ class TaskWorkflow:
             outcome.rung, outcome.tier = rung, tier
             if outcome.status != "completed":
                 return outcome
-            accepted, why = await self._accepted(name, agent, outcome.output, outputs)
+            accepted, why = await self._accepted(
+                name if rung == 1 else f"{name}/r{rung}", agent, outcome.output, outputs
+            )
             if accepted:
                 return outcome
             note = f"An earlier attempt was not accepted ({why}). Answer again, carefully."
