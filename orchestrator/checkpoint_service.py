@@ -19,7 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from orchestrator import audit
 from orchestrator.api.deps import Principal, can
-from orchestrator.api.errors import ApiError, Conflict, Forbidden, NotFound, ServiceUnavailable
+from orchestrator.api.errors import ApiError, Conflict, Forbidden, NotFound, ServiceUnavailable, Unprocessable
 from orchestrator.api.schemas import CheckpointDetail, CheckpointPublic, CommentPublic, DecisionPublic
 from orchestrator.api.state import AppState
 from orchestrator.models import Checkpoint, CheckpointComment, CheckpointDecision, Membership, Task, User
@@ -30,10 +30,6 @@ from workers.domain import (
     DecisionResult,
     ReassignRequest,
 )
-
-
-class Unprocessable(ApiError):
-    status, title = 422, "Invalid request"
 
 
 def get_checkpoint(session: Session, user: Principal, checkpoint_id: str) -> Checkpoint:

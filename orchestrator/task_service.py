@@ -18,7 +18,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from orchestrator import audit
 from orchestrator.api.deps import Principal, can
-from orchestrator.api.errors import ApiError, Conflict, Forbidden, NotFound, ServiceUnavailable
+from orchestrator.api.errors import Conflict, Forbidden, NotFound, ServiceUnavailable, Unprocessable
 from orchestrator.api.schemas import CostSummary, TaskCreate
 from orchestrator.api.state import AppState
 from orchestrator.budgets import BudgetError
@@ -32,10 +32,6 @@ from workers.domain import (
 )
 
 log = logging.getLogger(__name__)
-
-
-class UnprocessableRequest(ApiError):
-    status, title = 422, "Invalid request"
 
 
 def cost_of(session: Session, task_ids: list[str]) -> dict[str, CostSummary]:
@@ -71,7 +67,7 @@ def pin(state: AppState, ref: str) -> WorkflowSpec:
     try:
         return state.catalog.pin(ref)
     except CatalogError as exc:
-        raise UnprocessableRequest(f"{exc}.", title="Unknown workflow") from exc
+        raise Unprocessable(f"{exc}.", title="Unknown workflow") from exc
 
 
 def pick_workflow(state: AppState, text: str) -> str:
@@ -82,7 +78,7 @@ def pick_workflow(state: AppState, text: str) -> str:
         return choice.ref
     options = [{"workflow": ref, "confidence": round(p, 3)} for ref, p in choice.options]
     listed = ", ".join(f"{o['workflow']} ({o['confidence']:.0%})" for o in options)
-    raise UnprocessableRequest(
+    raise Unprocessable(
         f"Intake could not tell which workflow fits (best guess {choice.confidence:.0%}). "
         f"Choose one and send it as `workflow`: {listed}.",
         title="Choose a workflow",
@@ -160,7 +156,7 @@ def _task_budget(state: AppState, user: Principal, spec: WorkflowSpec, body: Tas
     try:
         return state.budgets.check_task_budget(user.tenant_id, wanted)
     except BudgetError as exc:
-        raise UnprocessableRequest(f"{exc}.", title="Budget refused") from exc
+        raise Unprocessable(f"{exc}.", title="Budget refused") from exc
 
 
 def _by_key(session: Session, user: Principal, key: str) -> Task | None:

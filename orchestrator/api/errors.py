@@ -4,6 +4,7 @@
     ├── NotFound             404 (also used for other tenants' ids: never reveal they exist)
     ├── Forbidden            403
     ├── Conflict             409
+    ├── Unprocessable        422 (well-formed, but cannot be done as asked)
     ├── PayloadTooLarge      413
     └── ServiceUnavailable   503
 
@@ -47,6 +48,10 @@ class Forbidden(ApiError):
 
 class Conflict(ApiError):
     status, title = 409, "Conflict"
+
+
+class Unprocessable(ApiError):
+    status, title = 422, "Invalid request"
 
 
 class PayloadTooLarge(ApiError):

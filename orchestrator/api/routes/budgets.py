@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.api.deps import Allowed, Principal, StateDep
-from orchestrator.api.errors import ApiError, ServiceUnavailable
+from orchestrator.api.errors import ServiceUnavailable, Unprocessable
 from orchestrator.budget_rules import (
     MAX_USD,
     BudgetError,
@@ -30,10 +30,6 @@ from orchestrator.budgets import BudgetService
 router = APIRouter(prefix="/api/budgets", tags=["budgets"])
 
 TenantScope = Literal["tenant_month", "agent_month", "tool_month", "task_max"]
-
-
-class Unprocessable(ApiError):
-    status, title = 422, "Invalid request"
 
 
 class BudgetIn(BaseModel):

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlmodel import Session, col, select
 
 from orchestrator.api.deps import Allowed, Principal, StateDep, can
-from orchestrator.api.errors import ApiError, Forbidden, ServiceUnavailable
+from orchestrator.api.errors import Forbidden, ServiceUnavailable, Unprocessable
 from orchestrator.models import KillSwitch, KillSwitchEvent, Task
 from orchestrator.switches import SwitchError, SwitchService
 from workers.domain import SWITCHES_CHANGED_SIGNAL
@@ -26,10 +26,6 @@ log = logging.getLogger(__name__)
 WAKE_AT_MOST = 5000  # waiting tasks signalled per flip; the rest see the flip at their own recheck
 
 router = APIRouter(prefix="/api/switches", tags=["switches"])
-
-
-class Unprocessable(ApiError):
-    status, title = 422, "Invalid request"
 
 
 class SwitchIn(BaseModel):
