@@ -12,6 +12,7 @@ import random
 import secrets
 import sys
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -277,6 +278,22 @@ def stack_settings(db: SeededDb, router: str, state_dir: Path, **overrides: Any)
     }
     values.update(overrides)
     return Settings(**values)
+
+
+@asynccontextmanager
+async def running_stack(
+    db: SeededDb, client: Client, router_url: str, demo_model_url: str, tmp_path: Path, **overrides: Any
+) -> AsyncIterator[Stack]:
+    """API + one in-process worker on their own task queue, with settings overridden (for
+    example other catalog packages, or a time-skipping Temporal's client)."""
+    settings = stack_settings(db, router_url, tmp_path, **overrides)
+    app = create_app(settings, state=build_state(settings, engine=db.engine, temporal=client))
+    async with (
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://frontdesk") as api,
+        build_router(settings) as router,
+    ):
+        async with build_worker(client, settings, engine=db.engine, router=router):
+            yield Stack(settings, db, client, api, router_url, demo_model_url)
 
 
 @pytest.fixture

@@ -12,15 +12,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from conftest import Stack, stack_settings
+from conftest import Stack, running_stack
 from sqlmodel import select
 
-from orchestrator.api.app import build_state, create_app
 from orchestrator.db import session_scope
 from orchestrator.models import AuditEvent, Checkpoint, EmailOutbox, RefundLedger, ToolCall
-from workers.worker import build_router, build_worker
 
 pytestmark = pytest.mark.slow
 TURNS = 220
@@ -30,16 +27,11 @@ TURNS = 220
 async def hostile(
     db: Any, temporal_env: Any, router_url: str, demo_model_url: str, tmp_path: Path
 ) -> AsyncIterator[Stack]:
-    settings = stack_settings(
-        db, router_url, tmp_path, catalog_packages=["workers.catalog.sample", "hostile_catalog"]
-    )
-    app = create_app(settings, state=build_state(settings, engine=db.engine, temporal=temporal_env.client))
-    async with (
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://frontdesk") as api,
-        build_router(settings) as router,
-    ):
-        async with build_worker(temporal_env.client, settings, engine=db.engine, router=router):
-            yield Stack(settings, db, temporal_env.client, api, router_url, demo_model_url)
+    packages = ["workers.catalog.sample", "hostile_catalog"]
+    async with running_stack(
+        db, temporal_env.client, router_url, demo_model_url, tmp_path, catalog_packages=packages
+    ) as stack:
+        yield stack
 
 
 def hostile_calls(rng: random.Random, own_order: str, other_order: str) -> list[dict[str, Any]]:

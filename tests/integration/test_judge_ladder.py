@@ -8,12 +8,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from conftest import Stack, stack_settings
-
-from orchestrator.api.app import build_state, create_app
-from workers.worker import build_router, build_worker
+from conftest import Stack, running_stack
 
 TEXT = "The pilot cut handling time by a fifth. Staff liked the new screens. Rollout starts in May."
 
@@ -22,16 +18,11 @@ TEXT = "The pilot cut handling time by a fifth. Staff liked the new screens. Rol
 async def judged(
     db: Any, temporal_env: Any, router_url: str, demo_model_url: str, tmp_path: Path
 ) -> AsyncIterator[Stack]:
-    settings = stack_settings(
-        db, router_url, tmp_path, catalog_packages=["workers.catalog.sample", "judge_catalog"]
-    )
-    app = create_app(settings, state=build_state(settings, engine=db.engine, temporal=temporal_env.client))
-    async with (
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://frontdesk") as api,
-        build_router(settings) as router,
-    ):
-        async with build_worker(temporal_env.client, settings, engine=db.engine, router=router):
-            yield Stack(settings, db, temporal_env.client, api, router_url, demo_model_url)
+    packages = ["workers.catalog.sample", "judge_catalog"]
+    async with running_stack(
+        db, temporal_env.client, router_url, demo_model_url, tmp_path, catalog_packages=packages
+    ) as stack:
+        yield stack
 
 
 async def script(demo_scripts: Any, *verdicts: bool) -> str:

@@ -10,17 +10,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from conftest import Stack, stack_settings
+from conftest import Stack, running_stack
 from sqlmodel import select
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from orchestrator.api.app import build_state, create_app
 from orchestrator.db import session_scope
 from orchestrator.models import NotificationOutbox, RefundLedger
-from workers.worker import build_router, build_worker
 
 pytestmark = pytest.mark.slow
 
@@ -38,14 +35,8 @@ async def skipping(
         test_server_existing_path=time_skipping_server(), data_converter=pydantic_data_converter
     )
     try:
-        settings = stack_settings(db, router_url, tmp_path)
-        app = create_app(settings, state=build_state(settings, engine=db.engine, temporal=env.client))
-        async with (
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://frontdesk") as api,
-            build_router(settings) as router,
-        ):
-            async with build_worker(env.client, settings, engine=db.engine, router=router):
-                yield Stack(settings, db, env.client, api, router_url, demo_model_url), env
+        async with running_stack(db, env.client, router_url, demo_model_url, tmp_path) as stack:
+            yield stack, env
     finally:
         await env.shutdown()
 
