@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install router run test test-unit test-integration lint bench replay-record services clean
+.PHONY: help install router run test test-unit lint bench replay-record services clean
 
 help: ## show this help
 	@echo "Frontdesk — control plane for AI agents"
@@ -56,8 +56,9 @@ test-unit: $(BIN)/.installed ## run the unit tests only (no services needed)
 lint: $(BIN)/.installed ## ruff
 	$(BIN)/ruff check orchestrator workers tests bench
 
-bench: install services ## measure the refund workflow end to end (p50 over 20 runs) and stack start-up
+bench: install services ## print the benchmarks: refund workflow end to end (20 runs), intake accuracy and latency
 	$(BIN)/python -m bench.refund_e2e
+	$(BIN)/python -m bench.intake
 
 replay-record: install services ## record histories of workflow paths that have none yet (existing files are kept)
 	$(BIN)/pytest tests/integration --record-histories $(PYTEST_ARGS)
