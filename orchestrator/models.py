@@ -134,6 +134,8 @@ class ModelCall(SQLModel, table=True):
     http_status: int | None = None
     ok: bool
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # The answer of the successful attempt, so a retried activity returns it instead of asking again.
+    response_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
 
 

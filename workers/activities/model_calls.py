@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.engine import Engine
+from sqlmodel import select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -16,7 +17,7 @@ from orchestrator.budgets import BudgetService
 from orchestrator.db import session_scope
 from orchestrator.models import ModelCall
 from orchestrator.router_client import RouterClient, RouterError
-from workers.domain import ModelCallInput, ModelCallResult
+from workers.domain import ChatMessage, ModelCallInput, ModelCallResult
 
 
 class ModelActivities:
@@ -28,6 +29,13 @@ class ModelActivities:
     @activity.defn(name="model.call")
     async def call(self, call: ModelCallInput) -> ModelCallResult:
         activity_attempt = activity.info().attempt
+        if activity_attempt > 1:
+            # A retry after the router already answered (the worker died, or a write failed):
+            # return that answer instead of asking again, so the call stays within its requests.
+            answered = await asyncio.to_thread(self._answered, call.request_id)
+            if answered is not None:
+                await self._settle(call, Decimal(answered.cost_usd))
+                return answered
         facts = call.facts
         with telemetry.task_span(
             facts.task_id, "model.call", tier=call.tier, step=facts.step, turn=call.turn
@@ -35,12 +43,13 @@ class ModelActivities:
             try:
                 outcome = await self._router.chat(call, traceparent=tp)
             except RouterError as err:
-                await asyncio.to_thread(self._record, call, err.attempts, activity_attempt, str(err))
+                await asyncio.to_thread(self._record, call, err.attempts, activity_attempt, str(err), None)
                 await self._settle(call, sum((a.cost_usd for a in err.attempts), Decimal(0)))
                 # The client already retried within its request budget; retrying the activity
                 # would multiply it, so this fails the step with the router's reason.
                 raise ApplicationError(str(err), type="RouterError", non_retryable=True) from err
-        await asyncio.to_thread(self._record, call, outcome.attempts, activity_attempt, None)
+        answer = outcome.message.model_dump_json()
+        await asyncio.to_thread(self._record, call, outcome.attempts, activity_attempt, None, answer)
         await self._settle(call, outcome.cost_usd)
         return ModelCallResult(
             message=outcome.message,
@@ -54,8 +63,27 @@ class ModelActivities:
         if call.reservation_id:
             await asyncio.to_thread(self._budgets.settle, call.reservation_id, cost)
 
+    def _answered(self, request_id: str) -> ModelCallResult | None:
+        """The recorded answer of this logical call, with the cost of every request it made."""
+        with session_scope(self._engine) as session:
+            rows = session.exec(select(ModelCall).where(ModelCall.request_id == request_id)).all()
+        done = next((r for r in rows if r.ok and r.response_json), None)
+        if done is None:
+            return None
+        return ModelCallResult(
+            message=ChatMessage.model_validate_json(done.response_json or ""),
+            model_served=done.model_served or done.tier,
+            cost_usd=str(sum((Decimal(r.cost_usd) for r in rows), Decimal(0))),
+            attempts=len(rows),
+        )
+
     def _record(
-        self, call: ModelCallInput, attempts: Sequence[Any], activity_attempt: int, error: str | None
+        self,
+        call: ModelCallInput,
+        attempts: Sequence[Any],
+        activity_attempt: int,
+        error: str | None,
+        answer: str | None,
     ) -> None:
         facts = call.facts
         total = Decimal(0)
@@ -85,6 +113,7 @@ class ModelActivities:
                         http_status=a.http_status,
                         ok=a.ok,
                         error=a.error,
+                        response_json=answer if a.ok else None,
                     )
                 )
             audit.record(

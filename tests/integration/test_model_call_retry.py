@@ -1,0 +1,85 @@
+"""A model-call activity retried after the router already answered (the worker died before the
+activity completed) returns the recorded answer: no second request, the cost counted once."""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from sqlmodel import select
+from temporalio.testing import ActivityEnvironment
+
+from orchestrator.budgets import load_service
+from orchestrator.db import session_scope
+from orchestrator.models import ModelCall, Task
+from orchestrator.pricing import PriceTable
+from orchestrator.router_client import RouterClient
+from orchestrator.settings import PROJECT_ROOT
+from workers.activities.model_calls import ModelActivities
+from workers.domain import ChatMessage, ModelCallInput, RoutingFacts
+
+
+def answer(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(
+        200,
+        json={
+            "model": "tier-slm",
+            "choices": [
+                {"message": {"role": "assistant", "content": '{"ok": true}'}, "finish_reason": "stop"}
+            ],
+            "usage": {"prompt_tokens": 100, "completion_tokens": 10},
+        },
+        headers={"x-litellm-response-cost": "0.00002"},
+    )
+
+
+async def test_retried_call_returns_the_recorded_answer(db: Any) -> None:
+    task = Task(
+        tenant_id="acme",
+        requester_id=db.user_ids["riley"],
+        workflow_name="summary",
+        workflow_version="1",
+        input_text="x",
+        definition_json="{}",
+        status="running",
+    )
+    with session_scope(db.engine) as session:
+        session.add(task)
+    requests: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return answer(request)
+
+    router = RouterClient(
+        "http://router.test",
+        "key",
+        prices=PriceTable.load(PROJECT_ROOT / "policies" / "prices.yaml"),
+        transport=httpx.MockTransport(handler),
+        backoff_seconds=0,
+    )
+    activities = ModelActivities(db.engine, router, load_service(db.engine, PROJECT_ROOT / "policies"))
+    call = ModelCallInput(
+        facts=RoutingFacts(
+            tenant_id="acme", requester_id="u", task_id=task.id, step="s", agent="a",
+            category="c", risk_class="low", data_classification="internal",
+        ),
+        turn=1,
+        request_id=f"{task.id}/s/{secrets.token_hex(3)}",
+        tier="tier-slm",
+        messages=[ChatMessage(role="user", content="hi")],
+    )  # fmt: skip
+    env = ActivityEnvironment()
+    first = await env.run(activities.call, call)
+    env.info = dataclasses.replace(env.info, attempt=2)  # the same call, retried by Temporal
+    again = await env.run(activities.call, call)
+    await router.aclose()
+
+    assert len(requests) == 1
+    assert again.message == first.message and Decimal(again.cost_usd) == Decimal("0.00002")
+    with session_scope(db.engine) as session:
+        rows = session.exec(select(ModelCall).where(ModelCall.request_id == call.request_id)).all()
+    assert len(rows) == 1 and rows[0].ok and rows[0].response_json
