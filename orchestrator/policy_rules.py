@@ -18,6 +18,8 @@ from casbin.model import FunctionMap
 from casbin.util import escape_assertion, get_eval_value, key_match, replace_eval
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from workers.domain import ApprovalSpec, EscalationStep
+
 ALL_TENANTS = "all-tenants"
 EFFECTS = ("allow", "approve", "deny")
 REQUEST_FIELDS = ("tenant", "agent", "tool", "args", "facts")
@@ -252,6 +254,19 @@ class ApprovalRule:
             for e in self.sla
         ]
         return "; ".join([who, *steps])
+
+    def spec(self) -> ApprovalSpec:
+        """The settings as the workflow and the API carry them (a pydantic model)."""
+        return ApprovalSpec(
+            rule_id=self.rule_id,
+            assignee_role=self.assignee_role,
+            approvers_required=self.approvers_required,
+            named_approvers=list(self.named_approvers),
+            sla=[
+                EscalationStep(after_seconds=e.after_seconds, add_roles=list(e.add_roles), action=e.action)  # type: ignore[arg-type]
+                for e in self.sla
+            ],
+        )
 
 
 APPROVAL_FIELDS = {"assignee_role", "approvers_required", "named_approvers", "sla"}

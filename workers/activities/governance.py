@@ -32,7 +32,6 @@ from workers.domain import (
     CheckpointDecisionRecord,
     CheckpointOpenInput,
     EscalateInput,
-    EscalationStep,
     ReassignRecord,
     ReauthorizeInput,
     ReauthorizeResult,
@@ -50,18 +49,7 @@ def validation_message(err: ValidationError) -> str:
 
 
 def approval_spec(rule: ApprovalRule | None) -> ApprovalSpec | None:
-    if rule is None:
-        return None
-    return ApprovalSpec(
-        rule_id=rule.rule_id,
-        assignee_role=rule.assignee_role,
-        approvers_required=rule.approvers_required,
-        named_approvers=list(rule.named_approvers),
-        sla=[
-            EscalationStep(after_seconds=e.after_seconds, add_roles=list(e.add_roles), action=e.action)
-            for e in rule.sla
-        ],
-    )
+    return rule.spec() if rule is not None else None
 
 
 def switch_info(hit: Any) -> SwitchInfo:

@@ -12,22 +12,15 @@ from orchestrator.api.errors import ApiError, Forbidden
 from orchestrator.models import Tenant
 from orchestrator.policy import ApprovalRule, PolicyRule, ToolFacts
 from workers.catalog.registry import CatalogError
+from workers.domain import ApprovalSpec
 
 router = APIRouter(prefix="/api", tags=["policies"])
 
 
-class EscalationPublic(BaseModel):
-    after_seconds: int
-    add_roles: list[str]
-    action: str
+class ApprovalPublic(ApprovalSpec):
+    """The approval settings in force (`rule_id`: the rule's own approvals.yaml entry, or
+    "default"), plus a one-line summary for people."""
 
-
-class ApprovalPublic(BaseModel):
-    rule_id: str  # the approvals.yaml entry in force: the rule's own, or "default"
-    assignee_role: str
-    approvers_required: int
-    named_approvers: list[str]
-    sla: list[EscalationPublic]
     summary: str
 
 
@@ -89,17 +82,7 @@ class ExplainPublic(BaseModel):
 def approval_public(rule: ApprovalRule | None) -> ApprovalPublic | None:
     if rule is None:
         return None
-    return ApprovalPublic(
-        rule_id=rule.rule_id,
-        assignee_role=rule.assignee_role,
-        approvers_required=rule.approvers_required,
-        named_approvers=list(rule.named_approvers),
-        sla=[
-            EscalationPublic(after_seconds=e.after_seconds, add_roles=list(e.add_roles), action=e.action)
-            for e in rule.sla
-        ],
-        summary=rule.describe(),
-    )
+    return ApprovalPublic(**rule.spec().model_dump(), summary=rule.describe())
 
 
 def _rule_public(rule: PolicyRule, approval: ApprovalRule | None) -> RulePublic:
