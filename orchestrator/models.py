@@ -63,6 +63,22 @@ class ApiToken(SQLModel, table=True):
     revoked_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
 
 
+class WebSession(SQLModel, table=True):
+    """A signed-in browser. The cookie holds a random id; only its sha256 is stored here, so a
+    database leak yields no usable session. Logout sets `revoked_at`: the cookie is dead at once."""
+
+    __tablename__ = "web_session"
+    id: str = Field(primary_key=True, max_length=64)  # sha256 of the cookie value
+    user_id: str = Field(foreign_key="user.id", index=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenant.id", max_length=64)  # the tenant being worked in
+    csrf_token: str = Field(max_length=64)
+    user_agent: str = Field(default="", max_length=300)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    last_seen_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    expires_at: datetime = Field(sa_column=_ts())
+    revoked_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
 class Task(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("tenant_id", "requester_id", "idempotency_key"),)
     id: str = Field(default_factory=lambda: new_id("tsk"), primary_key=True, max_length=40)

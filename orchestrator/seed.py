@@ -28,6 +28,13 @@ DEMO_USERS: list[tuple[str, str, list[str]]] = [
     ("riley@acme.example", "Riley Requester", ["requester"]),
     ("avery@acme.example", "Avery Approver", ["approver"]),
     ("ada@acme.example", "Ada Admin", ["admin"]),
+    ("dana@acme.example", "Dana Developer", ["developer"]),
+]
+# A second demo tenant, so people in several tenants see the tenant switcher: (email, roles there).
+SECOND_TENANT = ("acme-eu", "Acme Europe (demo)")
+SECOND_TENANT_MEMBERS: list[tuple[str, list[str]]] = [
+    ("ada@acme.example", ["admin"]),
+    ("avery@acme.example", ["approver"]),
 ]
 DEMO_ORDERS: list[tuple[str, str, str, str, str]] = [
     ("ORD-1001", "Jane Doe", "jane@example.com", "40.00", "EUR"),
@@ -147,6 +154,10 @@ def seed_demo(engine: Engine, state_dir: Path) -> SeedInfo:
             ensure_token(session, user, DEMO_TENANT, token, label="demo")
             info.logins.append((email, password, roles))
             info.tokens.append((email, token))
+        ensure_tenant(session, *SECOND_TENANT)
+        for email, roles in SECOND_TENANT_MEMBERS:
+            member = session.exec(select(User).where(User.email == email)).one()
+            ensure_user(session, SECOND_TENANT[0], email, member.name, roles)
         for order_id, customer, email, amount, currency in DEMO_ORDERS:
             if session.get(DemoOrder, order_id) is None:
                 session.add(

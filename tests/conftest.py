@@ -134,6 +134,7 @@ class SeededDb:
     engine: Engine
     tokens: dict[str, str]  # short name -> bearer token
     user_ids: dict[str, str]
+    passwords: dict[str, str] = field(default_factory=dict)  # short name -> web sign-in password
 
 
 def _seed(url: str, state_dir: Path) -> SeededDb:
@@ -158,7 +159,8 @@ def _seed(url: str, state_dir: Path) -> SeededDb:
 
         for user in session.exec(select(User)):
             user_ids[user.email.split("@")[0]] = user.id
-    return SeededDb(url, engine, tokens, user_ids)
+    passwords = {email.split("@")[0]: password for email, password, _ in info.logins}
+    return SeededDb(url, engine, tokens, user_ids, passwords)
 
 
 @pytest.fixture(scope="session")
@@ -200,6 +202,7 @@ class Stack:
     router_url: str
     demo_model_url: str
     extra: dict[str, Any] = field(default_factory=dict)
+    app: Any = None  # the ASGI app behind `api` (web tests sign in to it with a session cookie)
 
     def auth(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.db.tokens[who]}"}
@@ -293,7 +296,7 @@ async def running_stack(
         build_router(settings) as router,
     ):
         async with build_worker(client, settings, engine=db.engine, router=router):
-            yield Stack(settings, db, client, api, router_url, demo_model_url)
+            yield Stack(settings, db, client, api, router_url, demo_model_url, app=app)
 
 
 @pytest.fixture
@@ -305,7 +308,7 @@ async def api_only(
     state = build_state(settings, engine=db.engine, temporal=temporal_env.client)
     app = create_app(settings, state=state)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://frontdesk") as api:
-        yield Stack(settings, db, temporal_env.client, api, router_url, demo_model_url)
+        yield Stack(settings, db, temporal_env.client, api, router_url, demo_model_url, app=app)
 
 
 @pytest.fixture

@@ -7,11 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from orchestrator import web
 from orchestrator.api import errors
 from orchestrator.api.routes import budgets, catalog, checkpoints, policies, switches, tasks
 from orchestrator.api.state import AppState
@@ -19,12 +18,11 @@ from orchestrator.budgets import load_service
 from orchestrator.db import make_engine
 from orchestrator.intake import Intake
 from orchestrator.policy import PolicyEngine
-from orchestrator.settings import PROJECT_ROOT, Settings
+from orchestrator.settings import Settings
 from orchestrator.switches import SwitchService
 from workers.catalog.registry import load_catalog
 
 log = logging.getLogger(__name__)
-templates = Jinja2Templates(directory=str(PROJECT_ROOT / "ui" / "templates"))
 
 
 class BodyLimit:
@@ -115,7 +113,7 @@ def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.frontdesk = state
-    errors.install(app)
+    errors.install(app, pages=web.error_page)
     app.include_router(tasks.router)
     app.include_router(checkpoints.router)
     app.include_router(catalog.router)
@@ -127,14 +125,7 @@ def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
     def healthz() -> dict[str, Any]:
         return {"status": "ok", "policy_version": state.policy.version[:12]}
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def index(request: Request) -> HTMLResponse:
-        return templates.TemplateResponse(
-            request,
-            "index.html",
-            {"workflows": state.catalog.workflow_refs(), "router_url": settings.router_url},
-        )
-
+    web.install(app)
     app.add_middleware(BodyLimit, limit=settings.max_input_bytes)
     return app
 

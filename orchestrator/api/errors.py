@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -80,25 +81,34 @@ def _validation_detail(exc: RequestValidationError) -> tuple[int, str, str]:
     return 422, "Invalid request", "; ".join(parts)
 
 
-def install(app: FastAPI) -> None:
+# (request, status, title, detail, extra) -> a response for people (the web UI's error page), or
+# None when the request is not for a page (the REST API answers problem JSON).
+PageRenderer = Callable[[Request, int, str, str, dict[str, Any]], Response | None]
+
+
+def install(app: FastAPI, pages: PageRenderer | None = None) -> None:
+    def answer(request: Request, status: int, title: str, detail: str, **extra: Any) -> Response:
+        page = pages(request, status, title, detail, extra) if pages is not None else None
+        return page if page is not None else problem(status, title, detail, **extra)
+
     @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return problem(exc.status, exc.title, exc.detail, **exc.extra)
+    async def _api_error(request: Request, exc: ApiError) -> Response:
+        return answer(request, exc.status, exc.title, exc.detail, **exc.extra)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         status, title, detail = _validation_detail(exc)
-        return problem(status, title, detail)
+        return answer(request, status, title, detail)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         titles = {401: "Unauthorized", 404: "Not found", 405: "Method not allowed"}
-        return problem(exc.status_code, titles.get(exc.status_code, "Error"), str(exc.detail))
+        return answer(request, exc.status_code, titles.get(exc.status_code, "Error"), str(exc.detail))
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         ref = secrets.token_hex(6)
         log.error("unexpected error ref=%s", ref, exc_info=exc)
-        return problem(
-            500, "Internal error", f"Something went wrong on our side (reference {ref}).", reference=ref
+        return answer(
+            request, 500, "Internal error", f"Something went wrong on our side (reference {ref}).", reference=ref
         )

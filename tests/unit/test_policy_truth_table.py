@@ -205,7 +205,7 @@ INTENDED_PEOPLE: dict[str, set[str]] = {
         "task:read_all", "task:cancel_any", "checkpoint:read", "checkpoint:decide", "checkpoint:comment",
         "checkpoint:reassign",
         "catalog:read", "audit:read", "policy:read", "policy:explain", "budget:read", "budget:write",
-        "switch:read", "switch:flip",
+        "switch:read", "switch:flip", "cost:read", "user:read", "user:write",
     },
     "platform_admin": {"switch:read", "switch:flip_global"},
 }  # fmt: skip

@@ -1,0 +1,83 @@
+"""The web UI: server-rendered jinja2 pages with htmx, served by the API process.
+
+Every page is backed by the same services as the REST API (`task_service`, `checkpoint_service`,
+the policy engine, budgets, switches), so whatever the UI does the API can do too. Pages sign in
+with a session cookie; the API keeps bearer tokens.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from orchestrator.settings import PROJECT_ROOT
+from orchestrator.web import admin, auth, catalog, cost, inbox, tasks
+from orchestrator.web.render import render
+
+NOT_PAGES = ("/api/", "/docs", "/redoc", "/openapi.json", "/healthz", "/static/")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
+
+
+def is_page(request: Request) -> bool:
+    return not request.url.path.startswith(NOT_PAGES)
+
+
+def error_page(request: Request, status: int, title: str, detail: str, extra: dict[str, Any]) -> Response | None:
+    """People get an HTML page (never a stack trace); a request that needs a session is sent to sign in."""
+    if not is_page(request):
+        return None
+    if status == 401:
+        if request.headers.get("hx-request"):
+            return Response(status_code=401, headers={"HX-Redirect": "/login"})
+        if request.method in ("GET", "HEAD"):
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"/login?next={quote(target)}", 303)
+    context = {"status": status, "title": title, "detail": detail, "reference": extra.get("reference")}
+    return render(request, "error.html", context, status)
+
+
+class SecurityHeaders:
+    """CSP (no inline script or style anywhere), no framing, no sniffing, no referrer leaks."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {k.lower() for k, _ in headers}
+                extra = {
+                    b"x-content-type-options": b"nosniff",
+                    b"referrer-policy": b"same-origin",
+                    b"x-frame-options": b"DENY",
+                }
+                if not scope["path"].startswith(("/docs", "/redoc")):  # Swagger UI needs its CDN script
+                    extra[b"content-security-policy"] = CSP.encode()
+                headers += [(k, v) for k, v in extra.items() if k not in names]
+                if not scope["path"].startswith("/static/"):
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def install(app: FastAPI) -> None:
+    app.state.login_throttle = auth.LoginThrottle()
+    app.mount("/static", StaticFiles(directory=str(PROJECT_ROOT / "ui" / "static")), name="static")
+    for module in (auth, tasks, inbox, catalog, admin, cost):
+        app.include_router(module.router)
+    app.add_middleware(SecurityHeaders)

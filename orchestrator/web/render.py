@@ -1,0 +1,95 @@
+"""Templates: jinja2 with autoescape, one context processor for the person and the navigation."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+from starlette.routing import NoMatchFound
+
+from orchestrator.api.deps import can
+from orchestrator.settings import PROJECT_ROOT
+
+# (label, url name, object, action): shown to whoever the policy engine allows.
+NAV: list[tuple[str, str, str, str]] = [
+    ("New task", "web_task_new", "task", "submit"),
+    ("Tasks", "web_tasks", "task", "read_own"),
+    ("Tasks", "web_tasks", "task", "read_all"),
+    ("Inbox", "web_inbox", "checkpoint", "decide"),
+    ("Decisions", "web_decisions", "checkpoint", "decide"),
+    ("Catalog", "web_catalog", "catalog", "read"),
+    ("Cost", "web_cost", "cost", "read"),
+    ("Budgets", "web_admin_budgets", "budget", "read"),
+    ("Switches", "web_admin_switches", "switch", "read"),
+    ("Policies", "web_admin_policies", "policy", "read"),
+    ("Users", "web_admin_users", "user", "read"),
+]
+
+
+def _context(request: Request) -> dict[str, Any]:
+    user = getattr(request.state, "web_user", None)
+    state = request.app.state.frontdesk
+    nav: list[tuple[str, str]] = []
+    if user is not None:
+        seen: set[str] = set()
+        for label, name, obj, act in NAV:
+            if name not in seen and can(state, user.principal, obj, act):
+                try:
+                    path = request.app.url_path_for(name)
+                except NoMatchFound:
+                    continue  # a page this build does not serve
+                seen.add(name)
+                nav.append((label, str(path)))
+    return {
+        "me": user,
+        "csrf": user.csrf if user else "",
+        "nav": nav,
+        "router_url": state.settings.router_url,
+        "can": (lambda obj, act: user is not None and can(state, user.principal, obj, act)),
+    }
+
+
+templates = Jinja2Templates(directory=str(PROJECT_ROOT / "ui" / "templates"), context_processors=[_context])
+
+
+def _money(value: Any, places: int = 4) -> str:
+    if value is None or value == "":
+        return "—"
+    amount = Decimal(str(value))
+    return f"${amount:,.{places}f}"
+
+
+def _when(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _iso(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat()
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, default=str)
+
+
+templates.env.filters.update(money=_money, when=_when, iso=_iso, pretty=_pretty)
+
+
+def render(request: Request, name: str, context: dict[str, Any] | None = None, status: int = 200) -> HTMLResponse:
+    return templates.TemplateResponse(request, name, context or {}, status_code=status)
