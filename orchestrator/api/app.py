@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orchestrator import web
 from orchestrator.api import errors
-from orchestrator.api.routes import budgets, catalog, checkpoints, policies, switches, tasks
+from orchestrator.api.routes import budgets, catalog, checkpoints, cost, policies, switches, tasks, users
 from orchestrator.api.state import AppState
 from orchestrator.budgets import load_service
 from orchestrator.db import make_engine
@@ -120,6 +120,8 @@ def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
     app.include_router(policies.router)
     app.include_router(budgets.router)
     app.include_router(switches.router)
+    app.include_router(users.router)
+    app.include_router(cost.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, Any]:
