@@ -20,7 +20,14 @@ from temporalio.service import RPCError, RPCStatusCode
 from orchestrator import audit
 from orchestrator.api.deps import Principal, can
 from orchestrator.api.errors import ApiError, Conflict, Forbidden, NotFound, ServiceUnavailable, Unprocessable
-from orchestrator.api.schemas import CheckpointDetail, CheckpointPublic, CommentPublic, DecisionPublic
+from orchestrator.api.schemas import (
+    CheckpointDetail,
+    CheckpointPublic,
+    CommentPublic,
+    DecisionPublic,
+    MyDecision,
+    _utc,
+)
 from orchestrator.api.state import AppState
 from orchestrator.models import Checkpoint, CheckpointComment, CheckpointDecision, Membership, Task, User
 from workers.domain import (
@@ -250,3 +257,53 @@ def _update_refusal(exc: WorkflowUpdateFailedError) -> ApiError:
     if cause.type == "EditRefused":
         return Unprocessable(cause.message, title="Edit refused")
     return Conflict(f"The checkpoint cannot take this decision: {cause.message}")
+
+
+def approvals_so_far(session: Session, checkpoint_ids: list[str]) -> dict[str, int]:
+    """How many distinct approvals each open checkpoint has in its current round."""
+    if not checkpoint_ids:
+        return {}
+    rows = session.exec(
+        select(CheckpointDecision.checkpoint_id, CheckpointDecision.round, CheckpointDecision.decider_id)
+        .where(
+            CheckpointDecision.checkpoint_id.in_(checkpoint_ids),  # type: ignore[attr-defined]
+            CheckpointDecision.decision.in_(("approve", "approve_with_edits")),  # type: ignore[attr-defined]
+        )
+    ).all()
+    latest: dict[str, int] = {}
+    for cp_id, rnd, _ in rows:
+        latest[cp_id] = max(latest.get(cp_id, 0), rnd)
+    counts: dict[str, set[str]] = {cp_id: set() for cp_id in checkpoint_ids}
+    for cp_id, rnd, decider in rows:
+        if rnd == latest[cp_id]:
+            counts[cp_id].add(decider)
+    return {cp_id: len(deciders) for cp_id, deciders in counts.items()}
+
+
+def decisions_of(session: Session, user: Principal, limit: int = 200) -> list[MyDecision]:
+    """The decisions this person made in this tenant, newest first, with what they decided on."""
+    rows = session.exec(
+        select(CheckpointDecision, Checkpoint)
+        .join(Checkpoint, Checkpoint.id == CheckpointDecision.checkpoint_id)  # type: ignore[arg-type]
+        .where(
+            CheckpointDecision.tenant_id == user.tenant_id,
+            CheckpointDecision.decider_id == user.user_id,
+        )
+        .order_by(CheckpointDecision.id.desc())  # type: ignore[union-attr]
+        .limit(limit)
+    ).all()
+    return [
+        MyDecision(
+            checkpoint_id=cp.id,
+            task_id=cp.task_id,
+            kind=cp.kind,
+            tool=cp.tool,
+            args=json.loads(cp.args_json),
+            decision=d.decision,
+            comment=d.comment,
+            edited_args=json.loads(d.edited_args_json) if d.edited_args_json else None,
+            checkpoint_status=cp.status,
+            created_at=_utc(d.created_at),
+        )
+        for d, cp in rows
+    ]

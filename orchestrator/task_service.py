@@ -10,6 +10,7 @@ import json
 import logging
 from decimal import Decimal
 
+from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 from starlette.concurrency import run_in_threadpool
@@ -19,10 +20,20 @@ from temporalio.service import RPCError, RPCStatusCode
 from orchestrator import audit
 from orchestrator.api.deps import Principal, can
 from orchestrator.api.errors import Conflict, Forbidden, NotFound, ServiceUnavailable, Unprocessable
-from orchestrator.api.schemas import CostSummary, TaskCreate
+from orchestrator.api.schemas import (
+    CheckpointPublic,
+    CostSummary,
+    ModelCallPublic,
+    StepPublic,
+    TaskCreate,
+    TaskDetail,
+    TaskList,
+    TaskPublic,
+    ToolCallPublic,
+)
 from orchestrator.api.state import AppState
 from orchestrator.budgets import BudgetError
-from orchestrator.models import ModelCall, Task, utcnow
+from orchestrator.models import Checkpoint, ModelCall, Task, TaskStep, ToolCall, utcnow
 from workers.catalog.registry import CatalogError
 from workers.domain import (
     TASK_WORKFLOW_NAME,
@@ -61,6 +72,54 @@ def visible_task(session: Session, state: AppState, user: Principal, task_id: st
     ):
         raise NotFound(f"No task {task_id!r} in tenant {user.tenant_id!r}.")
     return task
+
+
+def list_visible(
+    session: Session,
+    state: AppState,
+    user: Principal,
+    status: str | None = None,
+    workflow: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> TaskList:
+    """Newest first: the caller's own tasks, or all of the tenant's for those who may read all."""
+    query = select(Task).where(Task.tenant_id == user.tenant_id)
+    if not can(state, user, "task", "read_all"):
+        query = query.where(Task.requester_id == user.user_id)
+    if status:
+        query = query.where(Task.status == status)
+    if workflow:
+        query = query.where(Task.workflow_name == workflow)
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    tasks = session.exec(query.order_by(Task.created_at.desc()).offset(offset).limit(limit)).all()  # type: ignore[attr-defined]
+    costs = cost_of(session, [t.id for t in tasks])
+    return TaskList(items=[TaskPublic.build(t, costs[t.id]) for t in tasks], total=total)
+
+
+def detail(session: Session, state: AppState, user: Principal, task_id: str) -> TaskDetail:
+    """A task with everything that happened in it: steps, model calls, tool calls, checkpoints."""
+    task = visible_task(session, state, user, task_id)
+    scoped = {"task_id": task.id, "tenant_id": user.tenant_id}
+
+    def rows(model, order):  # type: ignore[no-untyped-def]
+        q = select(model).where(*(getattr(model, k) == v for k, v in scoped.items()))
+        return session.exec(q.order_by(*order)).all()
+
+    public = TaskPublic.build(task, cost_of(session, [task.id])[task.id])
+    return TaskDetail(
+        **public.model_dump(),
+        input=task.input_text,
+        data=json.loads(task.input_json),
+        output=json.loads(task.output_json) if task.output_json else None,
+        error=task.error,
+        steps=[StepPublic.build(s) for s in rows(TaskStep, [TaskStep.index])],
+        model_calls=[
+            ModelCallPublic.build(m) for m in rows(ModelCall, [ModelCall.created_at, ModelCall.attempt])
+        ],
+        tool_calls=[ToolCallPublic.build(t) for t in rows(ToolCall, [ToolCall.created_at])],
+        checkpoints=[CheckpointPublic.build(c) for c in rows(Checkpoint, [Checkpoint.created_at])],
+    )
 
 
 def pin(state: AppState, ref: str) -> WorkflowSpec:

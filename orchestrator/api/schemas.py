@@ -81,10 +81,14 @@ class StepPublic(BaseModel):
     status: str
     output: dict[str, Any] | None
     error: str | None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
 
     @classmethod
     def build(cls, s: TaskStep) -> StepPublic:
         return cls(
+            started_at=_utc(s.started_at),
+            ended_at=_utc(s.ended_at),
             index=s.index,
             name=s.name,
             agent=s.agent,
@@ -145,10 +149,14 @@ class ToolCallPublic(BaseModel):
     status: str
     result: Any
     error: str | None
+    rule_id: str = ""
+    created_at: datetime | None = None
 
     @classmethod
     def build(cls, t: ToolCall) -> ToolCallPublic:
         return cls(
+            rule_id=t.rule_id,
+            created_at=_utc(t.created_at),
             id=t.id,
             step=t.step,
             turn=t.turn,
@@ -244,6 +252,23 @@ class TaskDetail(TaskPublic):
 class TaskList(BaseModel):
     items: list[TaskPublic]
     total: int
+
+
+class MyDecision(BaseModel):
+    checkpoint_id: str
+    task_id: str
+    kind: str
+    tool: str
+    args: dict[str, Any]
+    decision: str
+    comment: str | None
+    edited_args: dict[str, Any] | None
+    checkpoint_status: str
+    created_at: datetime | None
+
+
+class MyDecisionList(BaseModel):
+    items: list[MyDecision]
 
 
 class CheckpointList(BaseModel):

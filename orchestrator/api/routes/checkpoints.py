@@ -16,6 +16,7 @@ from orchestrator.api.schemas import (
     CheckpointPublic,
     CommentIn,
     DecisionIn,
+    MyDecisionList,
     ReassignIn,
 )
 from orchestrator.models import Checkpoint, Task
@@ -38,6 +39,13 @@ def list_checkpoints(
         query = query.where(*service.inbox_filter(user))
     rows = session.exec(query.order_by(Checkpoint.created_at).limit(limit)).all()  # type: ignore[arg-type]
     return CheckpointList(items=[CheckpointPublic.build(c) for c in rows])
+
+
+@router.get("/decisions/mine", response_model=MyDecisionList, summary="My decisions, newest first")
+def my_decisions(
+    session: SessionDep, user: Annotated[Principal, Depends(Allowed("checkpoint", "read"))]
+) -> MyDecisionList:
+    return MyDecisionList(items=service.decisions_of(session, user))
 
 
 @router.get(

@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response
-from sqlalchemy import func
-from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
 from orchestrator import task_service
-from orchestrator.api.deps import Allowed, CurrentUser, Principal, SessionDep, StateDep, can
-from orchestrator.api.schemas import (
-    CheckpointPublic,
-    ModelCallPublic,
-    StepPublic,
-    TaskCreate,
-    TaskDetail,
-    TaskList,
-    TaskPublic,
-    ToolCallPublic,
-)
-from orchestrator.models import Checkpoint, ModelCall, Task, TaskStep, ToolCall
-from orchestrator.preview import preview
+from orchestrator.api.deps import Allowed, CurrentUser, Principal, SessionDep, StateDep
+from orchestrator.api.schemas import TaskCreate, TaskDetail, TaskList, TaskPublic
+from orchestrator.models import Task
+from orchestrator.preview_request import preview_request
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"])
 
@@ -58,18 +46,7 @@ def preview_task(
     intake with its confidence and the runners-up), its steps and tools with the decisions the
     policies could give, the checkpoints it will or may need, and a budget estimate. Nothing is
     written."""
-    intake = None
-    ref = body.workflow
-    if ref is None:
-        result = state.intake.classify(body.input)
-        ref = task_service.pick_workflow(state, body.input)
-        intake = {
-            "picked": ref,
-            "confidence": round(result.confidence, 3),
-            "options": [{"workflow": r, "confidence": round(p, 3)} for r, p in result.ranked],
-        }
-    spec = task_service.pin(state, ref)
-    return preview(state, user.tenant_id, body, spec, intake)
+    return preview_request(state, user.tenant_id, body)
 
 
 @router.get("", response_model=TaskList, summary="List tasks")
@@ -78,45 +55,19 @@ def list_tasks(
     state: StateDep,
     user: CurrentUser,
     status: str | None = TaskStatusFilter,
+    workflow: str | None = Query(None, max_length=120, description="workflow name"),
     limit: int = Query(50, ge=1, le=200),
     offset: int = Query(0, ge=0),
 ) -> TaskList:
-    query = select(Task).where(Task.tenant_id == user.tenant_id)
-    if not can(state, user, "task", "read_all"):
-        query = query.where(Task.requester_id == user.user_id)
-    if status:
-        query = query.where(Task.status == status)
-    total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    tasks = session.exec(query.order_by(Task.created_at.desc()).offset(offset).limit(limit)).all()  # type: ignore[attr-defined]
-    costs = task_service.cost_of(session, [t.id for t in tasks])
-    return TaskList(items=[TaskPublic.build(t, costs[t.id]) for t in tasks], total=total)
+    """My tasks, newest first (all tasks of the tenant for approvers and admins)."""
+    return task_service.list_visible(session, state, user, status, workflow, limit, offset)
 
 
 @router.get(
     "/{task_id}", response_model=TaskDetail, summary="A task with its steps, calls, checkpoints and cost"
 )
 def get_task(task_id: str, session: SessionDep, state: StateDep, user: CurrentUser) -> TaskDetail:
-    task = task_service.visible_task(session, state, user, task_id)
-    scoped = {"task_id": task.id, "tenant_id": user.tenant_id}
-
-    def rows(model, order):  # type: ignore[no-untyped-def]
-        q = select(model).where(*(getattr(model, k) == v for k, v in scoped.items()))
-        return session.exec(q.order_by(*order)).all()
-
-    public = TaskPublic.build(task, task_service.cost_of(session, [task.id])[task.id])
-    return TaskDetail(
-        **public.model_dump(),
-        input=task.input_text,
-        data=json.loads(task.input_json),
-        output=json.loads(task.output_json) if task.output_json else None,
-        error=task.error,
-        steps=[StepPublic.build(s) for s in rows(TaskStep, [TaskStep.index])],
-        model_calls=[
-            ModelCallPublic.build(m) for m in rows(ModelCall, [ModelCall.created_at, ModelCall.attempt])
-        ],
-        tool_calls=[ToolCallPublic.build(t) for t in rows(ToolCall, [ToolCall.created_at])],
-        checkpoints=[CheckpointPublic.build(c) for c in rows(Checkpoint, [Checkpoint.created_at])],
-    )
+    return task_service.detail(session, state, user, task_id)
 
 
 @router.post("/{task_id}/cancel", status_code=202, response_model=TaskPublic, summary="Cancel a task")
