@@ -329,7 +329,8 @@ class DevStack:
         s = self.settings
         say(f"\nFrontdesk dev stack is up (started in {time.monotonic() - self.started_at:.1f} s)\n")
         rows = [
-            ("UI + API", self.api_url),
+            ("web UI (sign in)", f"{self.api_url}/login"),
+            ("REST API", f"{self.api_url}/api"),
             ("API docs", f"{self.api_url}/docs"),
             ("Temporal web UI", self.temporal_ui_url),
             ("Temporal", f"{self.temporal_address} (namespace {s.temporal_namespace})"),
@@ -341,7 +342,7 @@ class DevStack:
             say(f"  {label:<{width}}  {value}")
         if self.seed is not None:
             if self.seed.logins:
-                say("\n  demo logins (email / password / roles):")
+                say("\n  demo logins for the web UI (email / password / roles in acme):")
                 for email, password, roles in self.seed.logins:
                     say(f"    {email} / {password} / {', '.join(roles)}")
             if self.seed.tokens:
