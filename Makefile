@@ -8,11 +8,14 @@ BIN := $(VENV)/bin
 STATE := .frontdesk
 LITELLM_VENV := $(STATE)/litellm-venv
 LITELLM_VERSION := 1.106.2
+NPM_PREFIX := $(STATE)/npm
+AXE_VERSION := 4.10.3
+CHROMIUM := /usr/bin/chromium
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install router run test test-unit lint bench replay-record services clean
+.PHONY: help install router browser-deps run test test-unit lint bench replay-record services clean
 
 help: ## show this help
 	@echo "Frontdesk — control plane for AI agents"
@@ -38,6 +41,19 @@ $(LITELLM_VENV)/.installed:
 
 router: $(LITELLM_VENV)/.installed ## install the LiteLLM proxy into its own venv (.frontdesk/litellm-venv)
 
+# The browser tests drive Debian's chromium (Playwright cannot download its own browser build here)
+# and check pages with axe-core from the npm registry.
+$(CHROMIUM):
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium || { \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
+
+$(NPM_PREFIX)/.axe-core-$(AXE_VERSION):
+	@mkdir -p $(NPM_PREFIX)
+	npm install --prefix $(NPM_PREFIX) --no-audit --no-fund --loglevel=error axe-core@$(AXE_VERSION)
+	@touch $@
+
+browser-deps: $(CHROMIUM) $(NPM_PREFIX)/.axe-core-$(AXE_VERSION) ## install what the browser tests need: Debian's chromium and axe-core (.frontdesk/npm)
+
 run: install ## start Temporal, the demo model, LiteLLM, a worker and the API + UI on 127.0.0.1:8000
 	$(BIN)/frontdesk dev
 
@@ -47,7 +63,7 @@ services: ## make sure PostgreSQL (needed by the database tests) is running
 	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -1) main start; \
 	  for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; }
 
-test: install services ## run the full test suite (real Temporal, real LiteLLM, SQLite and PostgreSQL)
+test: install services browser-deps ## run the full test suite (real Temporal, real LiteLLM, SQLite and PostgreSQL)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: $(BIN)/.installed ## run the unit tests only (no services needed)

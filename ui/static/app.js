@@ -1,4 +1,4 @@
-// Frontdesk's own script: CSRF header for htmx requests, SLA countdowns, tenant auto-submit.
+// Frontdesk's own script: CSRF header for htmx requests, SLA countdowns, confirmations.
 // Everything works without it; it only adds convenience.
 (function () {
   "use strict";
@@ -27,9 +27,6 @@
   document.addEventListener("DOMContentLoaded", function () {
     tick();
     setInterval(tick, 1000);
-    document.querySelectorAll("select[data-autosubmit]").forEach(function (sel) {
-      sel.addEventListener("change", function () { sel.form.requestSubmit(); });
-    });
     document.querySelectorAll("[data-confirm]").forEach(function (el) {
       el.addEventListener("click", function (e) { if (!window.confirm(el.dataset.confirm)) { e.preventDefault(); } });
     });
