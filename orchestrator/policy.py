@@ -179,6 +179,10 @@ class _Snapshot:
         people_model = Model()
         people_model.load_model_from_text(texts["people_model.conf"])
         people = casbin.Enforcer(people_model, _TextAdapter(texts["people_policy.csv"]))
+        # casbin logs every refused request as a WARNING; a refusal is an answer, not a problem
+        # (the web UI asks a dozen times per page to build its navigation), and the decisions that
+        # matter are audited by Frontdesk itself.
+        people.logger.setLevel(logging.ERROR)
         tool_model = Model()
         tool_model.load_model_from_text(texts["tool_model.conf"])
         matcher = tool_model["m"]["m"].value
