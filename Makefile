@@ -72,9 +72,10 @@ test-unit: $(BIN)/.installed ## run the unit tests only (no services needed)
 lint: $(BIN)/.installed ## ruff
 	$(BIN)/ruff check orchestrator workers tests bench
 
-bench: install services ## print the benchmarks: refund workflow end to end (20 runs), intake accuracy and latency
+bench: install services ## print the benchmarks: refund workflow end to end (20 runs), intake accuracy and latency, the web UI's live timeline
 	$(BIN)/python -m bench.refund_e2e
 	$(BIN)/python -m bench.intake
+	$(BIN)/python -m bench.ui_live
 
 replay-record: install services ## record histories of workflow paths that have none yet (existing files are kept)
 	$(BIN)/pytest tests/integration --record-histories $(PYTEST_ARGS)
