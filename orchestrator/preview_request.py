@@ -7,6 +7,7 @@ from typing import Any
 from orchestrator import task_service
 from orchestrator.api.schemas import TaskCreate
 from orchestrator.api.state import AppState
+from orchestrator.policy_rules import ALL_TENANTS
 from orchestrator.preview import preview
 
 
@@ -25,4 +26,19 @@ def preview_request(state: AppState, tenant_id: str, body: TaskCreate) -> dict[s
             "options": [{"workflow": r, "confidence": round(p, 3)} for r, p in result.ranked],
         }
     spec = task_service.pin(state, ref)
-    return preview(state, tenant_id, body, spec, intake)
+    return with_decisions(state, tenant_id, preview(state, tenant_id, body, spec, intake))
+
+
+def with_decisions(state: AppState, tenant_id: str, result: dict[str, Any]) -> dict[str, Any]:
+    """Beside each tool's `likely` summary, the rules behind it (id, effect, condition): "depends
+    on the arguments" only helps a person who can see that, say, under 100 is allowed, from 100
+    needs approval and above 1000 is denied. Guard rules can only add an approval."""
+    rules = {r.rule_id: r for r in state.policy.view().rules if r.tenant in (ALL_TENANTS, tenant_id)}
+    for step in result["steps"]:
+        for tool in step.get("tools", []):
+            tool["decisions"] = [
+                {"rule_id": r.rule_id, "effect": r.effect, "condition": r.condition, "guard": r.guard}
+                for r in (rules.get(rule_id) for rule_id in tool["rules"])
+                if r is not None
+            ]
+    return result

@@ -104,7 +104,7 @@ def _budget(raw: str) -> Decimal | None:
     return value
 
 
-def _request(text: str, workflow: str, budget: str, data: dict[str, Any]) -> TaskCreate:
+def task_request(text: str, workflow: str, budget: str, data: dict[str, Any]) -> TaskCreate:
     if not text.strip():
         raise ApiError("Describe the task: the request text is empty.")
     try:
@@ -127,7 +127,7 @@ def task_preview(
     budget_usd: Annotated[str, Form(max_length=40)] = "",
 ) -> HTMLResponse:
     try:
-        body = _request(input, workflow, budget_usd, {})
+        body = task_request(input, workflow, budget_usd, {})
         result = preview_request(state, user.tenant_id, body)
     except ApiError as exc:
         return render(request, "partials/form_error.html", {"error": exc.detail, "extra": exc.extra}, 422)
@@ -156,7 +156,7 @@ async def task_submit(
             raw = await attachment.read()
             text, facts = attach(input, attachment.filename, attachment.content_type or "", raw)
             data = {"attachment": facts}
-        body = _request(text, workflow, budget_usd, data)
+        body = task_request(text, workflow, budget_usd, data)
         task, _created = await task_service.submit(db, state, user.principal, body, idempotency_key or None)
     except (ApiError, AttachmentError) as exc:
         detail = exc.detail if isinstance(exc, ApiError) else str(exc)

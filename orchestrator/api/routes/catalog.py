@@ -6,6 +6,7 @@ GET /api/tools[/{ref}]       tools: side effect, argument schema, the policy rul
 GET /api/me                  who am I
 
 A `ref` is `name@version`; a bare name means the newest version. Lists hold every version.
+The builders (`workflow_info`, `agent_info`, `tool_info`) also serve the catalog web pages.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pydantic import BaseModel
 from orchestrator.api.deps import Allowed, CurrentUser, Principal, StateDep
 from orchestrator.api.errors import NotFound
 from orchestrator.api.schemas import Me, WorkflowPublic
+from orchestrator.api.state import AppState
 from workers.catalog.registry import Catalog, CatalogError
 from workers.catalog.validate import policy_mentions
 
@@ -65,7 +67,7 @@ class ToolPublic(BaseModel):
     used_by: list[str]
 
 
-def _public(state: StateDep, ref: str) -> WorkflowInfo:
+def workflow_info(state: AppState, ref: str) -> WorkflowInfo:
     spec = state.catalog.pin(ref)
     return WorkflowInfo(
         ref=spec.ref,
@@ -89,7 +91,7 @@ def _public(state: StateDep, ref: str) -> WorkflowInfo:
     )
 
 
-def _agent(catalog: Catalog, ref: str) -> AgentPublic:
+def agent_info(catalog: Catalog, ref: str) -> AgentPublic:
     spec = catalog.agent(ref).spec
     return AgentPublic(
         **spec.model_dump(exclude={"tiers", "validator"}),
@@ -101,7 +103,7 @@ def _agent(catalog: Catalog, ref: str) -> AgentPublic:
     )
 
 
-def _tool(state: StateDep, ref: str) -> ToolPublic:
+def tool_info(state: AppState, ref: str) -> ToolPublic:
     catalog = state.catalog
     spec = catalog.tool(ref).spec
     view = state.policy.view()
@@ -117,39 +119,39 @@ def _tool(state: StateDep, ref: str) -> ToolPublic:
 
 @router.get("/workflows", response_model=list[WorkflowInfo], summary="Workflow definitions")
 def list_workflows(state: StateDep, _: CatalogReader) -> list[WorkflowInfo]:
-    return [_public(state, ref) for ref in state.catalog.workflow_refs()]
+    return [workflow_info(state, ref) for ref in state.catalog.workflow_refs()]
 
 
 @router.get("/workflows/{ref}", response_model=WorkflowInfo, summary="One workflow definition")
 def get_workflow(ref: str, state: StateDep, _: CatalogReader) -> WorkflowInfo:
     try:
-        return _public(state, ref)
+        return workflow_info(state, ref)
     except CatalogError as exc:
         raise NotFound(str(exc)) from exc
 
 
 @router.get("/agents", response_model=list[AgentPublic], summary="Agents, every version")
 def list_agents(state: StateDep, _: CatalogReader) -> list[AgentPublic]:
-    return [_agent(state.catalog, ref) for ref in state.catalog.refs("agent")]
+    return [agent_info(state.catalog, ref) for ref in state.catalog.refs("agent")]
 
 
 @router.get("/agents/{ref}", response_model=AgentPublic, summary="One agent")
 def get_agent(ref: str, state: StateDep, _: CatalogReader) -> AgentPublic:
     try:
-        return _agent(state.catalog, ref)
+        return agent_info(state.catalog, ref)
     except CatalogError as exc:
         raise NotFound(str(exc)) from exc
 
 
 @router.get("/tools", response_model=list[ToolPublic], summary="Tools, every version")
 def list_tools(state: StateDep, _: CatalogReader) -> list[ToolPublic]:
-    return [_tool(state, ref) for ref in state.catalog.refs("tool")]
+    return [tool_info(state, ref) for ref in state.catalog.refs("tool")]
 
 
 @router.get("/tools/{ref}", response_model=ToolPublic, summary="One tool")
 def get_tool(ref: str, state: StateDep, _: CatalogReader) -> ToolPublic:
     try:
-        return _tool(state, ref)
+        return tool_info(state, ref)
     except CatalogError as exc:
         raise NotFound(str(exc)) from exc
 
