@@ -1,4 +1,8 @@
-"""/api/policies: the tool policy in force (rules, approval settings, version) and explain."""
+"""/api/policies: the tool policy in force (rules, approval settings, version) and explain.
+
+`policies_public` and `explain_decision` are shared with the /admin/policies page; both show
+only the rules that apply in the caller's tenant.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlmodel import Session
 
 from orchestrator.api.deps import Allowed, Principal, SessionDep, StateDep
 from orchestrator.api.errors import ApiError, Forbidden
+from orchestrator.api.state import AppState
 from orchestrator.models import Tenant
 from orchestrator.policy import ApprovalRule, PolicyRule, ToolFacts
+from orchestrator.policy_rules import ALL_TENANTS
 from workers.catalog.registry import CatalogError
 from workers.domain import ApprovalSpec
 
@@ -99,19 +106,31 @@ def _rule_public(rule: PolicyRule, approval: ApprovalRule | None) -> RulePublic:
     )
 
 
-@router.get("/policies", response_model=PoliciesPublic, summary="The tool policy in force")
-def get_policies(
-    state: StateDep, _: Annotated[Principal, Depends(Allowed("policy", "read"))]
-) -> PoliciesPublic:
+def applies_in(rule: PolicyRule, tenant_id: str) -> bool:
+    """Rules written for another tenant are that tenant's business: never shown elsewhere."""
+    return rule.tenant in (ALL_TENANTS, tenant_id)
+
+
+def policies_public(state: AppState, tenant_id: str) -> PoliciesPublic:
+    """The policy in force as a tenant sees it (the API and the /admin/policies page)."""
     view = state.policy.view()
     return PoliciesPublic(
         version=view.version,
-        rules=[_rule_public(r, view.approvals.get(r.rule_id)) for r in view.rules],
+        rules=[
+            _rule_public(r, view.approvals.get(r.rule_id)) for r in view.rules if applies_in(r, tenant_id)
+        ],
         default_approval=approval_public(view.default_approval),  # type: ignore[arg-type]
     )
 
 
-def _facts(state: StateDep, session: SessionDep, tenant_id: str, body: ExplainRequest) -> ToolFacts:
+@router.get("/policies", response_model=PoliciesPublic, summary="The tool policy in force")
+def get_policies(
+    state: StateDep, user: Annotated[Principal, Depends(Allowed("policy", "read"))]
+) -> PoliciesPublic:
+    return policies_public(state, user.tenant_id)
+
+
+def _facts(state: AppState, session: Session, tenant_id: str, body: ExplainRequest) -> ToolFacts:
     given = dict(body.facts or {})
     if "side_effect" not in given:
         try:
@@ -128,16 +147,14 @@ def _facts(state: StateDep, session: SessionDep, tenant_id: str, body: ExplainRe
         raise ApiError(detail, title="Invalid facts") from exc
 
 
-@router.post("/policies/explain", response_model=ExplainPublic, summary="Explain a tool decision")
-def explain(
-    body: ExplainRequest,
-    state: StateDep,
-    session: SessionDep,
-    user: Annotated[Principal, Depends(Allowed("policy", "explain"))],
+def explain_decision(
+    state: AppState, session: Session, tenant_id: str, body: ExplainRequest
 ) -> ExplainPublic:
-    tenant_id = body.tenant or user.tenant_id
-    if tenant_id != user.tenant_id:
-        raise Forbidden(f"You can only explain decisions in your own tenant ({user.tenant_id}).")
+    """Decide as the workers would and say why (the API and the /admin/policies page).
+
+    Raises Forbidden for another tenant and ApiError (400) for invalid facts."""
+    if (body.tenant or tenant_id) != tenant_id:
+        raise Forbidden(f"You can only explain decisions in your own tenant ({tenant_id}).")
     facts = _facts(state, session, tenant_id, body)
     result = state.policy.explain(
         tenant_id=tenant_id, agent=body.agent, tool=body.tool, args=body.args, facts=facts
@@ -165,5 +182,16 @@ def explain(
                 error=c.error or None,
             )
             for c in result.checks
+            if applies_in(c.rule, tenant_id)
         ],
     )
+
+
+@router.post("/policies/explain", response_model=ExplainPublic, summary="Explain a tool decision")
+def explain(
+    body: ExplainRequest,
+    state: StateDep,
+    session: SessionDep,
+    user: Annotated[Principal, Depends(Allowed("policy", "explain"))],
+) -> ExplainPublic:
+    return explain_decision(state, session, user.tenant_id, body)
