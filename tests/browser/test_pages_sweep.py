@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from conftest import TERMINAL
-from playwright.async_api import Page
+from playwright.async_api import Page, expect
 
 from browser.axe import blocking_violations, describe
 from browser.conftest import LAPTOP, PHONE, LiveStack, NewContext, PageLog, page_of, take_shot, watch
@@ -138,3 +138,39 @@ async def test_sign_in_page(live_stack: LiveStack, new_context: NewContext) -> N
     log = watch(page)
     problems = await check_page(page, live_stack, log, "signed-out", "/login")
     assert not problems, report("a signed-out visitor", problems)
+
+
+async def test_detail_pages(
+    live_stack: LiveStack, new_context: NewContext, busy_tenant: dict[str, Any]
+) -> None:
+    """The pages reached from lists, not from the navigation: a task, its checkpoint, the catalog's
+    detail pages and the preview; and the error page a person sees for an unknown id."""
+    task = await live_stack.stack.task(busy_tenant["id"])
+    checkpoint = next(c for c in task["checkpoints"] if c["status"] == "open")
+    problems: list[str] = []
+    pages = {
+        "avery": [f"/tasks/{task['id']}", f"/checkpoints/{checkpoint['id']}"],
+        "riley": [f"/tasks/{task['id']}", f"/checkpoints/{checkpoint['id']}"],
+        "dana": [
+            "/catalog/workflows/refund_request@2",
+            "/catalog/agents/refund_agent",
+            "/catalog/tools/issue_refund",
+            "/catalog/preview",
+        ],
+    }
+    for who, paths in pages.items():
+        page = await page_of(await new_context(who))
+        log = watch(page)
+        for path in paths:
+            problems += await check_page(page, live_stack, log, who, path)
+    assert not problems, report("detail pages", problems)
+
+    page = await page_of(await new_context("riley"))
+    response = await page.goto(live_stack.url("/tasks/tsk_00000000000000000000"))
+    assert response is not None and response.status == 404
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Not found")
+    await expect(page.get_by_text("No task 'tsk_00000000000000000000' in tenant 'acme'")).to_be_visible()
+    assert "Traceback" not in await page.content()
+    await take_shot(page, "sweep-riley-error-404")
+    found = await blocking_violations(page)
+    assert not found, describe(found)
