@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 
 from orchestrator import checkpoint_service, task_service
 from orchestrator.api.deps import SessionDep, StateDep, can
-from orchestrator.api.errors import ApiError, Forbidden, Unprocessable
+from orchestrator.api.errors import ApiError, Conflict, Forbidden, Unprocessable
 from orchestrator.api.schemas import CheckpointPublic
 from orchestrator.api.state import AppState
 from orchestrator.models import Checkpoint, ToolCall
@@ -149,6 +149,9 @@ async def review_edits(
     """Validate the edited arguments and show the diff; nothing is decided until confirmed."""
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
     cp = checkpoint_service.get_checkpoint(db, user.principal, checkpoint_id)
+    refusal = _why_not(state, user, cp, cp.status)
+    if refusal:
+        raise Forbidden(refusal) if cp.status == "open" else Conflict(refusal)
     schema, model = _tool_model(db, state, cp)
     if not schema.get("properties"):
         raise Unprocessable(f"A {cp.kind.replace('_', ' ')} checkpoint cannot be approved with edits.")

@@ -129,3 +129,24 @@ async def test_passwords_are_argon2(sqlite_db) -> None:  # type: ignore[no-untyp
     assert user.password_hash.startswith("$argon2id$")
     assert verify_password(sqlite_db.passwords["riley"], user.password_hash)
     assert not verify_password("nope", user.password_hash)
+
+
+def test_every_state_changing_page_route_checks_csrf() -> None:
+    """A new form handler without the CSRF dependency fails here, not in production."""
+    from fastapi.routing import APIRoute
+
+    from orchestrator.web import admin, auth, catalog, cost, inbox, tasks
+    from orchestrator.web.deps import check_csrf
+
+    def depends_on_csrf(dependant) -> bool:  # type: ignore[no-untyped-def]
+        return any(d.call is check_csrf or depends_on_csrf(d) for d in dependant.dependencies)
+
+    page_posts = [
+        r
+        for module in (admin, auth, catalog, cost, inbox, tasks)
+        for r in module.router.routes
+        if isinstance(r, APIRoute) and r.methods & {"POST", "PUT", "DELETE", "PATCH"}
+    ]
+    assert len(page_posts) >= 15
+    unguarded = [r.path for r in page_posts if r.path != "/login" and not depends_on_csrf(r.dependant)]
+    assert unguarded == []

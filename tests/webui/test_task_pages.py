@@ -198,3 +198,13 @@ async def test_cancel_and_permissions_on_task_pages(stack) -> None:  # type: ign
     assert task_id in listing.text
     listing = await riley.get("/tasks?status=completed&workflow=ticket_triage")
     assert task_id not in listing.text
+
+
+async def test_only_deciders_may_review_edits(stack) -> None:  # type: ignore[no-untyped-def]
+    riley = await sign_in(stack.app, stack.db, "riley")
+    task_id = await submit_refund(riley, stack.make_order("300.00"))
+    cp = await stack.open_checkpoint(task_id)
+    r = await riley.post(f"/checkpoints/{cp['id']}/edits", {"arg.amount": "999"})
+    assert r.status_code == 403 and "someone else must decide" in r.text
+    await riley.post(f"/tasks/{task_id}/cancel")
+    await stack.wait(task_id, {"cancelled"})
