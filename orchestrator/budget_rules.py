@@ -34,7 +34,7 @@ MONTH_SCOPES = ("tenant_month", "agent_month", "tool_month")
 NANO = Decimal("0.000000001")
 EPS = Decimal("0.0000000005")  # half a unit of NUMERIC(18, 9): absorbs SQLite's float sums
 MAX_USD = Decimal("999999999")
-_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+_MONTH = re.compile(r"^(?!0000)[0-9]{4}-(0[1-9]|1[0-2])$")
 SUBJECT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,119}$")
 
 
@@ -81,6 +81,8 @@ def current_month(now: datetime | None = None) -> str:
 def check_month(month: str) -> str:
     if not isinstance(month, str) or not _MONTH.match(month):
         raise BudgetError(f"month must look like 2026-11, got {month!r}")
+    if month.startswith("9999"):  # the month after it, which a month's window needs, does not exist
+        raise BudgetError(f"month must be before 9999-01, got {month!r}")
     return month
 
 

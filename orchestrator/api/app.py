@@ -66,6 +66,9 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if web.is_page_path(scope["path"]):
+            await web.too_large_page(self.limit)(scope, receive, send)
+            return
         response = errors.problem(
             413,
             "Payload too large",

@@ -27,7 +27,24 @@ CSP = (
 
 
 def is_page(request: Request) -> bool:
-    return not request.url.path.startswith(NOT_PAGES)
+    return is_page_path(request.url.path)
+
+
+def is_page_path(path: str) -> bool:
+    return not path.startswith(NOT_PAGES)
+
+
+def too_large_page(limit: int) -> Response:
+    """413 for a page form (the body limit answers before the app, so no template is at hand)."""
+    body = (
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Too large · Frontdesk</title>"
+        "<link rel=\"stylesheet\" href=\"/static/app.css\"></head><body><main id=\"main\">"
+        "<section class=\"card error-page\" role=\"alert\"><h1>The form is too large</h1>"
+        f"<p>What you sent is over {limit // 1024} KiB. Shorten the request or attach a smaller "
+        "text file (attachments: 32 KiB at most).</p><p>Use your browser's Back button to return to the form, or go to <a href=\"/\">the start page</a>.</p>"
+        "</section></main></body></html>"
+    )
+    return Response(body, status_code=413, media_type="text/html")
 
 
 def error_page(request: Request, status: int, title: str, detail: str, extra: dict[str, Any]) -> Response | None:

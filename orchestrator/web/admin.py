@@ -244,6 +244,8 @@ def _json_object(raw: str, what: str, *, optional: bool = False) -> dict[str, An
         raise Unprocessable(
             f"{what} must be a JSON object: {exc.msg} at line {exc.lineno}, column {exc.colno}."
         ) from exc
+    except RecursionError as exc:
+        raise Unprocessable(f"{what} is nested too deeply; send a flat JSON object.") from exc
     if not isinstance(value, dict):
         raise Unprocessable(
             f'{what} must be a JSON object: got {type(value).__name__}, e.g. {{"amount": 250}}.'

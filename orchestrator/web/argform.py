@@ -120,6 +120,8 @@ def parse(
                 raw[f.name] = json.loads(text)
             except json.JSONDecodeError as exc:
                 f.error = f"not valid JSON ({exc.msg} at line {exc.lineno})"
+            except RecursionError:
+                f.error = "nested too deeply"
         elif f.kind == "integer":
             try:
                 raw[f.name] = int(text.strip())

@@ -25,24 +25,32 @@ class TooManyAttempts(ApiError):
 
 
 class LoginThrottle:
-    """At most `limit` failed sign-ins per e-mail address in `window` seconds (per API process)."""
+    """At most `limit` failed sign-ins per (client address, e-mail) in `window` seconds, per API
+    process. Keyed by both, so a stranger elsewhere cannot lock a person out by guessing wrong;
+    at most `max_keys` are remembered, so random e-mails cannot grow it without bound."""
 
-    def __init__(self, limit: int = 5, window: float = 900) -> None:
-        self.limit, self.window = limit, window
+    def __init__(self, limit: int = 5, window: float = 900, max_keys: int = 10_000) -> None:
+        self.limit, self.window, self.max_keys = limit, window, max_keys
         self._failures: dict[str, deque[float]] = {}
 
     def _recent(self, key: str) -> deque[float]:
-        q = self._failures.setdefault(key, deque())
+        q = self._failures.get(key, deque())
         cutoff = time.monotonic() - self.window
         while q and q[0] < cutoff:
             q.popleft()
+        if not q:
+            self._failures.pop(key, None)
         return q
 
     def blocked(self, key: str) -> bool:
         return len(self._recent(key)) >= self.limit
 
     def failed(self, key: str) -> None:
-        self._recent(key).append(time.monotonic())
+        q = self._recent(key)
+        q.append(time.monotonic())
+        self._failures[key] = q
+        while len(self._failures) > self.max_keys:  # dicts keep insertion order: drop the oldest
+            self._failures.pop(next(iter(self._failures)))
 
     def succeeded(self, key: str) -> None:
         self._failures.pop(key, None)
@@ -88,12 +96,13 @@ def login(
     if not expected or not sessions.csrf_ok_token(expected, csrf_token):
         raise CsrfRefused("The sign-in form has expired or came from another site. Reload it and try again.")
     throttle: LoginThrottle = request.app.state.login_throttle
-    key = email.strip().lower()
+    address = email.strip().lower()
+    key = f"{request.client.host if request.client else '?'}|{address}"
     if throttle.blocked(key):
         raise TooManyAttempts("Too many failed sign-ins for this address. Wait 15 minutes and try again.")
     if not email or not password:
         return _login_page(request, safe_next(next), email, "Enter your e-mail and password.", 422)
-    result = sessions.sign_in(db, key, password, request.headers.get("user-agent", ""))
+    result = sessions.sign_in(db, address, password, request.headers.get("user-agent", ""))
     if result is None:
         throttle.failed(key)
         return _login_page(request, safe_next(next), email, "That e-mail and password do not match.", 401)

@@ -62,7 +62,7 @@ def catalog_index(
 ) -> HTMLResponse:
     needle = q.strip().lower()
     catalog = state.catalog
-    tools = [tool_info(state, n) for n in _names(catalog.refs("tool"), needle)]
+    tools = [tool_info(state, n, user.tenant_id) for n in _names(catalog.refs("tool"), needle)]
     context = {
         "q": q.strip(),
         "workflows": [workflow_info(state, n) for n in _names(catalog.workflow_refs(), needle)],
@@ -113,7 +113,7 @@ def agent_page(request: Request, state: StateDep, user: CatalogReader, ref: str)
 
 @router.get("/catalog/tools/{ref}", name="web_catalog_tool")
 def tool_page(request: Request, state: StateDep, user: CatalogReader, ref: str) -> HTMLResponse:
-    info = _found(lambda: tool_info(state, ref), "tool", ref)
+    info = _found(lambda: tool_info(state, ref, user.tenant_id), "tool", ref)
     view = state.policy.view()
     rules = [
         (r, view.approvals[r.rule_id].describe() if r.rule_id in view.approvals else "")

@@ -17,12 +17,14 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel
 from sqlmodel import Session, select
+from starlette.concurrency import run_in_threadpool
 
 from orchestrator import checkpoint_service, task_service
 from orchestrator.api.deps import SessionDep, StateDep, can
 from orchestrator.api.errors import ApiError, Conflict, Forbidden, Unprocessable
 from orchestrator.api.schemas import CheckpointPublic
 from orchestrator.api.state import AppState
+from orchestrator.budget_rules import BudgetError, to_usd
 from orchestrator.models import Checkpoint, ToolCall
 from orchestrator.web import argform, timeline
 from orchestrator.web.deps import CsrfChecked, WebAllowed, WebUser, WebUserDep
@@ -148,6 +150,12 @@ async def review_edits(
 ) -> HTMLResponse:
     """Validate the edited arguments and show the diff; nothing is decided until confirmed."""
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    return await run_in_threadpool(_review_edits, request, db, state, user, checkpoint_id, form)
+
+
+def _review_edits(
+    request: Request, db: Session, state: AppState, user: WebUser, checkpoint_id: str, form: dict[str, str]
+) -> HTMLResponse:
     cp = checkpoint_service.get_checkpoint(db, user.principal, checkpoint_id)
     refusal = _why_not(state, user, cp, cp.status)
     if refusal:
@@ -155,8 +163,12 @@ async def review_edits(
     schema, model = _tool_model(db, state, cp)
     if not schema.get("properties"):
         raise Unprocessable(f"A {cp.kind.replace('_', ' ')} checkpoint cannot be approved with edits.")
-    original = json.loads(cp.edited_args_json or cp.args_json)
+    current = json.loads(cp.edited_args_json or cp.args_json)
+    # Only what the form can edit is compared: a budget raise carries facts nobody edits.
+    original = {k: current.get(k) for k in schema["properties"]}
     edited, form_fields = argform.parse(model, argform.fields(schema, original), form)
+    if edited is not None and cp.kind == "budget_raise":
+        edited = _budget_raise_edit(current, edited, form_fields)
     comment = form.get("comment", "")[:2000]
     if edited is None:
         return _page(request, db, state, user, checkpoint_id, form_fields=form_fields, comment=comment,
@@ -167,6 +179,22 @@ async def review_edits(
                      error="Nothing was changed; use Approve instead, or change an argument.", status=422)
     review = {"diff": changes, "edited_json": json.dumps(edited, sort_keys=True)}
     return _page(request, db, state, user, checkpoint_id, form_fields=form_fields, review=review, comment=comment)
+
+
+def _budget_raise_edit(
+    current: dict[str, Any], edited: dict[str, Any], form_fields: list[argform.FormField]
+) -> dict[str, Any] | None:
+    """The same rule the workflow applies: a USD amount above the budget's current limit."""
+    field = next(f for f in form_fields if f.name == "new_limit_usd")
+    try:
+        amount = to_usd(edited.get("new_limit_usd"), "the new limit")
+    except BudgetError as exc:
+        field.error = str(exc)
+        return None
+    if amount <= to_usd(current.get("limit_usd", 0)):
+        field.error = f"must be above the current limit of {current.get('limit_usd')} USD"
+        return None
+    return {"new_limit_usd": format(amount.normalize(), "f")}
 
 
 @router.post("/checkpoints/{checkpoint_id}/decision", name="web_checkpoint_decide")
@@ -186,15 +214,19 @@ async def decide(
     if decision == "approve_with_edits":
         try:
             edited = json.loads(edited_args_json)
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, RecursionError) as exc:
             raise Unprocessable("The edited arguments were lost; review the edits again.") from exc
         if not isinstance(edited, dict):
             raise Unprocessable("The edited arguments must be an object; review the edits again.")
     try:
         await checkpoint_service.decide(db, state, user.principal, checkpoint_id, decision, comment, edited)
     except ApiError as exc:
-        return _page(request, db, state, user, checkpoint_id, error=exc.detail, status=exc.status, comment=comment)
-    return RedirectResponse(request.url_for("web_checkpoint", checkpoint_id=checkpoint_id).path, 303)
+        error, status = exc.detail, exc.status
+    else:
+        return RedirectResponse(request.url_for("web_checkpoint", checkpoint_id=checkpoint_id).path, 303)
+    return await run_in_threadpool(
+        lambda: _page(request, db, state, user, checkpoint_id, error=error, status=status, comment=comment)
+    )
 
 
 @router.post("/checkpoints/{checkpoint_id}/comments", name="web_checkpoint_comment")

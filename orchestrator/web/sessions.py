@@ -16,6 +16,7 @@ import hmac
 import secrets
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import delete, or_
 from sqlmodel import Session, select
 
 from orchestrator import audit
@@ -62,9 +63,21 @@ def sign_in(
         expires_at=now + LIFETIME,
     )
     session.add(row)
+    _purge(session, user.id, now)
     audit.record(session, tenant_id=row.tenant_id, actor=f"user:{user.id}", action="web.signed_in")
     session.commit()
     return cookie, row
+
+
+def _purge(session: Session, user_id: str, now: datetime) -> None:
+    """Forget this person's sessions that ended more than a day ago (no row lives for ever)."""
+    cutoff = now - timedelta(days=1)
+    session.exec(  # type: ignore[call-overload]
+        delete(WebSession).where(
+            WebSession.user_id == user_id,  # type: ignore[arg-type]
+            or_(WebSession.expires_at < cutoff, WebSession.revoked_at < cutoff),  # type: ignore[arg-type, operator]
+        )
+    )
 
 
 def lookup(session: Session, cookie: str | None) -> WebSession | None:

@@ -21,7 +21,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from pydantic import ValidationError
-from sqlmodel import Session
+from sqlalchemy import func
+from sqlmodel import Session, select
 from starlette.concurrency import run_in_threadpool
 
 from orchestrator import task_service
@@ -30,8 +31,18 @@ from orchestrator.api.errors import ApiError, NotFound
 from orchestrator.api.schemas import TaskCreate
 from orchestrator.api.state import AppState
 from orchestrator.attachments import AttachmentError, attach
+from orchestrator.models import (
+    Checkpoint,
+    CheckpointComment,
+    CheckpointDecision,
+    Membership,
+    ModelCall,
+    Task,
+    TaskStep,
+    ToolCall,
+)
 from orchestrator.preview_request import preview_request
-from orchestrator.web import timeline
+from orchestrator.web import sessions, timeline
 from orchestrator.web.deps import CsrfChecked, WebAllowed, WebUser, WebUserDep
 from orchestrator.web.render import render, templates
 
@@ -40,6 +51,7 @@ STATUSES = ["queued", "running", "waiting", "completed", "failed", "cancelled", 
 PAGE_SIZE = 25
 SSE_POLL_SECONDS = 0.5
 SSE_MAX_SECONDS = 600  # then the browser reconnects by itself: no stream lives for ever
+SSE_RECHECK_POLLS = 10  # every 5 s: a stream ends soon after its session does
 Submitter = Annotated[WebUser, Depends(WebAllowed("task", "submit"))]
 
 
@@ -162,7 +174,11 @@ async def task_submit(
         detail = exc.detail if isinstance(exc, ApiError) else str(exc)
         status = exc.status if isinstance(exc, ApiError) else 422
         options = exc.extra.get("options", []) if isinstance(exc, ApiError) else []
-        context = _form_context(state, user, values, error=detail, options=options)
+        if status == 409 or status >= 500:
+            # The key is spent (another request used it, or the task was created and failed to
+            # start): a new attempt from this form must be a new request.
+            values["idempotency_key"] = secrets.token_urlsafe(16)
+        context = await run_in_threadpool(_form_context, state, user, values, error=detail, options=options)
         return render(request, "tasks/new.html", context, 422 if status < 500 else status)
     return RedirectResponse(request.url_for("web_task", task_id=task.id).path, 303)
 
@@ -206,21 +222,65 @@ def _sse(event: str, data: str) -> str:
     return f"event: {event}\n{lines}\n"
 
 
+def _fingerprint(state: AppState, tenant_id: str, task_id: str) -> tuple[Any, ...]:
+    """A few cheap aggregates that change whenever anything the timeline shows changes, so the stream
+    rebuilds and renders the timeline only then."""
+    cps = select(Checkpoint.id).where(Checkpoint.task_id == task_id, Checkpoint.tenant_id == tenant_id)
+    parts = [
+        select(Task.status).where(Task.id == task_id, Task.tenant_id == tenant_id),
+        select(Task.updated_at).where(Task.id == task_id, Task.tenant_id == tenant_id),
+        select(func.count(), func.max(TaskStep.ended_at), func.max(TaskStep.status)).where(TaskStep.task_id == task_id),
+        select(func.count(), func.max(ModelCall.created_at)).where(ModelCall.task_id == task_id),
+        select(func.count(), func.max(ToolCall.updated_at)).where(ToolCall.task_id == task_id),
+        select(func.count(), func.max(Checkpoint.decided_at), func.sum(Checkpoint.escalation_level))
+        .where(Checkpoint.task_id == task_id),
+        select(func.count()).where(CheckpointDecision.checkpoint_id.in_(cps)),  # type: ignore[attr-defined]
+        select(func.count()).where(CheckpointComment.checkpoint_id.in_(cps)),  # type: ignore[attr-defined]
+    ]
+    with Session(state.engine) as db:
+        return tuple(db.exec(q).first() for q in parts)  # type: ignore[call-overload]
+
+
+def _still_allowed(state: AppState, cookie: str | None, user: WebUser, task_id: str) -> bool:
+    """The session is alive and the person still holds the roles the stream started with."""
+    with Session(state.engine) as db:
+        row = sessions.lookup(db, cookie)
+        if row is None or row.user_id != user.user_id or row.tenant_id != user.tenant_id:
+            return False
+        roles = db.exec(
+            select(Membership.role).where(Membership.user_id == user.user_id, Membership.tenant_id == user.tenant_id)
+        ).all()
+    return tuple(sorted(roles)) == user.principal.roles
+
+
 @router.get("/tasks/{task_id}/events", name="web_task_events")
 async def task_events(request: Request, state: StateDep, user: WebUserDep, task_id: str) -> StreamingResponse:
-    """Server-sent events: the rendered timeline each time it changes (checked every 0.5 s)."""
+    """Server-sent events: the rendered timeline each time it changes (checked every 0.5 s by a
+    cheap fingerprint; the session and the person's roles are re-checked every few seconds)."""
     first, ended = await run_in_threadpool(_timeline_html, request, state, user, task_id)
+    cookie = request.cookies.get(sessions.COOKIE)
 
     async def stream() -> AsyncIterator[str]:
         last, done = first, ended
+        seen = await run_in_threadpool(_fingerprint, state, user.tenant_id, task_id)
         yield "retry: 2000\n\n"
         yield _sse("timeline", first)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SSE_MAX_SECONDS
+        polls = 0
         while not done and loop.time() < deadline:
             await asyncio.sleep(SSE_POLL_SECONDS)
+            polls += 1
             if await request.is_disconnected():
                 return
+            if polls % SSE_RECHECK_POLLS == 0 and not await run_in_threadpool(
+                _still_allowed, state, cookie, user, task_id
+            ):
+                return  # signed out or roles changed: a reconnect is authorised afresh
+            now = await run_in_threadpool(_fingerprint, state, user.tenant_id, task_id)
+            if now == seen:
+                continue
+            seen = now
             try:
                 html, done = await run_in_threadpool(_timeline_html, request, state, user, task_id)
             except NotFound:

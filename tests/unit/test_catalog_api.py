@@ -303,3 +303,23 @@ async def test_catalog_routes_need_a_token(api: httpx.AsyncClient, path: str) ->
 async def test_me_is_unchanged(api: httpx.AsyncClient, sqlite_db: Any) -> None:
     me = (await api.get("/api/me", headers=auth(sqlite_db, "dev"))).json()
     assert me["tenant_id"] == "acme" and me["roles"] == ["developer"]
+
+
+async def test_tool_rules_of_another_tenant_stay_hidden(sqlite_db: Any, tmp_path: Path) -> None:
+    import shutil
+
+    policies = tmp_path / "policies"
+    shutil.copytree(Settings().policies_dir, policies)
+    lines = (policies / "tool_policy.csv").read_text().splitlines()
+    first_rule = next(i for i, line in enumerate(lines) if line.startswith("p,"))
+    lines.insert(first_rule, "p, globex, refund_agent, issue_refund, money(r.args.amount) > 5000, deny, globex-refund-cap")
+    (policies / "tool_policy.csv").write_text("\n".join(lines) + "\n")
+    settings = Settings(database_url=sqlite_db.url, state_dir=tmp_path, policies_dir=policies)
+    app = create_app(settings, state=build_state(settings, engine=sqlite_db.engine))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://frontdesk") as c:
+        acme = (await c.get("/api/tools/issue_refund", headers=auth(sqlite_db, "ada"))).json()
+        globex = (await c.get("/api/tools/issue_refund", headers=auth(sqlite_db, "gina"))).json()
+        listed = (await c.get("/api/tools", headers=auth(sqlite_db, "ada"))).json()
+    assert "globex-refund-cap" in globex["policies"]
+    assert "globex-refund-cap" not in acme["policies"] and "refund-needs-approval" in acme["policies"]
+    assert all("globex-refund-cap" not in t["policies"] for t in listed)

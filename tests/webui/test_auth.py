@@ -63,6 +63,13 @@ async def test_repeated_failures_are_throttled(web_app) -> None:  # type: ignore
             r = await c.post("/login", data={"email": "dana@acme.example", "password": "x", "csrf_token": token})
             statuses.append(r.status_code)
     assert statuses == [401] * 5 + [429]
+    # Somebody else, from another address, is not locked out by those failures.
+    transport = httpx.ASGITransport(app=web_app, client=("10.9.8.7", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="https://frontdesk") as other:
+        form = await other.get("/login")
+        token = CSRF.search(form.text).group(1)  # type: ignore[union-attr]
+        r = await other.post("/login", data={"email": "dana@acme.example", "password": "x", "csrf_token": token})
+    assert r.status_code == 401
 
 
 async def test_pages_need_a_session(web_app) -> None:  # type: ignore[no-untyped-def]
@@ -150,3 +157,12 @@ def test_every_state_changing_page_route_checks_csrf() -> None:
     assert len(page_posts) >= 15
     unguarded = [r.path for r in page_posts if r.path != "/login" and not depends_on_csrf(r.dependant)]
     assert unguarded == []
+
+
+async def test_an_oversized_form_gets_a_page_not_json(browser_for) -> None:  # type: ignore[no-untyped-def]
+    b = await browser_for("riley")
+    r = await b.post("/tasks", {"input": "x" * 70_000})
+    assert r.status_code == 413
+    assert r.headers["content-type"].startswith("text/html") and "The form is too large" in r.text
+    api = await b.client.post("/api/tasks", content=b"x" * 70_000, headers={"Content-Type": "application/json"})
+    assert api.status_code == 413 and api.headers["content-type"].startswith("application/problem+json")

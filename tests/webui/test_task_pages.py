@@ -208,3 +208,18 @@ async def test_only_deciders_may_review_edits(stack) -> None:  # type: ignore[no
     assert r.status_code == 403 and "someone else must decide" in r.text
     await riley.post(f"/tasks/{task_id}/cancel")
     await stack.wait(task_id, {"cancelled"})
+
+
+async def test_timeline_stream_ends_when_the_session_does(stack) -> None:  # type: ignore[no-untyped-def]
+    riley = await sign_in(stack.app, stack.db, "riley")
+    task_id = await submit_refund(riley, stack.make_order("300.00"))
+    await stack.open_checkpoint(task_id)
+    events = asyncio.create_task(riley.get(f"/tasks/{task_id}/events", timeout=60))
+    await asyncio.sleep(0.5)
+    began = asyncio.get_running_loop().time()
+    assert (await riley.post("/logout")).status_code == 303
+    body = (await asyncio.wait_for(events, 20)).text
+    assert asyncio.get_running_loop().time() - began < 10  # ends at the next re-check, not after 600 s
+    assert "event: timeline" in body and "event: done" not in body
+    await stack.api.post(f"/api/tasks/{task_id}/cancel", headers=stack.auth("riley"))
+    await stack.wait(task_id, {"cancelled"})

@@ -27,9 +27,11 @@
   document.addEventListener("DOMContentLoaded", function () {
     tick();
     setInterval(tick, 1000);
-    document.querySelectorAll("[data-confirm]").forEach(function (el) {
-      el.addEventListener("click", function (e) { if (!window.confirm(el.dataset.confirm)) { e.preventDefault(); } });
-    });
   });
   document.addEventListener("htmx:afterSwap", tick);
+  // Delegated, so buttons swapped in later (the live timeline's Cancel) ask too.
+  document.addEventListener("click", function (e) {
+    var el = e.target.closest && e.target.closest("[data-confirm]");
+    if (el && !window.confirm(el.dataset.confirm)) { e.preventDefault(); }
+  });
 })();

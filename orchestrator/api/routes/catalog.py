@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from orchestrator.api.deps import Allowed, CurrentUser, Principal, StateDep
 from orchestrator.api.errors import NotFound
+from orchestrator.api.routes.policies import applies_in
 from orchestrator.api.schemas import Me, WorkflowPublic
 from orchestrator.api.state import AppState
 from workers.catalog.registry import Catalog, CatalogError
@@ -103,7 +104,9 @@ def agent_info(catalog: Catalog, ref: str) -> AgentPublic:
     )
 
 
-def tool_info(state: AppState, ref: str) -> ToolPublic:
+def tool_info(state: AppState, ref: str, tenant_id: str) -> ToolPublic:
+    """A tool with the ids of the rules that name it, as `tenant_id` sees them (never another
+    tenant's own rules)."""
     catalog = state.catalog
     spec = catalog.tool(ref).spec
     view = state.policy.view()
@@ -111,7 +114,7 @@ def tool_info(state: AppState, ref: str) -> ToolPublic:
         **spec.model_dump(),
         ref=spec.ref,
         versions=catalog.versions(spec.name, "tool"),
-        policies=policy_mentions(view.rules, spec.name),
+        policies=policy_mentions([r for r in view.rules if applies_in(r, tenant_id)], spec.name),
         policy_version=view.version,
         used_by=catalog.used_by(spec.ref),
     )
@@ -144,14 +147,14 @@ def get_agent(ref: str, state: StateDep, _: CatalogReader) -> AgentPublic:
 
 
 @router.get("/tools", response_model=list[ToolPublic], summary="Tools, every version")
-def list_tools(state: StateDep, _: CatalogReader) -> list[ToolPublic]:
-    return [tool_info(state, ref) for ref in state.catalog.refs("tool")]
+def list_tools(state: StateDep, user: CatalogReader) -> list[ToolPublic]:
+    return [tool_info(state, ref, user.tenant_id) for ref in state.catalog.refs("tool")]
 
 
 @router.get("/tools/{ref}", response_model=ToolPublic, summary="One tool")
-def get_tool(ref: str, state: StateDep, _: CatalogReader) -> ToolPublic:
+def get_tool(ref: str, state: StateDep, user: CatalogReader) -> ToolPublic:
     try:
-        return tool_info(state, ref)
+        return tool_info(state, ref, user.tenant_id)
     except CatalogError as exc:
         raise NotFound(str(exc)) from exc
 
