@@ -223,3 +223,12 @@ def test_months_and_subjects() -> None:
             check_month(bad)
     assert subject_name("refund_agent@1") == "refund_agent"
     assert subject_name("send_email") == "send_email"
+
+
+def test_months_outside_the_calendar_are_refused() -> None:
+    from orchestrator.budget_rules import BudgetError, check_month
+
+    assert check_month("2026-11") == "2026-11"
+    for bad in ("0000-01", "9999-12", "２０２６-11", "2026-13"):
+        with pytest.raises(BudgetError):
+            check_month(bad)
