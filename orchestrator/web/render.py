@@ -45,7 +45,11 @@ def _context(request: Request) -> dict[str, Any]:
                     continue  # a page this build does not serve
                 seen.add(name)
                 nav.append((label, str(path)))
+    here = request.url.path
+    matching = [p for _, p in nav if here == p or here.startswith(p.rstrip("/") + "/")]
+    current = max(matching, key=len) if matching else None  # /tasks/new is New task, not Tasks
     return {
+        "nav_current": current,
         "me": user,
         "csrf": user.csrf if user else "",
         "nav": nav,

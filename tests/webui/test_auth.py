@@ -166,3 +166,10 @@ async def test_an_oversized_form_gets_a_page_not_json(browser_for) -> None:  # t
     assert r.headers["content-type"].startswith("text/html") and "The form is too large" in r.text
     api = await b.client.post("/api/tasks", content=b"x" * 70_000, headers={"Content-Type": "application/json"})
     assert api.status_code == 413 and api.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_the_navigation_marks_one_current_page(browser_for) -> None:  # type: ignore[no-untyped-def]
+    b = await browser_for("riley")
+    page = await b.get("/tasks/new")
+    assert page.text.count('aria-current="page"') == 1
+    assert '<a href="/tasks/new" aria-current="page">New task</a>' in page.text
