@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from sqlmodel import select
 
 from orchestrator.db import session_scope
@@ -173,3 +174,26 @@ async def test_the_navigation_marks_one_current_page(browser_for) -> None:  # ty
     page = await b.get("/tasks/new")
     assert page.text.count('aria-current="page"') == 1
     assert '<a href="/tasks/new" aria-current="page">New task</a>' in page.text
+
+
+@pytest.mark.postgres
+async def test_sessions_on_postgresql(postgres_db, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Sign in, use, switch tenant and sign out against PostgreSQL (the production database)."""
+    from conftest import stack_settings
+
+    from orchestrator.api.app import build_state, create_app
+
+    settings = stack_settings(postgres_db, "http://127.0.0.1:9", tmp_path)
+    app = create_app(settings, state=build_state(settings, engine=postgres_db.engine))
+    b = await sign_in(app, postgres_db, "ada")
+    assert (await b.get("/account")).status_code == 200
+    assert (await b.post("/tenant", {"tenant": "acme-eu"})).status_code == 303
+    await b.refresh_csrf()
+    assert "<dt>Tenant</dt><dd>acme-eu</dd>" in (await b.get("/account")).text
+    cookie = b.client.cookies[sessions.COOKIE]
+    assert (await b.post("/logout")).status_code == 303
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="https://frontdesk", cookies={sessions.COOKIE: cookie}
+    ) as replay:
+        assert (await replay.get("/account")).status_code == 303
+    await b.client.aclose()
