@@ -5,8 +5,8 @@ task page's server-sent events, and lets the bench approve as Avery. Measures:
 
 * decision -> timeline: from the approval's HTTP answer until the page's stream delivers a
   timeline showing the checkpoint approved;
-* completion -> timeline: from the workflow's close time (Temporal) until the stream delivers
-  the `completed` timeline;
+* completion -> timeline: from the moment the worker recorded the task's end (`ended_at`) until
+  the stream delivers the `completed` timeline;
 * page render time (GET, server side + loopback) of the task page, the task list, the inbox and
   the checkpoint page.
 
@@ -21,6 +21,7 @@ import re
 import statistics
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -110,11 +111,12 @@ async def one_run(riley, riley_csrf, avery, api, tokens, temporal, order_id, pag
     d.raise_for_status()
     decided_at = time.time()
     await asyncio.wait_for(follower, 60)
-    closed = (await temporal.get_workflow_handle(f"task-{task_id}").describe()).close_time
-    assert closed is not None
+    await temporal.get_workflow_handle(f"task-{task_id}").result()
+    task = (await api.get(f"/api/tasks/{task_id}", headers=approver)).json()
+    ended = datetime.fromisoformat(task["ended_at"])  # when the worker recorded the end
     pages["task page"].append(await timed_get(riley, f"/tasks/{task_id}"))
     pages["task list"].append(await timed_get(riley, "/tasks"))
-    return seen.get("approved", seen["completed"]) - decided_at, seen["completed"] - closed.timestamp()
+    return seen.get("approved", seen["completed"]) - decided_at, seen["completed"] - ended.timestamp()
 
 
 def ms(values: list[float], q: float = 0.5) -> str:
