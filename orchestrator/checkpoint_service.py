@@ -99,6 +99,8 @@ async def decide(
 ) -> Checkpoint:
     """Database work runs in the thread pool and no connection is held across the Temporal call:
     a burst of decisions must neither stall the event loop nor pin the pool."""
+    if decision == "request_changes" and not comment.strip():
+        raise Unprocessable("Request changes needs a comment telling the agent what to change.")
     cp = await run_in_threadpool(_decidable, session, state, user, checkpoint_id, decision, edited_args)
     req = DecisionRequest(
         checkpoint_id=cp.id,

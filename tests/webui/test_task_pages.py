@@ -223,3 +223,20 @@ async def test_timeline_stream_ends_when_the_session_does(stack) -> None:  # typ
     assert "event: timeline" in body and "event: done" not in body
     await stack.api.post(f"/api/tasks/{task_id}/cancel", headers=stack.auth("riley"))
     await stack.wait(task_id, {"cancelled"})
+
+
+async def test_request_changes_needs_a_comment(stack) -> None:  # type: ignore[no-untyped-def]
+    riley = await sign_in(stack.app, stack.db, "riley")
+    avery = await sign_in(stack.app, stack.db, "avery")
+    task_id = await submit_refund(riley, stack.make_order("300.00"))
+    cp = await stack.open_checkpoint(task_id)
+    page = await avery.post(f"/checkpoints/{cp['id']}/decision", {"decision": "request_changes", "comment": " "})
+    assert page.status_code == 422 and "needs a comment" in page.text
+    api = await stack.decide(cp["id"], "request_changes", comment="")
+    assert api.status_code == 422
+    ok = await avery.post(
+        f"/checkpoints/{cp['id']}/decision", {"decision": "request_changes", "comment": "ask for a photo first"}
+    )
+    assert ok.status_code == 303
+    done = await stack.wait(task_id, {"completed", "failed", "rejected"})
+    assert done["checkpoints"][0]["status"] == "changes_requested"
