@@ -229,6 +229,6 @@ def test_months_outside_the_calendar_are_refused() -> None:
     from orchestrator.budget_rules import BudgetError, check_month
 
     assert check_month("2026-11") == "2026-11"
-    for bad in ("0000-01", "9999-12", "２０２６-11", "2026-13"):
+    for bad in ("0000-01", "9999-12", "\uff12\uff10\uff12\uff16-11", "2026-13"):
         with pytest.raises(BudgetError):
             check_month(bad)
