@@ -2,7 +2,7 @@
 
 Trains intake the way the API does, from the sample catalog's workflow definitions (their
 ``examples``); while the sample workflows are not all registered yet it trains from
-``workers.catalog.sample.examples.EXAMPLES`` directly and says so. Then it classifies every
+``orchestrator.demo.catalog.examples.EXAMPLES`` directly and says so. Then it classifies every
 request of ``tests/intake/heldout.yaml`` (written separately from the training examples) and
 prints: accuracy overall and per workflow, the confusion pairs, coverage and accuracy above the
 confidence threshold (the share of requests intake would route on its own, and how often it is
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import yaml
 
-from orchestrator.intake import DEFAULT_THRESHOLD, Intake
-from workers.catalog.sample.examples import EXAMPLES
+from orchestrator.demo.catalog.examples import EXAMPLES
+from orchestrator.services.intake import DEFAULT_THRESHOLD, Intake
 
 HELDOUT = Path(__file__).resolve().parents[1] / "tests" / "intake" / "heldout.yaml"
 OFF_TOPIC = (
@@ -55,11 +55,11 @@ def build_intake(workflows: set[str], source: str = "auto") -> tuple[Intake, str
     back to EXAMPLES otherwise. Also returns notes on catalog examples that differ from EXAMPLES.
     """
     if source == "examples":
-        return Intake.train(EXAMPLES), "EXAMPLES (workers.catalog.sample.examples)", []
+        return Intake.train(EXAMPLES), "EXAMPLES (orchestrator.demo.catalog.examples)", []
     try:
-        from workers.catalog.registry import load_catalog
+        from orchestrator.catalog.registry import load_catalog
 
-        catalog = load_catalog(["workers.catalog.sample"])
+        catalog = load_catalog(["orchestrator.demo.catalog"])
     except Exception as exc:  # the catalog is built concurrently; the examples are enough
         if source == "catalog":
             raise
@@ -73,7 +73,7 @@ def build_intake(workflows: set[str], source: str = "auto") -> tuple[Intake, str
     missing = sorted(w for w in workflows if w not in latest or not latest[w].examples)
     if missing and source == "auto":
         return Intake.train(EXAMPLES), f"EXAMPLES (not registered yet: {', '.join(missing)})", []
-    return Intake.from_catalog(catalog), "the sample catalog (workers.catalog.sample)", notes
+    return Intake.from_catalog(catalog), "the sample catalog (orchestrator.demo.catalog)", notes
 
 
 def name_of(ref: str) -> str:

@@ -28,7 +28,7 @@ import httpx
 from temporalio.client import Client
 
 from bench.refund_e2e import new_order, start_stack
-from orchestrator.seed import prepare_database
+from orchestrator.demo.seed import prepare_database
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 

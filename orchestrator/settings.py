@@ -78,7 +78,7 @@ class Settings(BaseSettings):
         description="Demo/test only: the sample refund tool waits this long after writing its ledger row.",
     )
     catalog_packages: list[str] = Field(
-        ["workers.catalog.sample"],
+        ["orchestrator.demo.catalog"],
         description="Catalog packages (import paths) that the API and the workers load.",
     )
     intake_threshold: float = Field(

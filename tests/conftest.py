@@ -26,14 +26,14 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from orchestrator.api.app import build_state, create_app
+from orchestrator.app import build_state, create_app
+from orchestrator.contracts.domain import TERMINAL_STATUSES
 from orchestrator.db import make_engine, migrate, session_scope
-from orchestrator.devstack.litellm import litellm_command, litellm_env, write_litellm_config
-from orchestrator.devstack.processes import ManagedProcess, free_port, temporal_binary
+from orchestrator.demo.devstack.litellm import litellm_command, litellm_env, write_litellm_config
+from orchestrator.demo.devstack.processes import ManagedProcess, free_port, temporal_binary
+from orchestrator.demo.seed import ensure_tenant, ensure_token, ensure_user, seed_demo
 from orchestrator.models import DemoOrder
-from orchestrator.seed import ensure_tenant, ensure_token, ensure_user, seed_demo
 from orchestrator.settings import PROJECT_ROOT, Settings
-from workers.domain import TERMINAL_STATUSES
 from workers.worker import build_router, build_worker
 
 HISTORIES_DIR = PROJECT_ROOT / "tests" / "replay" / "histories"

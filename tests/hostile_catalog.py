@@ -4,9 +4,9 @@ hostile scripted model can ask for anything for a long time. Loaded by tests tha
 
 from __future__ import annotations
 
-from workers.catalog.registry import Catalog, WorkflowDefinition
-from workers.catalog.sample.models import RefundDecision
-from workers.domain import StepSpec
+from orchestrator.catalog.registry import Catalog, WorkflowDefinition
+from orchestrator.contracts.domain import StepSpec
+from orchestrator.demo.catalog.models import RefundDecision
 
 
 def register(catalog: Catalog) -> None:

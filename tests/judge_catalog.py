@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from workers.catalog.registry import Catalog, WorkflowDefinition
-from workers.catalog.sample.models import Summary
-from workers.domain import StepSpec, ValidatorSpec
+from orchestrator.catalog.registry import Catalog, WorkflowDefinition
+from orchestrator.contracts.domain import StepSpec, ValidatorSpec
+from orchestrator.demo.catalog.models import Summary
 
 
 class Verdict(BaseModel):

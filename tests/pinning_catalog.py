@@ -3,9 +3,9 @@ new refund workflow version that uses it (tests/integration/test_version_pinning
 
 from __future__ import annotations
 
-from workers.catalog.registry import Catalog, WorkflowDefinition
-from workers.catalog.sample.models import RefundDecision
-from workers.domain import StepSpec
+from orchestrator.catalog.registry import Catalog, WorkflowDefinition
+from orchestrator.contracts.domain import StepSpec
+from orchestrator.demo.catalog.models import RefundDecision
 
 
 def register(catalog: Catalog) -> None:

@@ -12,14 +12,14 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from orchestrator import telemetry
-from orchestrator.budgets import load_service
+from orchestrator.budgets.pricing import PriceTable
+from orchestrator.budgets.service import load_service
+from orchestrator.catalog.registry import load_catalog
 from orchestrator.db import make_engine
-from orchestrator.notify import Dispatcher
-from orchestrator.policy import PolicyEngine
-from orchestrator.pricing import PriceTable
-from orchestrator.router_client import RouterClient
+from orchestrator.policy.engine import PolicyEngine
+from orchestrator.services.notify import Dispatcher
+from orchestrator.services.switches import SwitchService
 from orchestrator.settings import Settings
-from orchestrator.switches import SwitchService
 from orchestrator.temporal_client import connect
 from workers.activities.budgets import BudgetActivities
 from workers.activities.governance import GovernanceActivities
@@ -27,7 +27,7 @@ from workers.activities.model_calls import ModelActivities
 from workers.activities.plans import PlanActivities
 from workers.activities.records import RecordActivities
 from workers.activities.tools import ToolActivities
-from workers.catalog.registry import load_catalog
+from workers.router_client import RouterClient
 from workers.workflows.task import TaskWorkflow
 
 log = logging.getLogger(__name__)

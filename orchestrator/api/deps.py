@@ -7,7 +7,6 @@ never an ad-hoc role check in a route.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -15,9 +14,10 @@ from sqlmodel import Session, select
 from starlette.exceptions import HTTPException
 
 from orchestrator.api.errors import Forbidden
-from orchestrator.api.state import AppState
 from orchestrator.models import ApiToken, Membership, User
 from orchestrator.security import hash_token
+from orchestrator.services.access import Principal
+from orchestrator.services.state import AppState
 
 
 def get_state(request: Request) -> AppState:
@@ -33,15 +33,6 @@ def get_session(state: StateDep) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
-
-
-@dataclass(frozen=True)
-class Principal:
-    user_id: str
-    email: str
-    name: str
-    tenant_id: str
-    roles: tuple[str, ...]
 
 
 def get_principal(
@@ -87,7 +78,3 @@ class Allowed:
                 f"Your roles ({', '.join(user.roles) or 'none'}) do not allow {self.obj}:{self.act}."
             )
         return user
-
-
-def can(state: AppState, user: Principal, obj: str, act: str) -> bool:
-    return state.policy.allowed(list(user.roles), user.tenant_id, obj, act)

@@ -1,14 +1,8 @@
-"""Errors the API answers with, as problem objects (RFC 9457 style).
+"""The API's answers to errors, as problem objects (RFC 9457 style).
 
-    ApiError                 base: status, title, detail
-    ├── NotFound             404 (also used for other tenants' ids: never reveal they exist)
-    ├── Forbidden            403
-    ├── Conflict             409
-    ├── Unprocessable        422 (well-formed, but cannot be done as asked)
-    ├── PayloadTooLarge      413
-    └── ServiceUnavailable   503
-
-Every error a person sees says what went wrong and what to do; no stack trace ever leaves the
+The services raise `orchestrator.errors.ServiceError` and its kinds (re-exported here for the
+routes); this module turns them, request validation errors and anything unexpected into problem
+JSON, or into the web UI's error page for people. Every error a person sees says what went wrong and what to do; no stack trace ever leaves the
 process (unexpected errors are logged with a reference id that the response carries).
 """
 
@@ -24,43 +18,29 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from orchestrator.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    ServiceError,
+    ServiceUnavailable,
+    Unprocessable,
+)
+
+__all__ = [
+    "Conflict",
+    "Forbidden",
+    "NotFound",
+    "PayloadTooLarge",
+    "ServiceError",
+    "ServiceUnavailable",
+    "Unprocessable",
+    "install",
+    "problem",
+]
+
 log = logging.getLogger(__name__)
-
-
-class ApiError(Exception):
-    status = 400
-    title = "Bad request"
-
-    def __init__(self, detail: str, *, title: str | None = None, extra: dict[str, Any] | None = None) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        if title:
-            self.title = title
-        self.extra = extra or {}
-
-
-class NotFound(ApiError):
-    status, title = 404, "Not found"
-
-
-class Forbidden(ApiError):
-    status, title = 403, "Forbidden"
-
-
-class Conflict(ApiError):
-    status, title = 409, "Conflict"
-
-
-class Unprocessable(ApiError):
-    status, title = 422, "Invalid request"
-
-
-class PayloadTooLarge(ApiError):
-    status, title = 413, "Payload too large"
-
-
-class ServiceUnavailable(ApiError):
-    status, title = 503, "Service unavailable"
 
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
@@ -91,8 +71,8 @@ def install(app: FastAPI, pages: PageRenderer | None = None) -> None:
         page = pages(request, status, title, detail, extra) if pages is not None else None
         return page if page is not None else problem(status, title, detail, **extra)
 
-    @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> Response:
+    @app.exception_handler(ServiceError)
+    async def _api_error(request: Request, exc: ServiceError) -> Response:
         return answer(request, exc.status, exc.title, exc.detail, **exc.extra)
 
     @app.exception_handler(RequestValidationError)

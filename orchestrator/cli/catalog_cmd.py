@@ -21,9 +21,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from orchestrator.catalog.registry import Catalog, CatalogError, load_catalog
+from orchestrator.catalog.validate import CatalogIssue, policy_mentions, validate_catalog
 from orchestrator.settings import get_settings
-from workers.catalog.registry import Catalog, CatalogError, load_catalog
-from workers.catalog.validate import CatalogIssue, policy_mentions, validate_catalog
 
 
 class _Failed(Exception):
@@ -43,7 +43,7 @@ def _catalog(args: argparse.Namespace) -> Catalog:
 
 
 def _policy(args: argparse.Namespace) -> Any:
-    from orchestrator.policy import PolicyEngine
+    from orchestrator.policy.engine import PolicyEngine
 
     return PolicyEngine(Path(args.policies) if args.policies else get_settings().policies_dir)
 

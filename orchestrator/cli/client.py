@@ -20,8 +20,8 @@ from urllib.parse import quote
 
 import httpx
 
+from orchestrator.contracts.domain import TERMINAL_STATUSES
 from orchestrator.settings import Settings, get_settings
-from workers.domain import TERMINAL_STATUSES
 
 TOKEN_FILE = "cli-token"
 NO_TOKEN = "no API token: pass --token or run `frontdesk dev`, which writes .frontdesk/cli-token"

@@ -23,7 +23,7 @@ def _logging() -> None:
 
 
 def cmd_dev(_: argparse.Namespace) -> int:
-    from orchestrator.devstack.supervisor import run_dev_stack
+    from orchestrator.demo.devstack.supervisor import run_dev_stack
 
     return run_dev_stack(get_settings())
 
@@ -34,7 +34,7 @@ def cmd_api(_: argparse.Namespace) -> int:
     settings = get_settings()
     _logging()
     uvicorn.run(
-        "orchestrator.api.app:app_from_settings",
+        "orchestrator.app:app_from_settings",
         factory=True,
         host=settings.api_host,
         port=settings.api_port,
@@ -52,7 +52,7 @@ def cmd_worker(_: argparse.Namespace) -> int:
 
 
 def cmd_demo_model(_: argparse.Namespace) -> int:
-    from orchestrator.demo_model import serve
+    from orchestrator.demo.model import serve
 
     settings = get_settings()
     _logging()
@@ -69,7 +69,7 @@ def cmd_migrate(_: argparse.Namespace) -> int:
 
 
 def cmd_seed(_: argparse.Namespace) -> int:
-    from orchestrator.seed import prepare_database
+    from orchestrator.demo.seed import prepare_database
 
     info = prepare_database(get_settings())
     for email, password, roles in info.logins:

@@ -10,7 +10,7 @@
     POST /admin/users                   grant or revoke, as PUT / DELETE /api/users/{id}/roles/{role}
 
 Each page calls the service the REST API calls (BudgetService, SwitchService, the policy routes'
-`policies_public` / `explain_decision`, `orchestrator.people`); this module only reads forms and
+`policies_public` / `explain_decision`, `orchestrator.services.people`); this module only reads forms and
 arranges results for people. Bad input re-renders the page with the message and what was typed.
 """
 
@@ -26,14 +26,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session
 
-from orchestrator import people
 from orchestrator.api.deps import SessionDep, StateDep
-from orchestrator.api.errors import ApiError, Forbidden, Unprocessable
+from orchestrator.api.errors import Forbidden, ServiceError, Unprocessable
 from orchestrator.api.routes.policies import ExplainRequest, explain_decision, policies_public
 from orchestrator.api.routes.switches import wake_waiting_tasks
-from orchestrator.api.state import AppState
-from orchestrator.budget_rules import TENANT_SCOPES, BudgetError, BudgetLine, check_month, current_month
-from orchestrator.switches import SwitchError
+from orchestrator.budgets.rules import TENANT_SCOPES, BudgetError, BudgetLine, check_month, current_month
+from orchestrator.services import people
+from orchestrator.services.state import AppState
+from orchestrator.services.switches import SwitchError
 from orchestrator.web.deps import CsrfChecked, WebAllowed, WebUser, allowed
 from orchestrator.web.render import render
 from orchestrator.web.timeline import people_names
@@ -305,7 +305,7 @@ def policy_explain(
         result = explain_decision(state, db, user.tenant_id, body)
     except ValidationError as exc:
         error, status = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()), 422
-    except ApiError as exc:
+    except ServiceError as exc:
         if exc.status == 403:
             raise
         error, status = exc.detail, 422
@@ -374,7 +374,7 @@ def user_roles(
         if not role:
             raise Unprocessable(f"Choose a role: one of {', '.join(people.ROLES)}.")
         change(db, user.tenant_id, user.user_id, user_id, role)
-    except ApiError as exc:
+    except ServiceError as exc:
         if exc.status not in (409, 422):
             raise
         db.rollback()

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from orchestrator.api.deps import SessionDep, StateDep
-from orchestrator.api.errors import ApiError, Unprocessable
+from orchestrator.api.errors import ServiceError, Unprocessable
 from orchestrator.web import sessions
 from orchestrator.web.deps import CsrfChecked, CsrfRefused, WebUserDep, allowed
 from orchestrator.web.render import render
@@ -20,7 +20,7 @@ router = APIRouter(include_in_schema=False)
 LOGIN_COOKIE = "__Host-frontdesk_login"  # double-submit token: no one can sign you in as someone else
 
 
-class TooManyAttempts(ApiError):
+class TooManyAttempts(ServiceError):
     status, title = 429, "Too many attempts"
 
 

@@ -23,15 +23,15 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse
 
 from orchestrator.api.deps import StateDep
-from orchestrator.api.errors import ApiError, Forbidden, NotFound
+from orchestrator.api.errors import Forbidden, NotFound, ServiceError
 from orchestrator.api.routes.catalog import agent_info, tool_info, workflow_info
-from orchestrator.api.state import AppState
-from orchestrator.policy_rules import ALL_TENANTS, PolicyRule
-from orchestrator.preview_request import preview_request
+from orchestrator.catalog.registry import CatalogError
+from orchestrator.policy.rules import ALL_TENANTS, PolicyRule
+from orchestrator.services.preview_request import preview_request
+from orchestrator.services.state import AppState
 from orchestrator.web.deps import CsrfChecked, WebAllowed, WebUser, WebUserDep, allowed
 from orchestrator.web.render import render
 from orchestrator.web.tasks import task_request
-from workers.catalog.registry import CatalogError
 
 router = APIRouter(include_in_schema=False)
 CatalogReader = Annotated[WebUser, Depends(WebAllowed("catalog", "read"))]
@@ -236,7 +236,7 @@ def preview_run(
     values = {"input": input, "workflow": workflow, "budget_usd": budget_usd}
     try:
         result = preview_request(state, user.tenant_id, task_request(input, workflow, budget_usd, {}))
-    except ApiError as exc:
+    except ServiceError as exc:
         context = _preview_context(
             state, user, values, error=exc.detail, options=exc.extra.get("options", [])
         )

@@ -2,7 +2,7 @@
 
     GET /cost?weeks=8        three server-drawn SVG charts, each with its numbers in a table
 
-Same service as `GET /api/cost` (orchestrator.cost_report); this module only turns the report
+Same service as `GET /api/cost` (orchestrator.services.cost); this module only turns the report
 into chart items and readable text.
 """
 
@@ -15,8 +15,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 
 from orchestrator.api.deps import SessionDep
-from orchestrator.budget_rules import usd
-from orchestrator.cost_report import (
+from orchestrator.budgets.rules import usd
+from orchestrator.services.cost import (
     DEFAULT_WEEKS,
     MAX_WEEKS,
     MIN_WEEKS,

@@ -14,17 +14,18 @@ from urllib.parse import urlsplit
 from fastapi import Depends, Request
 from sqlmodel import select
 
-from orchestrator.api.deps import Principal, SessionDep, StateDep, can
-from orchestrator.api.errors import ApiError, Forbidden
+from orchestrator.api.deps import SessionDep, StateDep
+from orchestrator.api.errors import Forbidden, ServiceError
 from orchestrator.models import Membership, User
+from orchestrator.services.access import Principal, can
 from orchestrator.web import sessions
 
 
-class SignInRequired(ApiError):
+class SignInRequired(ServiceError):
     status, title = 401, "Please sign in"
 
 
-class CsrfRefused(ApiError):
+class CsrfRefused(ServiceError):
     status, title = 403, "Request refused"
 
 

@@ -19,17 +19,19 @@ from pydantic import BaseModel
 from sqlmodel import Session, select
 from starlette.concurrency import run_in_threadpool
 
-from orchestrator import checkpoint_service, task_service
-from orchestrator.api.deps import SessionDep, StateDep, can
-from orchestrator.api.errors import ApiError, Conflict, Forbidden, Unprocessable
-from orchestrator.api.schemas import CheckpointPublic
-from orchestrator.api.state import AppState
-from orchestrator.budget_rules import BudgetError, to_usd
+from orchestrator.api.deps import SessionDep, StateDep
+from orchestrator.api.errors import Conflict, Forbidden, ServiceError, Unprocessable
+from orchestrator.budgets.rules import BudgetError, to_usd
+from orchestrator.catalog.registry import CatalogError
 from orchestrator.models import Checkpoint, ToolCall
+from orchestrator.services import checkpoints as checkpoint_service
+from orchestrator.services import tasks as task_service
+from orchestrator.services.access import can
+from orchestrator.services.schemas import CheckpointPublic
+from orchestrator.services.state import AppState
 from orchestrator.web import argform, timeline
 from orchestrator.web.deps import CsrfChecked, WebAllowed, WebUser, WebUserDep
 from orchestrator.web.render import render
-from workers.catalog.registry import CatalogError
 
 router = APIRouter(include_in_schema=False)
 Reader = Annotated[WebUser, Depends(WebAllowed("checkpoint", "read"))]
@@ -220,7 +222,7 @@ async def decide(
             raise Unprocessable("The edited arguments must be an object; review the edits again.")
     try:
         await checkpoint_service.decide(db, state, user.principal, checkpoint_id, decision, comment, edited)
-    except ApiError as exc:
+    except ServiceError as exc:
         error, status = exc.detail, exc.status
     else:
         return RedirectResponse(request.url_for("web_checkpoint", checkpoint_id=checkpoint_id).path, 303)

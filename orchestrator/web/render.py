@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from starlette.routing import NoMatchFound
 
-from orchestrator.api.deps import can
+from orchestrator.services.access import can
 from orchestrator.settings import PROJECT_ROOT
 
 # (label, url name, object, action): shown to whoever the policy engine allows.

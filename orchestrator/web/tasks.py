@@ -25,12 +25,8 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 from starlette.concurrency import run_in_threadpool
 
-from orchestrator import task_service
-from orchestrator.api.deps import SessionDep, StateDep, can
-from orchestrator.api.errors import ApiError, NotFound
-from orchestrator.api.schemas import TaskCreate
-from orchestrator.api.state import AppState
-from orchestrator.attachments import AttachmentError, attach
+from orchestrator.api.deps import SessionDep, StateDep
+from orchestrator.api.errors import NotFound, ServiceError
 from orchestrator.models import (
     Checkpoint,
     CheckpointComment,
@@ -41,7 +37,12 @@ from orchestrator.models import (
     TaskStep,
     ToolCall,
 )
-from orchestrator.preview_request import preview_request
+from orchestrator.services import tasks as task_service
+from orchestrator.services.access import can
+from orchestrator.services.attachments import AttachmentError, attach
+from orchestrator.services.preview_request import preview_request
+from orchestrator.services.schemas import TaskCreate
+from orchestrator.services.state import AppState
 from orchestrator.web import sessions, timeline
 from orchestrator.web.deps import CsrfChecked, WebAllowed, WebUser, WebUserDep
 from orchestrator.web.render import render, templates
@@ -110,22 +111,22 @@ def _budget(raw: str) -> Decimal | None:
     try:
         value = Decimal(raw.strip())
     except InvalidOperation as exc:
-        raise ApiError(f"The budget {raw!r} is not a number; write it in USD, e.g. 0.50.") from exc
+        raise ServiceError(f"The budget {raw!r} is not a number; write it in USD, e.g. 0.50.") from exc
     if not value.is_finite() or value <= 0:
-        raise ApiError("The budget must be a positive amount in USD, e.g. 0.50 (or leave it empty).")
+        raise ServiceError("The budget must be a positive amount in USD, e.g. 0.50 (or leave it empty).")
     return value
 
 
 def task_request(text: str, workflow: str, budget: str, data: dict[str, Any]) -> TaskCreate:
     if not text.strip():
-        raise ApiError("Describe the task: the request text is empty.")
+        raise ServiceError("Describe the task: the request text is empty.")
     try:
         return TaskCreate(workflow=workflow or None, input=text, data=data, budget_usd=_budget(budget))
     except ValidationError as exc:
         problems = {e["loc"][0] if e["loc"] else "": e["msg"] for e in exc.errors()}
         if "input" in problems:
-            raise ApiError("The request and its attachment are too long together (32,000 characters at most).") from exc
-        raise ApiError("; ".join(f"{k}: {v}" for k, v in problems.items())) from exc
+            raise ServiceError("The request and its attachment are too long together (32,000 characters at most).") from exc
+        raise ServiceError("; ".join(f"{k}: {v}" for k, v in problems.items())) from exc
 
 
 @router.post("/tasks/new/preview", name="web_task_preview")
@@ -141,7 +142,7 @@ def task_preview(
     try:
         body = task_request(input, workflow, budget_usd, {})
         result = preview_request(state, user.tenant_id, body)
-    except ApiError as exc:
+    except ServiceError as exc:
         return render(request, "partials/form_error.html", {"error": exc.detail, "extra": exc.extra}, 422)
     return render(request, "partials/preview.html", {"preview": result})
 
@@ -170,10 +171,10 @@ async def task_submit(
             data = {"attachment": facts}
         body = task_request(text, workflow, budget_usd, data)
         task, _created = await task_service.submit(db, state, user.principal, body, idempotency_key or None)
-    except (ApiError, AttachmentError) as exc:
-        detail = exc.detail if isinstance(exc, ApiError) else str(exc)
-        status = exc.status if isinstance(exc, ApiError) else 422
-        options = exc.extra.get("options", []) if isinstance(exc, ApiError) else []
+    except (ServiceError, AttachmentError) as exc:
+        detail = exc.detail if isinstance(exc, ServiceError) else str(exc)
+        status = exc.status if isinstance(exc, ServiceError) else 422
+        options = exc.extra.get("options", []) if isinstance(exc, ServiceError) else []
         if status == 409 or status >= 500:
             # The key is spent (another request used it, or the task was created and failed to
             # start): a new attempt from this form must be a new request.

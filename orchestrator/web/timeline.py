@@ -13,10 +13,10 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from orchestrator import checkpoint_service
-from orchestrator.api.schemas import CheckpointDetail, StepPublic, TaskDetail
+from orchestrator.contracts.domain import TERMINAL_STATUSES
 from orchestrator.models import Checkpoint, Membership, User
-from workers.domain import TERMINAL_STATUSES
+from orchestrator.services import checkpoints as checkpoint_service
+from orchestrator.services.schemas import CheckpointDetail, StepPublic, TaskDetail
 
 _EPOCH = datetime.min.replace(tzinfo=UTC)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from workers.catalog.registry import Catalog
+from orchestrator.catalog.registry import Catalog
 
 
 class Opaque:

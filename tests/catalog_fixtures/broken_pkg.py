@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, field_serializer
 
-from workers.catalog.registry import Catalog, ToolContext, WorkflowDefinition
-from workers.domain import StepSpec, ValidatorSpec
+from orchestrator.catalog.registry import Catalog, ToolContext, WorkflowDefinition
+from orchestrator.contracts.domain import StepSpec, ValidatorSpec
 
 
 class Args(BaseModel):

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from workers.catalog.api import (
+from orchestrator.catalog.api import (
     CatalogModule,
     ToolContext,
     ValidatorSpec,
@@ -18,7 +18,7 @@ from workers.catalog.api import (
     tool,
     tool_step,
 )
-from workers.domain import Plan
+from orchestrator.contracts.domain import Plan
 
 
 class EchoArgs(BaseModel):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from catalog_fixtures.typed_pkg import Answer, fx_echo, judge, planner
-from workers.catalog.api import CatalogModule, ValidatorSpec, agent, agent_step, planner_step
+from orchestrator.catalog.api import CatalogModule, ValidatorSpec, agent, agent_step, planner_step
 
 catalog = CatalogModule()
 

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
-from orchestrator.api.app import build_state, create_app
+from orchestrator.app import build_state, create_app
 from orchestrator.db import session_scope
-from orchestrator.devstack.processes import free_port
+from orchestrator.demo.devstack.processes import free_port
 from orchestrator.models import AuditEvent, Task
 
 

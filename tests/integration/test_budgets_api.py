@@ -22,12 +22,12 @@ from fastapi import FastAPI
 
 from orchestrator.api import errors
 from orchestrator.api.routes import budgets as budget_routes
-from orchestrator.budgets import BudgetService, Reservation, current_month, load_service
+from orchestrator.budgets.service import BudgetService, Reservation, current_month, load_service
 from orchestrator.cli import budget_cmd, client
 from orchestrator.db import session_scope
+from orchestrator.demo.seed import ensure_tenant, ensure_token, ensure_user
 from orchestrator.models import Task
-from orchestrator.policy import PolicyEngine
-from orchestrator.seed import ensure_tenant, ensure_token, ensure_user
+from orchestrator.policy.engine import PolicyEngine
 from orchestrator.settings import PROJECT_ROOT, Settings
 
 BOTH = pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from orchestrator.budgets import (
+from orchestrator.budgets.pricing import PriceTable
+from orchestrator.budgets.service import (
     BudgetBreach,
     BudgetError,
     BudgetNotFound,
@@ -29,9 +30,8 @@ from orchestrator.budgets import (
     estimate_worst_case,
 )
 from orchestrator.db import session_scope
+from orchestrator.demo.seed import ensure_tenant
 from orchestrator.models import AuditEvent, BudgetCounter, BudgetReservation, Task
-from orchestrator.pricing import PriceTable
-from orchestrator.seed import ensure_tenant
 from orchestrator.settings import PROJECT_ROOT
 
 BOTH = pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)

@@ -13,8 +13,8 @@ from sqlmodel import SQLModel, select
 
 from orchestrator import audit
 from orchestrator.db import make_engine, migrate, session_scope
+from orchestrator.demo.seed import ensure_tenant
 from orchestrator.models import AuditEvent, Tenant
-from orchestrator.seed import ensure_tenant
 
 BOTH = pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
 

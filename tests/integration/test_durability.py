@@ -15,7 +15,7 @@ import pytest
 from sqlmodel import select
 
 from orchestrator.db import session_scope
-from orchestrator.devstack.processes import ManagedProcess
+from orchestrator.demo.devstack.processes import ManagedProcess
 from orchestrator.models import RefundLedger
 from orchestrator.settings import PROJECT_ROOT
 

@@ -27,7 +27,7 @@ TURNS = 220
 async def hostile(
     db: Any, temporal_env: Any, router_url: str, demo_model_url: str, tmp_path: Path
 ) -> AsyncIterator[Stack]:
-    packages = ["workers.catalog.sample", "hostile_catalog"]
+    packages = ["orchestrator.demo.catalog", "hostile_catalog"]
     async with running_stack(
         db, temporal_env.client, router_url, demo_model_url, tmp_path, catalog_packages=packages
     ) as stack:

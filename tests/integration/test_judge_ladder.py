@@ -18,7 +18,7 @@ TEXT = "The pilot cut handling time by a fifth. Staff liked the new screens. Rol
 async def judged(
     db: Any, temporal_env: Any, router_url: str, demo_model_url: str, tmp_path: Path
 ) -> AsyncIterator[Stack]:
-    packages = ["workers.catalog.sample", "judge_catalog"]
+    packages = ["orchestrator.demo.catalog", "judge_catalog"]
     async with running_stack(
         db, temporal_env.client, router_url, demo_model_url, tmp_path, catalog_packages=packages
     ) as stack:

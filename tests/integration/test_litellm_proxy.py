@@ -20,8 +20,13 @@ import httpx
 import pytest
 import yaml
 
-from orchestrator.devstack.litellm import LiteLLMMissing, litellm_command, litellm_env, write_litellm_config
-from orchestrator.devstack.processes import ManagedProcess, free_port
+from orchestrator.demo.devstack.litellm import (
+    LiteLLMMissing,
+    litellm_command,
+    litellm_env,
+    write_litellm_config,
+)
+from orchestrator.demo.devstack.processes import ManagedProcess, free_port
 from orchestrator.settings import Settings
 
 pytestmark = pytest.mark.router

@@ -12,14 +12,14 @@ import httpx
 from sqlmodel import select
 from temporalio.testing import ActivityEnvironment
 
-from orchestrator.budgets import load_service
+from orchestrator.budgets.pricing import PriceTable
+from orchestrator.budgets.service import load_service
+from orchestrator.contracts.domain import ChatMessage, ModelCallInput, RoutingFacts
 from orchestrator.db import session_scope
 from orchestrator.models import ModelCall, Task
-from orchestrator.pricing import PriceTable
-from orchestrator.router_client import RouterClient
 from orchestrator.settings import PROJECT_ROOT
 from workers.activities.model_calls import ModelActivities
-from workers.domain import ChatMessage, ModelCallInput, RoutingFacts
+from workers.router_client import RouterClient
 
 
 def answer(request: httpx.Request) -> httpx.Response:

@@ -1,7 +1,7 @@
 """refund_request@2 end to end on the real stack: the refund, a customer e-mail drafted at the
 frontier tier, and the e-mail sent through the outbox by a tool step of the workflow itself.
 
-Rejection path, as documented in workers/catalog/sample/refund_email.py: a refund an approver
+Rejection path, as documented in orchestrator/demo/catalog/refund_email.py: a refund an approver
 rejects ends the task `rejected` at the refund step, so no e-mail goes out (the person who
 rejected it owns the conversation); a refund the agent declines itself is e-mailed as declined.
 """

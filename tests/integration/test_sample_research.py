@@ -8,9 +8,9 @@ import secrets
 from decimal import Decimal
 from typing import Any
 
-from workers.catalog.sample.examples import EXAMPLES
-from workers.catalog.sample.research_models import ResearchBrief, ResearchNote
-from workers.domain import Plan
+from orchestrator.contracts.domain import Plan
+from orchestrator.demo.catalog.examples import EXAMPLES
+from orchestrator.demo.catalog.research_models import ResearchBrief, ResearchNote
 
 WORKFLOW = "research_brief@1"
 REQUEST = EXAMPLES["research_brief"][0]

@@ -16,12 +16,12 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
+from orchestrator.catalog.registry import ToolContext, ToolFailure
 from orchestrator.db import session_scope
+from orchestrator.demo.catalog.support_models import LookupTicketArgs, UpdateTicketArgs
+from orchestrator.demo.catalog.support_tools import lookup_ticket, update_ticket
+from orchestrator.demo.seed import DEMO_TICKETS
 from orchestrator.models import DemoTicket, TaskStep
-from orchestrator.seed import DEMO_TICKETS
-from workers.catalog.registry import ToolContext, ToolFailure
-from workers.catalog.sample.support_models import LookupTicketArgs, UpdateTicketArgs
-from workers.catalog.sample.support_tools import lookup_ticket, update_ticket
 
 WORKFLOW = "ticket_triage@1"
 TICKETS = {t[0]: t for t in DEMO_TICKETS}

@@ -23,18 +23,19 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from orchestrator import audit, notify
+from orchestrator import audit
 from orchestrator.api import errors
 from orchestrator.api.routes import switches as switch_routes
 from orchestrator.cli import client as cli_client
 from orchestrator.cli import switch_cmd
+from orchestrator.contracts.domain import SWITCHES_CHANGED_SIGNAL
 from orchestrator.db import make_engine, migrate, session_scope
+from orchestrator.demo.seed import ensure_tenant, ensure_token, ensure_user
 from orchestrator.models import AuditEvent, KillSwitchEvent, NotificationOutbox, Task
-from orchestrator.policy import PolicyEngine
-from orchestrator.seed import ensure_tenant, ensure_token, ensure_user
+from orchestrator.policy.engine import PolicyEngine
+from orchestrator.services import notify
+from orchestrator.services.switches import SwitchError, SwitchService
 from orchestrator.settings import PROJECT_ROOT
-from orchestrator.switches import SwitchError, SwitchService
-from workers.domain import SWITCHES_CHANGED_SIGNAL
 
 BOTH = pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"

@@ -20,9 +20,9 @@ from sqlmodel import col, select
 from orchestrator.api import errors
 from orchestrator.api.routes import users as user_routes
 from orchestrator.db import session_scope
+from orchestrator.demo.seed import ensure_tenant, ensure_token, ensure_user
 from orchestrator.models import AuditEvent
-from orchestrator.policy import PolicyEngine
-from orchestrator.seed import ensure_tenant, ensure_token, ensure_user
+from orchestrator.policy.engine import PolicyEngine
 from orchestrator.settings import PROJECT_ROOT
 
 BOTH = pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)

@@ -10,7 +10,7 @@ import httpx
 from conftest import stack_settings
 from sqlmodel import select
 
-from orchestrator.api.app import build_state, create_app
+from orchestrator.app import build_state, create_app
 from orchestrator.db import session_scope
 from orchestrator.models import EmailOutbox
 from workers.worker import build_router, build_worker
@@ -33,7 +33,7 @@ async def test_in_flight_task_keeps_its_versions_after_a_deploy(api_only: Any, t
         stack.router_url,
         tmp_path,
         task_queue=stack.settings.task_queue,
-        catalog_packages=["workers.catalog.sample", "pinning_catalog"],
+        catalog_packages=["orchestrator.demo.catalog", "pinning_catalog"],
     )
     app = create_app(deployed, state=build_state(deployed, engine=stack.db.engine, temporal=stack.client))
     async with (

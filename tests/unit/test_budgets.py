@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from orchestrator.budget_rules import (
+from orchestrator.budgets.pricing import PriceTable
+from orchestrator.budgets.rules import (
     BudgetBreach,
     BudgetError,
     BudgetRules,
@@ -21,7 +22,6 @@ from orchestrator.budget_rules import (
     to_usd,
     usd,
 )
-from orchestrator.pricing import PriceTable
 from orchestrator.settings import PROJECT_ROOT
 
 POLICIES = PROJECT_ROOT / "policies"
@@ -226,7 +226,7 @@ def test_months_and_subjects() -> None:
 
 
 def test_months_outside_the_calendar_are_refused() -> None:
-    from orchestrator.budget_rules import BudgetError, check_month
+    from orchestrator.budgets.rules import BudgetError, check_month
 
     assert check_month("2026-11") == "2026-11"
     for bad in ("0000-01", "9999-12", "\uff12\uff10\uff12\uff16-11", "2026-13"):

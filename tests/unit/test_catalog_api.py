@@ -1,4 +1,4 @@
-"""The typed developer API (`workers.catalog.api`) and the catalog REST routes.
+"""The typed developer API (`orchestrator.catalog.api`) and the catalog REST routes.
 
 The fixture package `catalog_fixtures.typed_pkg` (tests/catalog_fixtures) registers two tools, three
 agents and a workflow using every step kind; `sqlite_db` (conftest) is a seeded SQLite database."""
@@ -15,9 +15,8 @@ from catalog_fixtures import typed_pkg
 from catalog_fixtures.bad_model_pkg import OpaqueAnswer
 from catalog_fixtures.typed_pkg import Answer, EchoArgs, fx_echo, save_note
 
-from orchestrator.api.app import build_state, create_app
-from orchestrator.settings import Settings
-from workers.catalog.api import (
+from orchestrator.app import build_state, create_app
+from orchestrator.catalog.api import (
     CatalogModule,
     ToolContext,
     agent,
@@ -28,10 +27,11 @@ from workers.catalog.api import (
     tool_def,
     workflow,
 )
-from workers.catalog.registry import Catalog, CatalogError, load_catalog
-from workers.catalog.validate import validate_catalog
+from orchestrator.catalog.registry import Catalog, CatalogError, load_catalog
+from orchestrator.catalog.validate import validate_catalog
+from orchestrator.settings import Settings
 
-PACKAGES = ["workers.catalog.sample", "catalog_fixtures.typed_pkg", "catalog_fixtures.typed_pkg_v2"]
+PACKAGES = ["orchestrator.demo.catalog", "catalog_fixtures.typed_pkg", "catalog_fixtures.typed_pkg_v2"]
 
 
 # --- the typed API -----------------------------------------------------------------------------------

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.catalog.registry import Catalog, CatalogError, WorkflowDefinition, load_catalog
 from orchestrator.cli import catalog_cmd
+from orchestrator.contracts.domain import StepSpec
 from orchestrator.settings import Settings
-from workers.catalog.registry import Catalog, CatalogError, WorkflowDefinition, load_catalog
-from workers.domain import StepSpec
 
 FIXTURES = Path(__file__).resolve().parent.parent / "catalog_fixtures"
 TYPED = ["--package", "catalog_fixtures.typed_pkg", "--package", "catalog_fixtures.typed_pkg_v2"]
@@ -78,7 +78,7 @@ def test_diff_of_two_workflow_versions_includes_their_agents_and_tools(catalog: 
 
 
 def test_diff_of_output_and_argument_schemas() -> None:
-    one = load_catalog(["workers.catalog.sample"])
+    one = load_catalog(["orchestrator.demo.catalog"])
     assert one.diff("refund_request@1", "refund_request@1") == []
     a, b = one.agent("refund_agent@1").spec, one.agent("summary_agent@1").spec
     other = Catalog()
@@ -155,7 +155,7 @@ def test_show_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and data["kind"] == "workflow" and data["ref"] == "fx_flow@2"
     assert set(data["pinned"]["agents"]) == {"fx_helper@2", "fx_planner@1"}
     assert data["policies"] == {"fx_echo": []}
-    code, out, _ = run(capsys, "show", "issue_refund@1", "--json", "--package", "workers.catalog.sample")
+    code, out, _ = run(capsys, "show", "issue_refund@1", "--json", "--package", "orchestrator.demo.catalog")
     tool = json.loads(out)
     assert (
         tool["kind"] == "tool"
@@ -170,7 +170,7 @@ def test_show_an_agent_and_a_tool(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and out.startswith("agent fx_helper@1  (versions 1, 2; from catalog_fixtures.typed_pkg)")
     assert "ladder tier-slm > tier-frontier, validator judge, max 8 turns" in out
     assert "  instructions:\n    Answer the question;" in out and "used by: fx_flow@1" in out
-    code, out, _ = run(capsys, "show", "lookup_order", "--package", "workers.catalog.sample")
+    code, out, _ = run(capsys, "show", "lookup_order", "--package", "orchestrator.demo.catalog")
     assert code == 0 and "lookup_order@1: read; rules order-lookup" in out
     assert 'arguments: {"order_id": {' in out
 
@@ -187,7 +187,7 @@ def test_show_unknown_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_validate_the_sample_catalog(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "validate", "--package", "workers.catalog.sample")
+    code, out, _ = run(capsys, "validate", "--package", "orchestrator.demo.catalog")
     assert code == 0 and "ok: " in out.splitlines()[-1] and "error:" not in out
 
 

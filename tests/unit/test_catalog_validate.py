@@ -11,12 +11,12 @@ from catalog_fixtures.bad_model_pkg import OpaqueAnswer
 from catalog_fixtures.broken_pkg import Answer, Flaky
 from catalog_fixtures.typed_pkg import Verdict
 
-from orchestrator.policy import PolicyEngine
-from orchestrator.policy_rules import PolicyRule
+from orchestrator.catalog.registry import Catalog, WorkflowDefinition, load_catalog
+from orchestrator.catalog.validate import CatalogIssue, model_problems, policy_mentions, validate_catalog
+from orchestrator.contracts.domain import StepSpec
+from orchestrator.policy.engine import PolicyEngine
+from orchestrator.policy.rules import PolicyRule
 from orchestrator.settings import PROJECT_ROOT
-from workers.catalog.registry import Catalog, WorkflowDefinition, load_catalog
-from workers.catalog.validate import CatalogIssue, model_problems, policy_mentions, validate_catalog
-from workers.domain import StepSpec
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def broken() -> list[CatalogIssue]:
 
 
 def test_the_sample_catalog_has_no_errors() -> None:
-    catalog = load_catalog(["workers.catalog.sample"])
+    catalog = load_catalog(["orchestrator.demo.catalog"])
     issues = validate_catalog(catalog, PolicyEngine(PROJECT_ROOT / "policies"))
     assert [str(i) for i in issues if i.severity == "error"] == []
     assert {"refund_request@1", "summary@1"} <= set(catalog.workflow_refs())

@@ -1,4 +1,4 @@
-"""Workflow definitions in YAML (`workers.catalog.yaml_defs`) and YAML entries of `catalog_packages`."""
+"""Workflow definitions in YAML (`orchestrator.catalog.yaml_defs`) and YAML entries of `catalog_packages`."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from workers.catalog.registry import Catalog, CatalogError, is_yaml_entry, load_catalog
-from workers.catalog.validate import validate_catalog
-from workers.catalog.yaml_defs import YamlDefinitionError, load_yaml_workflows
+from orchestrator.catalog.registry import Catalog, CatalogError, is_yaml_entry, load_catalog
+from orchestrator.catalog.validate import validate_catalog
+from orchestrator.catalog.yaml_defs import YamlDefinitionError, load_yaml_workflows
 
 FIXTURES = Path(__file__).resolve().parent.parent / "catalog_fixtures"
 GOOD = FIXTURES / "yaml" / "good"
@@ -22,7 +22,7 @@ def catalog() -> Catalog:
 
 def test_a_folder_of_yaml_loads_after_the_packages() -> None:
     # listed first, read last: the YAML refers to agents the packages register
-    catalog = load_catalog([str(GOOD), "workers.catalog.sample", "catalog_fixtures.typed_pkg"])
+    catalog = load_catalog([str(GOOD), "orchestrator.demo.catalog", "catalog_fixtures.typed_pkg"])
     assert {"fx_flow@3", "quick_refund@1", "quick_summary@1"} <= set(catalog.workflow_refs())
     assert catalog.versions("fx_flow") == ["1", "3"]
 
@@ -56,7 +56,7 @@ def test_which_entries_are_yaml(tmp_path: Path) -> None:
     package.mkdir()
     (package / "__init__.py").write_text("")
     assert is_yaml_entry("defs/extra.yaml") and is_yaml_entry("EXTRA.YML") and is_yaml_entry(str(GOOD))
-    assert not is_yaml_entry("workers.catalog.sample") and not is_yaml_entry(str(package))
+    assert not is_yaml_entry("orchestrator.demo.catalog") and not is_yaml_entry(str(package))
 
 
 def test_a_list_of_definitions_in_one_document(catalog: Catalog, tmp_path: Path) -> None:

@@ -18,9 +18,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from orchestrator.cost_report import CostReport, CostReportError, cost_report, per_resolved, week_start
 from orchestrator.db import make_engine, migrate, session_scope
 from orchestrator.models import ModelCall, Task, Tenant, User
+from orchestrator.services.cost import CostReport, CostReportError, cost_report, per_resolved, week_start
 
 NOW = datetime(2026, 7, 8, 12, 0, tzinfo=UTC)  # Wednesday of ISO week 2026-W28 (Monday 6 July)
 W28 = datetime(2026, 7, 6, tzinfo=UTC)

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from orchestrator.demo_behaviour import default_reply
-from orchestrator.demo_skills import registry
-from orchestrator.demo_skills.contracts import assess, extract, kind_of, notice_days
-from workers.catalog.sample.contract_models import ClauseExtraction, RiskAssessment
+from orchestrator.demo.behaviour import default_reply
+from orchestrator.demo.catalog.contract_models import ClauseExtraction, RiskAssessment
+from orchestrator.demo.skills import registry
+from orchestrator.demo.skills.contracts import assess, extract, kind_of, notice_days
 
 SUPPLIER_AGREEMENT = """Review this supplier agreement before we sign it.
 

@@ -8,16 +8,16 @@ from typing import Any
 
 import pytest
 
-from orchestrator.demo_behaviour import default_reply
-from orchestrator.demo_skills import refund_email, registry
-from orchestrator.demo_skills.research import choose_kinds, earlier_results, topic_of
-from workers.catalog.registry import Catalog
-from workers.catalog.sample import register
-from workers.catalog.sample.examples import EXAMPLES
-from workers.catalog.sample.models import SendEmailArgs
-from workers.catalog.sample.refund_email import CustomerEmail
-from workers.catalog.sample.research_models import ResearchBrief, ResearchNote
-from workers.domain import Plan, TaskWorkflowInput, ValidatePlanInput, WorkflowSpec
+from orchestrator.catalog.registry import Catalog
+from orchestrator.contracts.domain import Plan, TaskWorkflowInput, ValidatePlanInput, WorkflowSpec
+from orchestrator.demo.behaviour import default_reply
+from orchestrator.demo.catalog import register
+from orchestrator.demo.catalog.examples import EXAMPLES
+from orchestrator.demo.catalog.models import SendEmailArgs
+from orchestrator.demo.catalog.refund_email import CustomerEmail
+from orchestrator.demo.catalog.research_models import ResearchBrief, ResearchNote
+from orchestrator.demo.skills import refund_email, registry
+from orchestrator.demo.skills.research import choose_kinds, earlier_results, topic_of
 from workers.workflows.support import opening_messages
 
 HEAT_PUMPS = EXAMPLES["research_brief"][0]
@@ -166,7 +166,7 @@ def test_planner_picks_the_specialisms_the_request_names(catalog: Catalog) -> No
 
 
 def test_the_plan_passes_the_engines_plan_validation(catalog: Catalog) -> None:
-    from orchestrator.policy import PolicyEngine
+    from orchestrator.policy.engine import PolicyEngine
     from orchestrator.settings import PROJECT_ROOT
     from workers.activities.plans import PlanActivities
 
@@ -202,7 +202,7 @@ def test_planner_answers_the_repair_turn_with_a_valid_plan(catalog: Catalog) -> 
 
 
 def test_a_planner_for_other_agents_is_left_to_the_generic_behaviour() -> None:
-    from orchestrator.demo_skills.research import plan_skill
+    from orchestrator.demo.skills.research import plan_skill
 
     request = {
         "messages": [

@@ -8,9 +8,12 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from orchestrator.demo_behaviour import Reply, default_reply
-from orchestrator.demo_skills import registry
-from orchestrator.demo_skills.support import (
+from orchestrator.catalog.registry import load_catalog
+from orchestrator.demo.behaviour import Reply, default_reply
+from orchestrator.demo.catalog.support_models import DraftReply, LookupTicketArgs, TriageResult
+from orchestrator.demo.seed import DEMO_TICKETS
+from orchestrator.demo.skills import registry
+from orchestrator.demo.skills.support import (
     LOW_CONFIDENCE,
     draft,
     find_result,
@@ -18,11 +21,8 @@ from orchestrator.demo_skills.support import (
     triage,
     triage_skill,
 )
-from orchestrator.seed import DEMO_TICKETS
-from workers.catalog.registry import load_catalog
-from workers.catalog.sample.support_models import DraftReply, LookupTicketArgs, TriageResult
 
-THRESHOLD = load_catalog(["workers.catalog.sample"]).agent("support_triage@1").spec.validator.threshold  # type: ignore[union-attr]
+THRESHOLD = load_catalog(["orchestrator.demo.catalog"]).agent("support_triage@1").spec.validator.threshold  # type: ignore[union-attr]
 TICKETS = {
     t[0]: dict(zip(("ticket_id", "customer", "email", "subject", "body"), t, strict=True))
     for t in DEMO_TICKETS

@@ -21,14 +21,15 @@ import httpx
 import pytest
 import yaml
 
-from orchestrator.devstack.litellm import (
+from orchestrator.budgets.pricing import PriceTable
+from orchestrator.demo.devstack.litellm import (
     DEFAULT_TIERS,
     LiteLLMMissing,
     litellm_command,
     litellm_env,
     write_litellm_config,
 )
-from orchestrator.devstack.processes import (
+from orchestrator.demo.devstack.processes import (
     ManagedProcess,
     ProcessError,
     free_port,
@@ -40,8 +41,7 @@ from orchestrator.devstack.processes import (
     wait_http_ok,
     wait_tcp,
 )
-from orchestrator.devstack.supervisor import DevStack, Stage, Supervisor, dev_lock, run_dev_stack
-from orchestrator.pricing import PriceTable
+from orchestrator.demo.devstack.supervisor import DevStack, Stage, Supervisor, dev_lock, run_dev_stack
 from orchestrator.settings import PROJECT_ROOT, Settings
 
 PY = sys.executable
@@ -378,7 +378,7 @@ def test_a_second_copy_is_refused_while_the_lock_is_held(
             PY,
             "-c",
             "import sys, time; from pathlib import Path\n"
-            "from orchestrator.devstack.supervisor import dev_lock\n"
+            "from orchestrator.demo.devstack.supervisor import dev_lock\n"
             "with dev_lock(Path(sys.argv[1])):\n"
             "    print('locked', flush=True); time.sleep(600)",
             str(settings.state_dir / "dev.lock"),

@@ -1,7 +1,7 @@
 """Intake: the no-LLM workflow classifier trained from the definitions' example requests.
 
 Accuracy is measured on tests/intake/heldout.yaml, written separately from the training examples
-(workers/catalog/sample/examples.py) and guarded by a floor set a little below the figure
+(orchestrator/demo/catalog/examples.py) and guarded by a floor set a little below the figure
 `python -m bench.intake --source examples` reports (0.947 when the floor was set). Timing is the
 bench's business, never asserted here.
 """
@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from orchestrator.intake import DEFAULT_THRESHOLD, Intake, IntakeError, normalise
-from workers.catalog.registry import Catalog, WorkflowDefinition
-from workers.catalog.sample.examples import EXAMPLES
+from orchestrator.catalog.registry import Catalog, WorkflowDefinition
+from orchestrator.demo.catalog.examples import EXAMPLES
+from orchestrator.services.intake import DEFAULT_THRESHOLD, Intake, IntakeError, normalise
 
 HELDOUT_PATH = Path(__file__).resolve().parents[1] / "intake" / "heldout.yaml"
 ACCURACY_FLOOR = 0.88  # measured 0.947 (71/75)

@@ -20,8 +20,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from orchestrator.db import make_engine, migrate, session_scope
+from orchestrator.demo.seed import ensure_tenant
 from orchestrator.models import Checkpoint, NotificationOutbox
-from orchestrator.notify import (
+from orchestrator.services.notify import (
     SIGNATURE_HEADER,
     Dispatcher,
     LogNotifier,
@@ -31,7 +32,6 @@ from orchestrator.notify import (
     enqueue_checkpoint,
     verify_signature,
 )
-from orchestrator.seed import ensure_tenant
 from orchestrator.settings import Settings
 
 SECRET = "whsec-test"
@@ -321,7 +321,7 @@ async def test_log_notifier_logs_kind_and_recipients_never_the_payload(
     engine: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:
     add(engine, "k7", api_key="sk-very-secret", customer_email="jane@example.com")
-    with caplog.at_level(logging.INFO, logger="orchestrator.notify"):
+    with caplog.at_level(logging.INFO, logger="orchestrator.services.notify"):
         assert await Dispatcher(engine, LogNotifier()).dispatch_once() == 1
     assert "checkpoint.opened" in caplog.text and "role:approver,user:usr_1" in caplog.text
     assert "sk-very-secret" not in caplog.text and "jane@example.com" not in caplog.text

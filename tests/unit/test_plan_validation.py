@@ -3,10 +3,10 @@ denies the agent (checked against the shipped policies)."""
 
 from __future__ import annotations
 
-from orchestrator.policy import PolicyEngine
+from orchestrator.contracts.domain import AgentSpec, ValidatePlanInput
+from orchestrator.policy.engine import PolicyEngine
 from orchestrator.settings import PROJECT_ROOT
 from workers.activities.plans import PlanActivities
-from workers.domain import AgentSpec, ValidatePlanInput
 
 
 def agent(name: str, tools: list[str]) -> AgentSpec:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.policy import PolicyEngine, PolicyError, ToolFacts
-from orchestrator.policy_lint import lint
+from orchestrator.policy.engine import PolicyEngine, PolicyError, ToolFacts
+from orchestrator.policy.lint import lint
 from orchestrator.settings import PROJECT_ROOT
 
 # The facts of a refund task as the worker passes them (internal data, an irreversible tool).

@@ -15,10 +15,10 @@ import pytest
 from fastapi import FastAPI
 
 from orchestrator.api import errors
-from orchestrator.api.app import build_state
 from orchestrator.api.routes import policies as policy_routes
+from orchestrator.app import build_state
 from orchestrator.cli import policy_cmd
-from orchestrator.policy import PolicyEngine
+from orchestrator.policy.engine import PolicyEngine
 from orchestrator.settings import PROJECT_ROOT, Settings
 
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from orchestrator.policy import PolicyEngine, ToolDecision, ToolFacts
+from orchestrator.policy.engine import PolicyEngine, ToolDecision, ToolFacts
 from orchestrator.settings import PROJECT_ROOT
 
 SETTINGS = settings(

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator.policy import PolicyEngine, ToolFacts
-from orchestrator.policy_rules import split_line
+from orchestrator.policy.engine import PolicyEngine, ToolFacts
+from orchestrator.policy.rules import split_line
 from orchestrator.settings import PROJECT_ROOT
 
 SHIPPED = PROJECT_ROOT / "policies"

@@ -11,15 +11,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from orchestrator.pricing import PriceTable
-from orchestrator.router_client import (
+from orchestrator.budgets.pricing import PriceTable
+from orchestrator.contracts.domain import ChatMessage, ModelCallInput, RoutingFacts, ToolSpec
+from workers.router_client import (
     RouterClient,
     RouterError,
     RouterProtocolError,
     RouterRejected,
     RouterUnavailable,
 )
-from workers.domain import ChatMessage, ModelCallInput, RoutingFacts, ToolSpec
 
 PRICES_PATH = Path(__file__).resolve().parents[2] / "policies" / "prices.yaml"
 API_KEY = "sk-test-secret-key-123"
@@ -398,7 +398,7 @@ async def test_backoff_doubles(client_for, monkeypatch):
     async def fake_sleep(seconds: float) -> None:
         delays.append(seconds)
 
-    monkeypatch.setattr("orchestrator.router_client.asyncio.sleep", fake_sleep)
+    monkeypatch.setattr("workers.router_client.asyncio.sleep", fake_sleep)
     router = Router(err(500, "x"))
     with pytest.raises(RouterUnavailable):
         await client_for(router, max_requests=4, backoff_seconds=0.5).chat(make_call())

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from conftest import SeededDb, stack_settings
 
-from orchestrator.api.app import build_state, create_app
+from orchestrator.app import build_state, create_app
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 

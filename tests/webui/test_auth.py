@@ -181,7 +181,7 @@ async def test_sessions_on_postgresql(postgres_db, tmp_path) -> None:  # type: i
     """Sign in, use, switch tenant and sign out against PostgreSQL (the production database)."""
     from conftest import stack_settings
 
-    from orchestrator.api.app import build_state, create_app
+    from orchestrator.app import build_state, create_app
 
     settings = stack_settings(postgres_db, "http://127.0.0.1:9", tmp_path)
     app = create_app(settings, state=build_state(settings, engine=postgres_db.engine))

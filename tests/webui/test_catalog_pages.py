@@ -10,7 +10,7 @@ import secrets
 import httpx
 
 from orchestrator.db import session_scope
-from orchestrator.seed import ensure_user
+from orchestrator.demo.seed import ensure_user
 from webui.conftest import sign_in
 
 

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from conftest import SeededDb, _seed
 
-from orchestrator.budget_rules import usd
+from orchestrator.budgets.rules import usd
 from orchestrator.db import session_scope
 from orchestrator.models import ModelCall, Task
 

@@ -9,12 +9,9 @@ from decimal import Decimal
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from orchestrator.budgets import BudgetBreach, BudgetError, BudgetService, estimate_worst_case
-from orchestrator.models import utcnow
-from orchestrator.pricing import PriceTable
-from orchestrator.switches import SwitchService
-from workers.activities.governance import switch_info
-from workers.domain import (
+from orchestrator.budgets.pricing import PriceTable
+from orchestrator.budgets.service import BudgetBreach, BudgetError, BudgetService, estimate_worst_case
+from orchestrator.contracts.domain import (
     Ack,
     BudgetBreachInfo,
     RaiseBudgetInput,
@@ -24,6 +21,9 @@ from workers.domain import (
     SwitchCheckInput,
     SwitchCheckResult,
 )
+from orchestrator.models import utcnow
+from orchestrator.services.switches import SwitchService
+from workers.activities.governance import switch_info
 
 
 def breach_info(breach: BudgetBreach) -> BudgetBreachInfo:

@@ -18,13 +18,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from temporalio import activity
 
-from orchestrator import audit, notify
-from orchestrator.db import session_scope
-from orchestrator.models import Checkpoint, CheckpointDecision, Task, Tenant, ToolCall, utcnow
-from orchestrator.policy import ApprovalRule, PolicyEngine, ToolFacts
-from orchestrator.switches import SwitchService
-from workers.catalog.registry import Catalog, CatalogError
-from workers.domain import (
+from orchestrator import audit
+from orchestrator.catalog.registry import Catalog, CatalogError
+from orchestrator.contracts.domain import (
     Ack,
     ApprovalSpec,
     AuthorizeToolInput,
@@ -37,6 +33,11 @@ from workers.domain import (
     ReauthorizeResult,
     SwitchInfo,
 )
+from orchestrator.db import session_scope
+from orchestrator.models import Checkpoint, CheckpointDecision, Task, Tenant, ToolCall, utcnow
+from orchestrator.policy.engine import ApprovalRule, PolicyEngine, ToolFacts
+from orchestrator.services import notify
+from orchestrator.services.switches import SwitchService
 
 
 def args_digest(args: dict[str, Any]) -> str:

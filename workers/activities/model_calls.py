@@ -13,11 +13,11 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from orchestrator import audit, telemetry
-from orchestrator.budgets import BudgetService
+from orchestrator.budgets.service import BudgetService
+from orchestrator.contracts.domain import ChatMessage, ModelCallInput, ModelCallResult
 from orchestrator.db import session_scope
 from orchestrator.models import ModelCall
-from orchestrator.router_client import RouterClient, RouterError
-from workers.domain import ChatMessage, ModelCallInput, ModelCallResult
+from workers.router_client import RouterClient, RouterError
 
 
 class ModelActivities:

@@ -7,10 +7,10 @@ import asyncio
 from pydantic import ValidationError
 from temporalio import activity
 
-from orchestrator.policy import PolicyEngine
-from orchestrator.policy_rules import name_match
+from orchestrator.contracts.domain import Plan, ValidatePlanInput, ValidatePlanResult
+from orchestrator.policy.engine import PolicyEngine
+from orchestrator.policy.rules import name_match
 from workers.activities.governance import validation_message
-from workers.domain import Plan, ValidatePlanInput, ValidatePlanResult
 
 
 class PlanActivities:

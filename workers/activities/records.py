@@ -11,9 +11,9 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from orchestrator import audit
+from orchestrator.contracts.domain import TERMINAL_STATUSES, Ack, StepRecord, TaskStatusUpdate
 from orchestrator.db import session_scope
 from orchestrator.models import Checkpoint, Task, TaskStep, utcnow
-from workers.domain import TERMINAL_STATUSES, Ack, StepRecord, TaskStatusUpdate
 
 
 class RecordActivities:

@@ -14,13 +14,18 @@ from sqlmodel import select
 from temporalio import activity
 
 from orchestrator import audit
-from orchestrator.budgets import BudgetService
+from orchestrator.budgets.service import BudgetService
+from orchestrator.catalog.registry import Catalog, RegisteredTool, ToolContext, ToolFailure
+from orchestrator.contracts.domain import (
+    ToolRunInput,
+    ToolRunResult,
+    ValidateOutputInput,
+    ValidateOutputResult,
+)
 from orchestrator.db import session_scope
 from orchestrator.models import AuditEvent, ToolCall, utcnow
 from orchestrator.settings import Settings
 from workers.activities.governance import validation_message
-from workers.catalog.registry import Catalog, RegisteredTool, ToolContext, ToolFailure
-from workers.domain import ToolRunInput, ToolRunResult, ValidateOutputInput, ValidateOutputResult
 
 
 def tool_activity_name(tool: str) -> str:

@@ -19,7 +19,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from workers.domain import (
+    from orchestrator.contracts.domain import (
         TASK_WORKFLOW_NAME,
         Ack,
         AgentSpec,

@@ -15,9 +15,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrator.api.deps import Allowed, Principal, StateDep
+from orchestrator.api.deps import Allowed, StateDep
 from orchestrator.api.errors import ServiceUnavailable, Unprocessable
-from orchestrator.budget_rules import (
+from orchestrator.budgets.rules import (
     MAX_USD,
     BudgetError,
     BudgetLine,
@@ -25,7 +25,8 @@ from orchestrator.budget_rules import (
     check_month,
     current_month,
 )
-from orchestrator.budgets import BudgetService
+from orchestrator.budgets.service import BudgetService
+from orchestrator.services.access import Principal
 
 router = APIRouter(prefix="/api/budgets", tags=["budgets"])
 

@@ -16,13 +16,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
-from orchestrator.api.deps import Allowed, CurrentUser, Principal, StateDep
+from orchestrator.api.deps import Allowed, CurrentUser, StateDep
 from orchestrator.api.errors import NotFound
 from orchestrator.api.routes.policies import applies_in
-from orchestrator.api.schemas import Me, WorkflowPublic
-from orchestrator.api.state import AppState
-from workers.catalog.registry import Catalog, CatalogError
-from workers.catalog.validate import policy_mentions
+from orchestrator.catalog.registry import Catalog, CatalogError
+from orchestrator.catalog.validate import policy_mentions
+from orchestrator.services.access import Principal
+from orchestrator.services.schemas import Me, WorkflowPublic
+from orchestrator.services.state import AppState
 
 router = APIRouter(prefix="/api", tags=["catalog"])
 CatalogReader = Annotated[Principal, Depends(Allowed("catalog", "read"))]

@@ -7,10 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from sqlmodel import select
 
-from orchestrator import checkpoint_service as service
-from orchestrator.api.deps import Allowed, CurrentUser, Principal, SessionDep, StateDep, can
+from orchestrator.api.deps import Allowed, CurrentUser, SessionDep, StateDep
 from orchestrator.api.errors import Forbidden
-from orchestrator.api.schemas import (
+from orchestrator.models import Checkpoint, Task
+from orchestrator.services import checkpoints as service
+from orchestrator.services.access import Principal, can
+from orchestrator.services.schemas import (
     CheckpointDetail,
     CheckpointList,
     CheckpointPublic,
@@ -19,7 +21,6 @@ from orchestrator.api.schemas import (
     MyDecisionList,
     ReassignIn,
 )
-from orchestrator.models import Checkpoint, Task
 
 router = APIRouter(prefix="/api/checkpoints", tags=["checkpoints"])
 

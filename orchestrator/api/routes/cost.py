@@ -13,9 +13,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from orchestrator.api.deps import Allowed, Principal, SessionDep
+from orchestrator.api.deps import Allowed, SessionDep
 from orchestrator.api.errors import Unprocessable
-from orchestrator.cost_report import (
+from orchestrator.services.access import Principal
+from orchestrator.services.cost import (
     DEFAULT_WEEKS,
     MAX_WEEKS,
     MIN_WEEKS,

@@ -12,14 +12,15 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel import Session
 
-from orchestrator.api.deps import Allowed, Principal, SessionDep, StateDep
-from orchestrator.api.errors import ApiError, Forbidden
-from orchestrator.api.state import AppState
+from orchestrator.api.deps import Allowed, SessionDep, StateDep
+from orchestrator.api.errors import Forbidden, ServiceError
+from orchestrator.catalog.registry import CatalogError
+from orchestrator.contracts.domain import ApprovalSpec
 from orchestrator.models import Tenant
-from orchestrator.policy import ApprovalRule, PolicyRule, ToolFacts
-from orchestrator.policy_rules import ALL_TENANTS
-from workers.catalog.registry import CatalogError
-from workers.domain import ApprovalSpec
+from orchestrator.policy.engine import ApprovalRule, PolicyRule, ToolFacts
+from orchestrator.policy.rules import ALL_TENANTS
+from orchestrator.services.access import Principal
+from orchestrator.services.state import AppState
 
 router = APIRouter(prefix="/api", tags=["policies"])
 
@@ -144,7 +145,7 @@ def _facts(state: AppState, session: Session, tenant_id: str, body: ExplainReque
         return ToolFacts.model_validate(given)
     except ValidationError as exc:
         detail = "; ".join(f"facts.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ApiError(detail, title="Invalid facts") from exc
+        raise ServiceError(detail, title="Invalid facts") from exc
 
 
 def explain_decision(
@@ -152,7 +153,7 @@ def explain_decision(
 ) -> ExplainPublic:
     """Decide as the workers would and say why (the API and the /admin/policies page).
 
-    Raises Forbidden for another tenant and ApiError (400) for invalid facts."""
+    Raises Forbidden for another tenant and ServiceError (400) for invalid facts."""
     if (body.tenant or tenant_id) != tenant_id:
         raise Forbidden(f"You can only explain decisions in your own tenant ({tenant_id}).")
     facts = _facts(state, session, tenant_id, body)

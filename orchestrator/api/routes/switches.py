@@ -16,11 +16,12 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlmodel import Session, col, select
 
-from orchestrator.api.deps import Allowed, Principal, StateDep, can
+from orchestrator.api.deps import Allowed, StateDep
 from orchestrator.api.errors import Forbidden, ServiceUnavailable, Unprocessable
+from orchestrator.contracts.domain import SWITCHES_CHANGED_SIGNAL
 from orchestrator.models import KillSwitch, KillSwitchEvent, Task
-from orchestrator.switches import SwitchError, SwitchService
-from workers.domain import SWITCHES_CHANGED_SIGNAL
+from orchestrator.services.access import Principal, can
+from orchestrator.services.switches import SwitchError, SwitchService
 
 log = logging.getLogger(__name__)
 WAKE_AT_MOST = 5000  # waiting tasks signalled per flip; the rest see the flip at their own recheck

@@ -7,11 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Response
 from starlette.concurrency import run_in_threadpool
 
-from orchestrator import task_service
-from orchestrator.api.deps import Allowed, CurrentUser, Principal, SessionDep, StateDep
-from orchestrator.api.schemas import TaskCreate, TaskDetail, TaskList, TaskPublic
+from orchestrator.api.deps import Allowed, CurrentUser, SessionDep, StateDep
 from orchestrator.models import Task
-from orchestrator.preview_request import preview_request
+from orchestrator.services import tasks as task_service
+from orchestrator.services.access import Principal
+from orchestrator.services.preview_request import preview_request
+from orchestrator.services.schemas import TaskCreate, TaskDetail, TaskList, TaskPublic
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"])
 

@@ -7,7 +7,7 @@
 Roles are read per request, so a change applies at once to the person's sessions and bearer
 tokens. Another tenant's user id answers 404; revoking your own admin role, a role not held or a
 person's last role answers 409; a role that cannot be granted here answers 422. The web page
-/admin/users calls the same functions (`orchestrator.people`).
+/admin/users calls the same functions (`orchestrator.services.people`).
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 
-from orchestrator import people
-from orchestrator.api.deps import Allowed, Principal, SessionDep
-from orchestrator.people import PeoplePublic, PersonPublic
+from orchestrator.api.deps import Allowed, SessionDep
+from orchestrator.services import people
+from orchestrator.services.access import Principal
+from orchestrator.services.people import PeoplePublic, PersonPublic
 
 router = APIRouter(prefix="/api", tags=["users"])
 

@@ -1,0 +1,311 @@
+"""Checkpoints as people see them: the inbox, one checkpoint, decisions, reassignment, comments.
+
+Decisions and reassignments go to the task's workflow as validated updates, so the workflow, the
+single owner of the checkpoint's state, accepts or refuses them; the API first checks what it can
+(tenant, permission, four-eyes) to answer with a clear status at once.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import or_
+from sqlmodel import Session, select
+from starlette.concurrency import run_in_threadpool
+from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from orchestrator import audit
+from orchestrator.contracts.domain import (
+    DECIDE_UPDATE_NAME,
+    REASSIGN_UPDATE_NAME,
+    DecisionRequest,
+    DecisionResult,
+    ReassignRequest,
+)
+from orchestrator.errors import Conflict, Forbidden, NotFound, ServiceError, ServiceUnavailable, Unprocessable
+from orchestrator.models import Checkpoint, CheckpointComment, CheckpointDecision, Membership, Task, User
+from orchestrator.services.access import Principal, can
+from orchestrator.services.schemas import (
+    CheckpointDetail,
+    CheckpointPublic,
+    CommentPublic,
+    DecisionPublic,
+    MyDecision,
+    _utc,
+)
+from orchestrator.services.state import AppState
+
+
+def get_checkpoint(session: Session, user: Principal, checkpoint_id: str) -> Checkpoint:
+    cp = session.exec(
+        select(Checkpoint).where(Checkpoint.id == checkpoint_id, Checkpoint.tenant_id == user.tenant_id)
+    ).first()
+    if cp is None:
+        raise NotFound(f"No checkpoint {checkpoint_id!r} in tenant {user.tenant_id!r}.")
+    return cp
+
+
+def inbox_filter(user: Principal) -> Any:
+    """Checkpoints this person may decide: one of their roles is assigned, or they are named."""
+    clauses = [Checkpoint.assignee_role.in_(user.roles)]  # type: ignore[attr-defined]
+    clauses += [Checkpoint.extra_roles.contains(role) for role in user.roles]  # type: ignore[attr-defined]
+    clauses.append(Checkpoint.named_approvers.contains(user.user_id))  # type: ignore[attr-defined]
+    return (or_(*clauses), Checkpoint.requester_id != user.user_id)
+
+
+def detail(session: Session, cp: Checkpoint) -> CheckpointDetail:
+    decisions = session.exec(
+        select(CheckpointDecision)
+        .where(CheckpointDecision.checkpoint_id == cp.id)
+        .order_by(CheckpointDecision.id)  # type: ignore[arg-type]
+    ).all()
+    comments = session.exec(
+        select(CheckpointComment)
+        .where(CheckpointComment.checkpoint_id == cp.id)
+        .order_by(CheckpointComment.id)  # type: ignore[arg-type]
+    ).all()
+    public = CheckpointPublic.build(cp)
+    return CheckpointDetail(
+        **public.model_dump(),
+        sla=json.loads(cp.sla_json),
+        decisions=[
+            DecisionPublic(
+                decider_id=d.decider_id,
+                decision=d.decision,
+                round=d.round,
+                comment=d.comment,
+                edited_args=json.loads(d.edited_args_json) if d.edited_args_json else None,
+                created_at=CheckpointPublic.build(cp).created_at if d.created_at is None else d.created_at,
+            )
+            for d in decisions
+        ],
+        comments=[
+            CommentPublic(author_id=c.author_id, body=c.body, created_at=c.created_at) for c in comments
+        ],
+    )
+
+
+async def decide(
+    session: Session,
+    state: AppState,
+    user: Principal,
+    checkpoint_id: str,
+    decision: str,
+    comment: str,
+    edited_args: dict[str, Any] | None = None,
+) -> Checkpoint:
+    """Database work runs in the thread pool and no connection is held across the Temporal call:
+    a burst of decisions must neither stall the event loop nor pin the pool."""
+    if decision == "request_changes" and not comment.strip():
+        raise Unprocessable("Request changes needs a comment telling the agent what to change.")
+    cp = await run_in_threadpool(_decidable, session, state, user, checkpoint_id, decision, edited_args)
+    req = DecisionRequest(
+        checkpoint_id=cp.id,
+        decision=decision,  # type: ignore[arg-type]
+        decider_id=user.user_id,
+        decider_roles=list(user.roles),
+        comment=comment,
+        edited_args=edited_args,
+    )
+    await _update(session, state, cp, DECIDE_UPDATE_NAME, req)
+    return await run_in_threadpool(_reload, session, cp.id)
+
+
+def _decidable(
+    session: Session,
+    state: AppState,
+    user: Principal,
+    checkpoint_id: str,
+    decision: str,
+    edited_args: dict[str, Any] | None,
+) -> Checkpoint:
+    cp = get_checkpoint(session, user, checkpoint_id)
+    if not can(state, user, "checkpoint", "decide"):
+        raise Forbidden("Deciding a checkpoint needs the approver role.")
+    if cp.requester_id == user.user_id:
+        raise Forbidden("You requested this task; someone else must decide its checkpoint.")
+    if cp.status != "open":
+        by = f" by {cp.decided_by}" if cp.decided_by else ""
+        raise Conflict(f"Checkpoint {cp.id} is already {cp.status}{by}.")
+    if (decision == "approve_with_edits") != (edited_args is not None):
+        raise Unprocessable("edited_args goes with decision approve_with_edits, and only with it.")
+    return _release(session, cp)
+
+
+def _release(session: Session, cp: Checkpoint) -> Checkpoint:
+    """Detach `cp` (keeping what was read) and end the transaction, returning the connection."""
+    session.expunge(cp)
+    session.rollback()
+    return cp
+
+
+def _reload(session: Session, checkpoint_id: str) -> Checkpoint:
+    session.expire_all()
+    refreshed = session.get(Checkpoint, checkpoint_id)
+    assert refreshed is not None
+    return _release(session, refreshed)
+
+
+async def reassign(
+    session: Session,
+    state: AppState,
+    user: Principal,
+    checkpoint_id: str,
+    assignee_role: str | None,
+    named: list[str] | None,
+    comment: str,
+) -> Checkpoint:
+    cp, user_ids = await run_in_threadpool(
+        _reassignable, session, state, user, checkpoint_id, assignee_role, named
+    )
+    req = ReassignRequest(
+        checkpoint_id=cp.id,
+        actor_id=user.user_id,
+        actor_roles=list(user.roles),
+        assignee_role=assignee_role,
+        named_approvers=user_ids,
+        comment=comment,
+    )
+    await _update(session, state, cp, REASSIGN_UPDATE_NAME, req)
+    return await run_in_threadpool(_reload, session, cp.id)
+
+
+def _reassignable(
+    session: Session,
+    state: AppState,
+    user: Principal,
+    checkpoint_id: str,
+    assignee_role: str | None,
+    named: list[str] | None,
+) -> tuple[Checkpoint, list[str] | None]:
+    cp = get_checkpoint(session, user, checkpoint_id)
+    if not can(state, user, "checkpoint", "reassign"):
+        raise Forbidden("Reassigning a checkpoint needs the admin role.")
+    if cp.status != "open":
+        raise Conflict(f"Checkpoint {cp.id} is already {cp.status}; only open checkpoints can be reassigned.")
+    if assignee_role is None and named is None:
+        raise Unprocessable("Give assignee_role, named_approvers or both.")
+    user_ids = _members(session, user.tenant_id, named) if named is not None else None
+    return _release(session, cp), user_ids
+
+
+def add_comment(session: Session, state: AppState, user: Principal, checkpoint_id: str, body: str) -> None:
+    cp = get_checkpoint(session, user, checkpoint_id)
+    task = session.get(Task, cp.task_id)
+    is_requester = task is not None and task.requester_id == user.user_id
+    if not (is_requester or can(state, user, "checkpoint", "comment")):
+        raise Forbidden("Only the task's requester, approvers and admins may comment on this checkpoint.")
+    session.add(
+        CheckpointComment(tenant_id=user.tenant_id, checkpoint_id=cp.id, author_id=user.user_id, body=body)
+    )
+    audit.record(
+        session,
+        tenant_id=user.tenant_id,
+        task_id=cp.task_id,
+        actor=f"user:{user.user_id}",
+        action="checkpoint.commented",
+        subject=cp.id,
+        reason=body[:200],
+    )
+    session.commit()
+
+
+def _members(session: Session, tenant_id: str, refs: list[str]) -> list[str]:
+    """Resolve user ids or e-mails to ids of members of this tenant; unknown ones are an error."""
+    ids: list[str] = []
+    for ref in refs:
+        user = session.exec(select(User).where(or_(User.id == ref, User.email == ref))).first()
+        member = (
+            user
+            and session.exec(
+                select(Membership).where(Membership.user_id == user.id, Membership.tenant_id == tenant_id)
+            ).first()
+        )
+        if not user or not member:
+            raise Unprocessable(f"{ref!r} is not a member of tenant {tenant_id!r}.")
+        ids.append(user.id)
+    return ids
+
+
+async def _update(session: Session, state: AppState, cp: Checkpoint, name: str, req: Any) -> None:
+    client = await state.temporal_client()
+    try:
+        await client.get_workflow_handle(f"task-{cp.task_id}").execute_update(
+            name, req, result_type=DecisionResult
+        )
+    except WorkflowUpdateFailedError as exc:
+        raise _update_refusal(exc) from exc
+    except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
+        # The task may have ended meanwhile (a competing decision finished it, which aborts the
+        # updates still queued): then this is a conflict with that decision, not an outage.
+        now = await run_in_threadpool(_reload, session, cp.id)
+        if now.status != "open" or (isinstance(exc, RPCError) and exc.status == RPCStatusCode.NOT_FOUND):
+            by = f" by {now.decided_by}" if now.decided_by else ""
+            raise Conflict(f"Checkpoint {cp.id} is already {now.status}{by}; the task moved on.") from exc
+        raise ServiceUnavailable(f"Could not reach Temporal: {exc}") from exc
+
+
+def _update_refusal(exc: WorkflowUpdateFailedError) -> ServiceError:
+    cause: Any = exc.cause
+    while cause is not None and not isinstance(cause, ApplicationError):
+        cause = cause.cause
+    if not isinstance(cause, ApplicationError):
+        return Conflict(f"The checkpoint cannot take this decision: {exc}")
+    if cause.type == "Forbidden":
+        return Forbidden(cause.message)
+    if cause.type == "EditRefused":
+        return Unprocessable(cause.message, title="Edit refused")
+    return Conflict(f"The checkpoint cannot take this decision: {cause.message}")
+
+
+def approvals_so_far(session: Session, checkpoint_ids: list[str]) -> dict[str, int]:
+    """How many distinct approvals each open checkpoint has in its current round."""
+    if not checkpoint_ids:
+        return {}
+    rows = session.exec(
+        select(CheckpointDecision.checkpoint_id, CheckpointDecision.round, CheckpointDecision.decider_id)
+        .where(
+            CheckpointDecision.checkpoint_id.in_(checkpoint_ids),  # type: ignore[attr-defined]
+            CheckpointDecision.decision.in_(("approve", "approve_with_edits")),  # type: ignore[attr-defined]
+        )
+    ).all()
+    latest: dict[str, int] = {}
+    for cp_id, rnd, _ in rows:
+        latest[cp_id] = max(latest.get(cp_id, 0), rnd)
+    counts: dict[str, set[str]] = {cp_id: set() for cp_id in checkpoint_ids}
+    for cp_id, rnd, decider in rows:
+        if rnd == latest[cp_id]:
+            counts[cp_id].add(decider)
+    return {cp_id: len(deciders) for cp_id, deciders in counts.items()}
+
+
+def decisions_of(session: Session, user: Principal, limit: int = 200) -> list[MyDecision]:
+    """The decisions this person made in this tenant, newest first, with what they decided on."""
+    rows = session.exec(
+        select(CheckpointDecision, Checkpoint)
+        .join(Checkpoint, Checkpoint.id == CheckpointDecision.checkpoint_id)  # type: ignore[arg-type]
+        .where(
+            CheckpointDecision.tenant_id == user.tenant_id,
+            CheckpointDecision.decider_id == user.user_id,
+        )
+        .order_by(CheckpointDecision.id.desc())  # type: ignore[union-attr]
+        .limit(limit)
+    ).all()
+    return [
+        MyDecision(
+            checkpoint_id=cp.id,
+            task_id=cp.task_id,
+            kind=cp.kind,
+            tool=cp.tool,
+            args=json.loads(cp.args_json),
+            decision=d.decision,
+            comment=d.comment,
+            edited_args=json.loads(d.edited_args_json) if d.edited_args_json else None,
+            checkpoint_status=cp.status,
+            created_at=_utc(d.created_at),
+        )
+        for d, cp in rows
+    ]

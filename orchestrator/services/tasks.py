@@ -1,0 +1,323 @@
+"""Submitting, reading and cancelling tasks; deciding checkpoints. Used by the API (and the UI).
+
+Every query is scoped to the caller's tenant; a task of another tenant, or one the caller may
+not read, answers 404 so ids never leak across tenants.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from decimal import Decimal
+
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+from starlette.concurrency import run_in_threadpool
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError, RPCStatusCode
+
+from orchestrator import audit
+from orchestrator.budgets.service import BudgetError
+from orchestrator.catalog.registry import CatalogError
+from orchestrator.contracts.domain import (
+    TASK_WORKFLOW_NAME,
+    TERMINAL_STATUSES,
+    TaskWorkflowInput,
+    WorkflowSpec,
+)
+from orchestrator.errors import Conflict, Forbidden, NotFound, ServiceUnavailable, Unprocessable
+from orchestrator.models import Checkpoint, ModelCall, Task, TaskStep, ToolCall, utcnow
+from orchestrator.services.access import Principal, can
+from orchestrator.services.schemas import (
+    CheckpointPublic,
+    CostSummary,
+    ModelCallPublic,
+    StepPublic,
+    TaskCreate,
+    TaskDetail,
+    TaskList,
+    TaskPublic,
+    ToolCallPublic,
+)
+from orchestrator.services.state import AppState
+
+log = logging.getLogger(__name__)
+
+
+def cost_of(session: Session, task_ids: list[str]) -> dict[str, CostSummary]:
+    """A task's cost is the sum of all its router requests, failed attempts and retries included."""
+    summary = {tid: CostSummary(total_usd=Decimal(0), estimated=False, model_calls=0) for tid in task_ids}
+    if not task_ids:
+        return summary
+    # Summed in Decimal here, not in SQL: SQLite would add NUMERICs as floats.
+    rows = session.exec(
+        select(ModelCall.task_id, ModelCall.cost_usd, ModelCall.cost_estimated).where(
+            ModelCall.task_id.in_(task_ids)  # type: ignore[attr-defined]
+        )
+    )
+    for tid, cost, estimated in rows:
+        entry = summary[tid]
+        entry.total_usd += Decimal(cost)
+        entry.model_calls += 1
+        entry.estimated = entry.estimated or bool(estimated)
+    return summary
+
+
+def visible_task(session: Session, state: AppState, user: Principal, task_id: str) -> Task:
+    task = session.exec(select(Task).where(Task.id == task_id, Task.tenant_id == user.tenant_id)).first()
+    if task is None or not (
+        can(state, user, "task", "read_all")
+        or (task.requester_id == user.user_id and can(state, user, "task", "read_own"))
+    ):
+        raise NotFound(f"No task {task_id!r} in tenant {user.tenant_id!r}.")
+    return task
+
+
+def list_visible(
+    session: Session,
+    state: AppState,
+    user: Principal,
+    status: str | None = None,
+    workflow: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> TaskList:
+    """Newest first: the caller's own tasks, or all of the tenant's for those who may read all."""
+    query = select(Task).where(Task.tenant_id == user.tenant_id)
+    if not can(state, user, "task", "read_all"):
+        query = query.where(Task.requester_id == user.user_id)
+    if status:
+        query = query.where(Task.status == status)
+    if workflow:
+        query = query.where(Task.workflow_name == workflow)
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    tasks = session.exec(query.order_by(Task.created_at.desc()).offset(offset).limit(limit)).all()  # type: ignore[attr-defined]
+    costs = cost_of(session, [t.id for t in tasks])
+    return TaskList(items=[TaskPublic.build(t, costs[t.id]) for t in tasks], total=total)
+
+
+def detail(session: Session, state: AppState, user: Principal, task_id: str) -> TaskDetail:
+    """A task with everything that happened in it: steps, model calls, tool calls, checkpoints."""
+    task = visible_task(session, state, user, task_id)
+    scoped = {"task_id": task.id, "tenant_id": user.tenant_id}
+
+    def rows(model, order):  # type: ignore[no-untyped-def]
+        q = select(model).where(*(getattr(model, k) == v for k, v in scoped.items()))
+        return session.exec(q.order_by(*order)).all()
+
+    public = TaskPublic.build(task, cost_of(session, [task.id])[task.id])
+    return TaskDetail(
+        **public.model_dump(),
+        input=task.input_text,
+        data=json.loads(task.input_json),
+        output=json.loads(task.output_json) if task.output_json else None,
+        error=task.error,
+        steps=[StepPublic.build(s) for s in rows(TaskStep, [TaskStep.index])],
+        model_calls=[
+            ModelCallPublic.build(m) for m in rows(ModelCall, [ModelCall.created_at, ModelCall.attempt])
+        ],
+        tool_calls=[ToolCallPublic.build(t) for t in rows(ToolCall, [ToolCall.created_at])],
+        checkpoints=[CheckpointPublic.build(c) for c in rows(Checkpoint, [Checkpoint.created_at])],
+    )
+
+
+def pin(state: AppState, ref: str) -> WorkflowSpec:
+    try:
+        return state.catalog.pin(ref)
+    except CatalogError as exc:
+        raise Unprocessable(f"{exc}.", title="Unknown workflow") from exc
+
+
+def pick_workflow(state: AppState, text: str) -> str:
+    """Intake: the workflow for a request that names none, or a 422 offering the top three."""
+    planner = state.settings.intake_planner_workflow or None
+    choice = state.intake.choose(text, threshold=state.settings.intake_threshold, planner_ref=planner)
+    if choice.ref is not None:
+        return choice.ref
+    options = [{"workflow": ref, "confidence": round(p, 3)} for ref, p in choice.options]
+    listed = ", ".join(f"{o['workflow']} ({o['confidence']:.0%})" for o in options)
+    raise Unprocessable(
+        f"Intake could not tell which workflow fits (best guess {choice.confidence:.0%}). "
+        f"Choose one and send it as `workflow`: {listed}.",
+        title="Choose a workflow",
+        extra={"options": options},
+    )
+
+
+async def submit(
+    session: Session, state: AppState, user: Principal, body: TaskCreate, idempotency_key: str | None
+) -> tuple[Task, bool]:
+    """Create the task row, then start its workflow. Returns (task, created).
+
+    Database work runs in the thread pool: a blocking connection checkout on the event loop would
+    stall every request in flight (and, under a burst, deadlock against them).
+    """
+    spec = pin(state, body.workflow or pick_workflow(state, body.input))
+    task, created = await run_in_threadpool(_create, session, state, user, body, idempotency_key, spec)
+    if created or task.status == "queued":  # a replay of a first attempt that died before the start
+        await _start(session, state, task, WorkflowSpec.model_validate_json(task.definition_json))
+    return task, created
+
+
+def _create(
+    session: Session,
+    state: AppState,
+    user: Principal,
+    body: TaskCreate,
+    idempotency_key: str | None,
+    spec: WorkflowSpec,
+) -> tuple[Task, bool]:
+    budget = _task_budget(state, user, spec, body)
+    if idempotency_key is not None:
+        existing = _by_key(session, user, idempotency_key)
+        if existing is not None:
+            return _same_request(existing, spec, body), False
+    task = Task(
+        tenant_id=user.tenant_id,
+        requester_id=user.user_id,
+        workflow_name=spec.name,
+        workflow_version=spec.version,
+        input_text=body.input,
+        input_json=json.dumps(body.data, sort_keys=True),
+        definition_json=spec.model_dump_json(),
+        idempotency_key=idempotency_key,
+        budget_usd=budget,
+    )
+    session.add(task)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()  # a concurrent retry with the same key won the race
+        existing = _by_key(session, user, idempotency_key or "")
+        if existing is None:
+            raise
+        return _same_request(existing, spec, body), False
+    audit.record(
+        session,
+        tenant_id=user.tenant_id,
+        task_id=task.id,
+        actor=f"user:{user.user_id}",
+        action="task.submitted",
+        subject=task.id,
+        reason=f"workflow {spec.ref}",
+        data={"workflow": spec.ref, "idempotency_key": idempotency_key, "budget_usd": str(budget)},
+    )
+    session.commit()  # the task's budget counter is made from Task.budget_usd at its first call
+    return task, True
+
+
+def _task_budget(state: AppState, user: Principal, spec: WorkflowSpec, body: TaskCreate) -> Decimal | None:
+    """The submit-time budget (within the tenant's maximum), else the definition's default."""
+    wanted = body.budget_usd if body.budget_usd is not None else spec.default_budget_usd
+    if wanted is None:
+        return None
+    try:
+        return state.budgets.check_task_budget(user.tenant_id, wanted)
+    except BudgetError as exc:
+        raise Unprocessable(f"{exc}.", title="Budget refused") from exc
+
+
+def _by_key(session: Session, user: Principal, key: str) -> Task | None:
+    return session.exec(
+        select(Task).where(
+            Task.tenant_id == user.tenant_id, Task.requester_id == user.user_id, Task.idempotency_key == key
+        )
+    ).first()
+
+
+def _same_request(task: Task, spec: WorkflowSpec, body: TaskCreate) -> Task:
+    same = (
+        task.workflow_name == spec.name
+        and task.input_text == body.input
+        and json.loads(task.input_json) == body.data
+    )
+    if not same:
+        raise Conflict("This Idempotency-Key was already used for a different request; use a new key.")
+    return task
+
+
+async def _start(session: Session, state: AppState, task: Task, spec: WorkflowSpec) -> None:
+    inp = TaskWorkflowInput(
+        task_id=task.id,
+        tenant_id=task.tenant_id,
+        requester_id=task.requester_id,
+        definition=spec,
+        input_text=task.input_text,
+        input_data=json.loads(task.input_json),
+    )
+    try:
+        client = await state.temporal_client()
+        await client.start_workflow(
+            TASK_WORKFLOW_NAME,
+            inp,
+            id=task.workflow_id,
+            task_queue=state.settings.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+    except (RPCError, ServiceUnavailable) as exc:
+        if await _started_anyway(state, task):
+            return  # the request reached Temporal although its answer did not reach us
+        # Never leave the task in an unknown state: it is failed, with the reason.
+        log.warning("could not start workflow for %s: %s", task.id, exc)
+        await run_in_threadpool(_mark_unstarted, session, task, f"could not start the workflow: {exc}")
+        raise ServiceUnavailable(
+            f"Task {task.id} could not be started: Temporal is unavailable. It is marked failed."
+        ) from exc
+
+
+async def _started_anyway(state: AppState, task: Task) -> bool:
+    if state.temporal is None:
+        return False
+    try:
+        await state.temporal.get_workflow_handle(task.workflow_id).describe()
+    except RPCError:
+        return False
+    return True
+
+
+def _mark_unstarted(session: Session, task: Task, error: str) -> None:
+    task.status, task.error, task.ended_at = "failed", error, utcnow()
+    session.add(task)
+    audit.record(
+        session,
+        tenant_id=task.tenant_id,
+        task_id=task.id,
+        actor="api",
+        action="task.ended",
+        subject=task.id,
+        reason=error,
+    )
+    session.commit()
+
+
+async def cancel(session: Session, state: AppState, user: Principal, task_id: str) -> Task:
+    task = await run_in_threadpool(_cancellable, session, state, user, task_id)
+    client = await state.temporal_client()
+    try:
+        await client.get_workflow_handle(task.workflow_id).cancel()
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise ServiceUnavailable(f"Could not reach Temporal to cancel: {exc}") from exc
+    return task
+
+
+def _cancellable(session: Session, state: AppState, user: Principal, task_id: str) -> Task:
+    """Check the caller may cancel, and record the request first: from then on no tool may run."""
+    task = visible_task(session, state, user, task_id)
+    own = task.requester_id == user.user_id and can(state, user, "task", "cancel_own")
+    if not (own or can(state, user, "task", "cancel_any")):
+        raise Forbidden("You may cancel only your own tasks.")
+    if task.status in TERMINAL_STATUSES:
+        raise Conflict(f"Task {task.id} already ended ({task.status}); there is nothing to cancel.")
+    audit.record(
+        session,
+        tenant_id=task.tenant_id,
+        task_id=task.id,
+        actor=f"user:{user.user_id}",
+        action="task.cancel_requested",
+        subject=task.id,
+        reason="cancel requested",
+    )
+    session.commit()
+    return task
