@@ -27,7 +27,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from orchestrator.app import build_state, create_app
-from orchestrator.contracts.domain import TERMINAL_STATUSES
+from orchestrator.contracts import TERMINAL_STATUSES
 from orchestrator.db import make_engine, migrate, session_scope
 from orchestrator.demo.devstack.litellm import litellm_command, litellm_env, write_litellm_config
 from orchestrator.demo.devstack.processes import ManagedProcess, free_port, temporal_binary

@@ -5,7 +5,7 @@ hostile scripted model can ask for anything for a long time. Loaded by tests tha
 from __future__ import annotations
 
 from orchestrator.catalog.registry import Catalog, WorkflowDefinition
-from orchestrator.contracts.domain import StepSpec
+from orchestrator.contracts import StepSpec
 from orchestrator.demo.catalog.models import RefundDecision
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from orchestrator.catalog.registry import Catalog, WorkflowDefinition
-from orchestrator.contracts.domain import StepSpec, ValidatorSpec
+from orchestrator.contracts import StepSpec, ValidatorSpec
 from orchestrator.demo.catalog.models import Summary
 
 

@@ -4,7 +4,7 @@ new refund workflow version that uses it (tests/integration/test_version_pinning
 from __future__ import annotations
 
 from orchestrator.catalog.registry import Catalog, WorkflowDefinition
-from orchestrator.contracts.domain import StepSpec
+from orchestrator.contracts import StepSpec
 from orchestrator.demo.catalog.models import RefundDecision
 
 

@@ -27,7 +27,7 @@ import httpx
 from pydantic import BaseModel
 
 from orchestrator.budgets.pricing import PriceTable
-from orchestrator.contracts.domain import ChatMessage, ModelCallInput, ToolCallRequest
+from orchestrator.contracts import ChatMessage, ModelCallInput, ToolCallRequest
 
 logger = logging.getLogger(__name__)
 

@@ -44,8 +44,8 @@ from orchestrator.catalog.registry import (
 )
 from orchestrator.catalog.registry import ToolContext as ToolContext  # re-exported for tool signatures
 from orchestrator.catalog.registry import ToolFailure as ToolFailure
-from orchestrator.contracts.domain import AgentSpec, SideEffect, StepSpec, WorkflowSpec
-from orchestrator.contracts.domain import ValidatorSpec as ValidatorSpec
+from orchestrator.contracts import AgentSpec, SideEffect, StepSpec, WorkflowSpec
+from orchestrator.contracts import ValidatorSpec as ValidatorSpec
 
 SIDE_EFFECTS: tuple[str, ...] = get_args(SideEffect)
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")  # what model APIs accept as a function name

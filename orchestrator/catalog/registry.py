@@ -5,7 +5,7 @@ packages (setting ``FRONTDESK_CATALOG_PACKAGES``) so both resolve ``name@version
 of that setting ending in ``.yaml``/``.yml``, or naming a folder, holds workflow definitions in
 YAML (:mod:`orchestrator.catalog.yaml_defs`); they are loaded after every package.
 At submit time the API *pins* a workflow: it snapshots the definition with every agent and tool
-it references into a :class:`~orchestrator.contracts.domain.WorkflowSpec`, which travels in the workflow input,
+it references into a :class:`~orchestrator.contracts.WorkflowSpec`, which travels in the workflow input,
 so a deploy that changes a definition never changes a task already in flight.
 The typed developer API (``@tool``, ``agent``, ``workflow``) is in :mod:`orchestrator.catalog.api`.
 """
@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from orchestrator.contracts.domain import AgentSpec, SideEffect, StepSpec, ToolSpec, WorkflowSpec
+from orchestrator.contracts import AgentSpec, SideEffect, StepSpec, ToolSpec, WorkflowSpec
 
 Kind = Literal["workflow", "agent", "tool"]
 

@@ -28,7 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from orchestrator.catalog.registry import Catalog, CatalogError, WorkflowDefinition, step_refs
-from orchestrator.contracts.domain import StepSpec
+from orchestrator.contracts import StepSpec
 
 __all__ = ["YamlDefinitionError", "load_yaml_workflows", "yaml_files"]
 

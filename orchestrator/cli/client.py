@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import httpx
 
-from orchestrator.contracts.domain import TERMINAL_STATUSES
+from orchestrator.contracts import TERMINAL_STATUSES
 from orchestrator.settings import Settings, get_settings
 
 TOKEN_FILE = "cli-token"

@@ -33,7 +33,7 @@ from casbin.model import Model
 from casbin.persist.adapter import Adapter, load_policy_line
 from casbin.util import SimpleEval
 
-from orchestrator.contracts.domain import PolicyEffect
+from orchestrator.contracts import PolicyEffect
 from orchestrator.policy.rules import (
     ALL_TENANTS,
     ApprovalRule,

@@ -18,7 +18,7 @@ from casbin.model import FunctionMap
 from casbin.util import escape_assertion, get_eval_value, key_match, replace_eval
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from orchestrator.contracts.domain import ApprovalSpec, EscalationStep
+from orchestrator.contracts import ApprovalSpec, EscalationStep
 
 ALL_TENANTS = "all-tenants"
 EFFECTS = ("allow", "approve", "deny")

@@ -18,7 +18,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from orchestrator import audit
-from orchestrator.contracts.domain import (
+from orchestrator.contracts import (
     DECIDE_UPDATE_NAME,
     REASSIGN_UPDATE_NAME,
     DecisionRequest,

@@ -8,7 +8,7 @@ from typing import Any
 
 from orchestrator.budgets.pricing import PriceTable
 from orchestrator.budgets.service import estimate_worst_case
-from orchestrator.contracts.domain import AgentSpec, WorkflowSpec
+from orchestrator.contracts import AgentSpec, WorkflowSpec
 from orchestrator.policy.rules import name_match
 from orchestrator.services.schemas import TaskCreate
 from orchestrator.services.state import AppState

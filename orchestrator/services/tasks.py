@@ -20,7 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from orchestrator import audit
 from orchestrator.budgets.service import BudgetError
 from orchestrator.catalog.registry import CatalogError
-from orchestrator.contracts.domain import (
+from orchestrator.contracts import (
     TASK_WORKFLOW_NAME,
     TERMINAL_STATUSES,
     TaskWorkflowInput,

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from orchestrator.contracts.domain import TERMINAL_STATUSES
+from orchestrator.contracts import TERMINAL_STATUSES
 from orchestrator.models import Checkpoint, Membership, User
 from orchestrator.services import checkpoints as checkpoint_service
 from orchestrator.services.schemas import CheckpointDetail, StepPublic, TaskDetail

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, field_serializer
 
 from orchestrator.catalog.registry import Catalog, ToolContext, WorkflowDefinition
-from orchestrator.contracts.domain import StepSpec, ValidatorSpec
+from orchestrator.contracts import StepSpec, ValidatorSpec
 
 
 class Args(BaseModel):

@@ -18,7 +18,7 @@ from orchestrator.catalog.api import (
     tool,
     tool_step,
 )
-from orchestrator.contracts.domain import Plan
+from orchestrator.contracts import Plan
 
 
 class EchoArgs(BaseModel):

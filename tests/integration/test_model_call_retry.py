@@ -14,7 +14,7 @@ from temporalio.testing import ActivityEnvironment
 
 from orchestrator.budgets.pricing import PriceTable
 from orchestrator.budgets.service import load_service
-from orchestrator.contracts.domain import ChatMessage, ModelCallInput, RoutingFacts
+from orchestrator.contracts import ChatMessage, ModelCallInput, RoutingFacts
 from orchestrator.db import session_scope
 from orchestrator.models import ModelCall, Task
 from orchestrator.settings import PROJECT_ROOT

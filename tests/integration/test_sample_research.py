@@ -8,7 +8,7 @@ import secrets
 from decimal import Decimal
 from typing import Any
 
-from orchestrator.contracts.domain import Plan
+from orchestrator.contracts import Plan
 from orchestrator.demo.catalog.examples import EXAMPLES
 from orchestrator.demo.catalog.research_models import ResearchBrief, ResearchNote
 

@@ -28,7 +28,7 @@ from orchestrator.api import errors
 from orchestrator.api.routes import switches as switch_routes
 from orchestrator.cli import client as cli_client
 from orchestrator.cli import switch_cmd
-from orchestrator.contracts.domain import SWITCHES_CHANGED_SIGNAL
+from orchestrator.contracts import SWITCHES_CHANGED_SIGNAL
 from orchestrator.db import make_engine, migrate, session_scope
 from orchestrator.demo.seed import ensure_tenant, ensure_token, ensure_user
 from orchestrator.models import AuditEvent, KillSwitchEvent, NotificationOutbox, Task

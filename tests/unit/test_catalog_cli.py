@@ -10,7 +10,7 @@ import pytest
 
 from orchestrator.catalog.registry import Catalog, CatalogError, WorkflowDefinition, load_catalog
 from orchestrator.cli import catalog_cmd
-from orchestrator.contracts.domain import StepSpec
+from orchestrator.contracts import StepSpec
 from orchestrator.settings import Settings
 
 FIXTURES = Path(__file__).resolve().parent.parent / "catalog_fixtures"

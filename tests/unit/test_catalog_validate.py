@@ -13,7 +13,7 @@ from catalog_fixtures.typed_pkg import Verdict
 
 from orchestrator.catalog.registry import Catalog, WorkflowDefinition, load_catalog
 from orchestrator.catalog.validate import CatalogIssue, model_problems, policy_mentions, validate_catalog
-from orchestrator.contracts.domain import StepSpec
+from orchestrator.contracts import StepSpec
 from orchestrator.policy.engine import PolicyEngine
 from orchestrator.policy.rules import PolicyRule
 from orchestrator.settings import PROJECT_ROOT

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from orchestrator.catalog.registry import Catalog
-from orchestrator.contracts.domain import Plan, TaskWorkflowInput, ValidatePlanInput, WorkflowSpec
+from orchestrator.contracts import Plan, TaskWorkflowInput, ValidatePlanInput, WorkflowSpec
 from orchestrator.demo.behaviour import default_reply
 from orchestrator.demo.catalog import register
 from orchestrator.demo.catalog.examples import EXAMPLES

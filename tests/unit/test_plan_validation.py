@@ -3,7 +3,7 @@ denies the agent (checked against the shipped policies)."""
 
 from __future__ import annotations
 
-from orchestrator.contracts.domain import AgentSpec, ValidatePlanInput
+from orchestrator.contracts import AgentSpec, ValidatePlanInput
 from orchestrator.policy.engine import PolicyEngine
 from orchestrator.settings import PROJECT_ROOT
 from workers.activities.plans import PlanActivities

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from orchestrator.budgets.pricing import PriceTable
-from orchestrator.contracts.domain import ChatMessage, ModelCallInput, RoutingFacts, ToolSpec
+from orchestrator.contracts import ChatMessage, ModelCallInput, RoutingFacts, ToolSpec
 from workers.router_client import (
     RouterClient,
     RouterError,

@@ -11,7 +11,7 @@ from temporalio.exceptions import ApplicationError
 
 from orchestrator.budgets.pricing import PriceTable
 from orchestrator.budgets.service import BudgetBreach, BudgetError, BudgetService, estimate_worst_case
-from orchestrator.contracts.domain import (
+from orchestrator.contracts import (
     Ack,
     BudgetBreachInfo,
     RaiseBudgetInput,

@@ -20,7 +20,7 @@ from temporalio import activity
 
 from orchestrator import audit
 from orchestrator.catalog.registry import Catalog, CatalogError
-from orchestrator.contracts.domain import (
+from orchestrator.contracts import (
     Ack,
     ApprovalSpec,
     AuthorizeToolInput,

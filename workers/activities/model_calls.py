@@ -14,7 +14,7 @@ from temporalio.exceptions import ApplicationError
 
 from orchestrator import audit, telemetry
 from orchestrator.budgets.service import BudgetService
-from orchestrator.contracts.domain import ChatMessage, ModelCallInput, ModelCallResult
+from orchestrator.contracts import ChatMessage, ModelCallInput, ModelCallResult
 from orchestrator.db import session_scope
 from orchestrator.models import ModelCall
 from workers.router_client import RouterClient, RouterError

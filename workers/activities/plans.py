@@ -7,7 +7,7 @@ import asyncio
 from pydantic import ValidationError
 from temporalio import activity
 
-from orchestrator.contracts.domain import Plan, ValidatePlanInput, ValidatePlanResult
+from orchestrator.contracts import Plan, ValidatePlanInput, ValidatePlanResult
 from orchestrator.policy.engine import PolicyEngine
 from orchestrator.policy.rules import name_match
 from workers.activities.governance import validation_message

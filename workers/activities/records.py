@@ -11,7 +11,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from orchestrator import audit
-from orchestrator.contracts.domain import TERMINAL_STATUSES, Ack, StepRecord, TaskStatusUpdate
+from orchestrator.contracts import TERMINAL_STATUSES, Ack, StepRecord, TaskStatusUpdate
 from orchestrator.db import session_scope
 from orchestrator.models import Checkpoint, Task, TaskStep, utcnow
 

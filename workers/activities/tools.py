@@ -16,7 +16,7 @@ from temporalio import activity
 from orchestrator import audit
 from orchestrator.budgets.service import BudgetService
 from orchestrator.catalog.registry import Catalog, RegisteredTool, ToolContext, ToolFailure
-from orchestrator.contracts.domain import (
+from orchestrator.contracts import (
     ToolRunInput,
     ToolRunResult,
     ValidateOutputInput,

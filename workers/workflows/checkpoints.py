@@ -12,7 +12,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from orchestrator.contracts.domain import (
+    from orchestrator.contracts import (
         DECIDE_UPDATE_NAME,
         REASSIGN_UPDATE_NAME,
         Ack,

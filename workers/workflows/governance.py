@@ -9,7 +9,7 @@ from decimal import Decimal
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from orchestrator.contracts.domain import (
+    from orchestrator.contracts import (
         SWITCHES_CHANGED_SIGNAL,
         Ack,
         AgentSpec,

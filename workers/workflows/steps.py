@@ -8,7 +8,7 @@ from typing import Any
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from orchestrator.contracts.domain import (
+    from orchestrator.contracts import (
         AgentSpec,
         ApprovalSpec,
         Plan,

@@ -14,7 +14,7 @@ from typing import Any
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from orchestrator.contracts.domain import AgentSpec, ChatMessage, TaskWorkflowInput
+from orchestrator.contracts import AgentSpec, ChatMessage, TaskWorkflowInput
 
 RECORD_OPTS: dict[str, Any] = {
     "start_to_close_timeout": timedelta(seconds=30),

@@ -19,7 +19,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from orchestrator.contracts.domain import (
+    from orchestrator.contracts import (
         TASK_WORKFLOW_NAME,
         Ack,
         AgentSpec,

@@ -15,7 +15,7 @@ from sqlmodel import Session
 from orchestrator.api.deps import Allowed, SessionDep, StateDep
 from orchestrator.api.errors import Forbidden, ServiceError
 from orchestrator.catalog.registry import CatalogError
-from orchestrator.contracts.domain import ApprovalSpec
+from orchestrator.contracts import ApprovalSpec
 from orchestrator.models import Tenant
 from orchestrator.policy.engine import ApprovalRule, PolicyRule, ToolFacts
 from orchestrator.policy.rules import ALL_TENANTS

@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 
 from orchestrator.api.deps import Allowed, StateDep
 from orchestrator.api.errors import Forbidden, ServiceUnavailable, Unprocessable
-from orchestrator.contracts.domain import SWITCHES_CHANGED_SIGNAL
+from orchestrator.contracts import SWITCHES_CHANGED_SIGNAL
 from orchestrator.models import KillSwitch, KillSwitchEvent, Task
 from orchestrator.services.access import Principal, can
 from orchestrator.services.switches import SwitchError, SwitchService

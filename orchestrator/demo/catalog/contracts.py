@@ -7,7 +7,7 @@ legal signs the assessment off (a rejection ends the task rejected).
 from __future__ import annotations
 
 from orchestrator.catalog.registry import Catalog, WorkflowDefinition
-from orchestrator.contracts.domain import StepSpec
+from orchestrator.contracts import StepSpec
 from orchestrator.demo.catalog.contract_models import ClauseExtraction, RiskAssessment
 from orchestrator.demo.catalog.examples import EXAMPLES
 

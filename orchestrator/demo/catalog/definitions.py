@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from orchestrator.catalog.registry import Catalog, WorkflowDefinition
-from orchestrator.contracts.domain import StepSpec
+from orchestrator.contracts import StepSpec
 from orchestrator.demo.catalog import tools
 from orchestrator.demo.catalog.examples import EXAMPLES
 from orchestrator.demo.catalog.models import (

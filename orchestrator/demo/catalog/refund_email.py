@@ -28,7 +28,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.catalog.registry import Catalog, WorkflowDefinition
-from orchestrator.contracts.domain import StepSpec
+from orchestrator.contracts import StepSpec
 from orchestrator.demo.catalog.examples import EXAMPLES
 
 CUSTOMER_MAILBOX = "orders+{order_id}@example.com"

@@ -10,7 +10,7 @@ runs, and gives an invalid plan one repair turn. No agent here has tools.
 from __future__ import annotations
 
 from orchestrator.catalog.registry import Catalog, WorkflowDefinition
-from orchestrator.contracts.domain import Plan, StepSpec
+from orchestrator.contracts import Plan, StepSpec
 from orchestrator.demo.catalog.examples import EXAMPLES
 from orchestrator.demo.catalog.research_models import ResearchBrief, ResearchNote
 

@@ -1,6 +1,6 @@
 """Output models of the research-brief sample (pure: no I/O).
 
-The planner itself answers with :class:`orchestrator.contracts.domain.Plan`; these are what the specialists it
+The planner itself answers with :class:`orchestrator.contracts.Plan`; these are what the specialists it
 plans for answer with.
 """
 

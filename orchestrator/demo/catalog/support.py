@@ -9,7 +9,7 @@ ticket is answered in the helpdesk by a tool step.
 from __future__ import annotations
 
 from orchestrator.catalog.registry import Catalog, WorkflowDefinition
-from orchestrator.contracts.domain import StepSpec, ValidatorSpec
+from orchestrator.contracts import StepSpec, ValidatorSpec
 from orchestrator.demo.catalog import support_tools
 from orchestrator.demo.catalog.examples import EXAMPLES
 from orchestrator.demo.catalog.support_models import (
