@@ -3,6 +3,7 @@
     specs        what a workflow, an agent and a tool are (pinned into every task)
     messages     the task workflow's input and result, chat turns, step records, model calls
     governance   tool authorization, checkpoints, budgets, kill switches, tool runs
+    deciders     who may decide a checkpoint (the workflow, the services and the UI ask it)
     names        the workflow, update and signal names every recorded history carries
     activities   each activity's name, input and result, declared once
     failures     the ApplicationError types a workflow or an activity may end with
@@ -13,6 +14,7 @@ package (`from orchestrator.contracts import WorkflowSpec`); the modules say whe
 
 from __future__ import annotations
 
+from orchestrator.contracts.deciders import Refusal, why_not_decide
 from orchestrator.contracts.governance import (
     ApprovalSpec,
     AuthorizeToolInput,
@@ -112,6 +114,7 @@ __all__ = [
     "ReassignRequest",
     "ReauthorizeInput",
     "ReauthorizeResult",
+    "Refusal",
     "ReleaseInput",
     "ReserveInput",
     "ReserveResult",
@@ -137,4 +140,5 @@ __all__ = [
     "ValidatePlanResult",
     "ValidatorSpec",
     "WorkflowSpec",
+    "why_not_decide",
 ]
