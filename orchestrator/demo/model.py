@@ -39,7 +39,8 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrator.demo.behaviour import Reply, call_id, default_reply, text_of, usage, user_text
+from orchestrator.demo.behaviour import default_reply, usage
+from orchestrator.demo.chat import Reply, call_id, text_of, user_text
 
 logger = logging.getLogger(__name__)
 

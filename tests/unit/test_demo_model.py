@@ -13,8 +13,9 @@ import httpx
 import pytest
 from pydantic import BaseModel, Field
 
-from orchestrator.demo.behaviour import fill_schema, find_amount, find_order_id, summary_answer
+from orchestrator.demo.behaviour import fill_schema, summary_answer
 from orchestrator.demo.catalog.models import IssueRefundArgs, LookupOrderArgs, RefundDecision, Summary
+from orchestrator.demo.chat import find_amount, find_order_id
 from orchestrator.demo.model import create_app
 
 REFUND_TEXT = "Customer on order ORD-1001 wants a refund of 40 EUR, the parcel arrived damaged."

@@ -9,8 +9,9 @@ import pytest
 from pydantic import BaseModel
 
 from orchestrator.catalog.registry import load_catalog
-from orchestrator.demo.behaviour import Reply, default_reply
+from orchestrator.demo.behaviour import default_reply
 from orchestrator.demo.catalog.support_models import DraftReply, LookupTicketArgs, TriageResult
+from orchestrator.demo.chat import Reply
 from orchestrator.demo.seed import DEMO_TICKETS
 from orchestrator.demo.skills import registry
 from orchestrator.demo.skills.support import (

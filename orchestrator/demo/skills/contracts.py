@@ -17,7 +17,7 @@ import json
 import re
 from typing import Any
 
-from orchestrator.demo.behaviour import Reply, clip, user_text
+from orchestrator.demo.chat import Reply, clip, user_text
 from orchestrator.demo.skills.support import find_result, results_so_far, without_results
 
 KINDS = ("governing_law", "confidentiality", "ip", "liability", "payment", "termination")

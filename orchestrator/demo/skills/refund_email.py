@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from orchestrator.demo.behaviour import Reply, find_order_id, money
+from orchestrator.demo.chat import Reply, find_order_id, money
 from orchestrator.demo.skills.research import earlier_results, request_text
 
 SIGNATURE = "Kind regards,\nCustomer Service"

@@ -14,7 +14,7 @@ import json
 import re
 from typing import Any
 
-from orchestrator.demo.behaviour import REPAIR_PREFIX, Reply, clip, sentences, text_of
+from orchestrator.demo.chat import REPAIR_PREFIX, Reply, clip, sentences, text_of
 
 KINDS = ("market", "technology", "finance")
 WRITER = "brief_writer"

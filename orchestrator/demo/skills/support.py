@@ -18,7 +18,7 @@ import json
 import re
 from typing import Any
 
-from orchestrator.demo.behaviour import (
+from orchestrator.demo.chat import (
     Reply,
     call_id,
     clip,
