@@ -13,13 +13,13 @@ Two policies, both deny by default, loaded from `policies/`:
 Every decision carries the policy version (sha256 of the five files) and the rule that decided.
 Files are re-read when they change on disk (checked at most every `reload_interval` seconds); a
 set of files that does not load and lint clean is logged and the last good version stays.
-Condition helpers and approval settings live in `orchestrator.policy.rules`.
+Condition helpers and approval settings live in `orchestrator.policy.rules`, the file names and
+the version hash in `orchestrator.policy.files`; a new set is checked by `orchestrator.policy.lint`.
 """
 
 from __future__ import annotations
 
 import ast
-import hashlib
 import logging
 import threading
 import time
@@ -34,6 +34,8 @@ from casbin.persist.adapter import Adapter, load_policy_line
 from casbin.util import SimpleEval
 
 from orchestrator.contracts import PolicyEffect
+from orchestrator.policy.files import FILES, load_texts, policy_version
+from orchestrator.policy.lint import lint_texts
 from orchestrator.policy.rules import (
     ALL_TENANTS,
     ApprovalRule,
@@ -64,8 +66,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-FILES = ("people_model.conf", "people_policy.csv", "tool_model.conf", "tool_policy.csv", "approvals.yaml")
 
 
 @dataclass(frozen=True)
@@ -104,32 +104,7 @@ class PolicyView:
     default_approval: ApprovalRule
 
 
-def policy_version(raw: Mapping[str, bytes]) -> str:
-    digest = hashlib.sha256()
-    for name in FILES:
-        data = raw[name]
-        digest.update(f"{name}\0{len(data)}\0".encode())
-        digest.update(data)
-    return digest.hexdigest()
-
-
-def load_texts(policies_dir: Path) -> tuple[dict[str, str], str]:
-    """The five files as text, and the version (hash) of exactly these bytes."""
-    paths = {name: policies_dir / name for name in FILES}
-    missing = [str(p) for p in paths.values() if not p.is_file()]
-    if missing:
-        raise FileNotFoundError(f"policy files missing: {', '.join(missing)}")
-    raw = {name: p.read_bytes() for name, p in paths.items()}
-    texts: dict[str, str] = {}
-    for name, data in raw.items():
-        try:
-            texts[name] = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise PolicyError([f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from exc
-    return texts, policy_version(raw)
-
-
-class _TextAdapter(Adapter):  # type: ignore[misc]
+class _TextAdapter(Adapter):
     """A casbin adapter over text already read (so the version hashes what is enforced)."""
 
     def __init__(self, text: str) -> None:
@@ -171,8 +146,6 @@ class _Snapshot:
 
     @classmethod
     def build(cls, texts: Mapping[str, str], version: str) -> _Snapshot:
-        from orchestrator.policy.lint import lint_texts  # the linter imports this module
-
         errors = [str(i) for i in lint_texts(texts) if i.severity == "error"]
         if errors:
             raise PolicyError(errors)
@@ -194,6 +167,10 @@ class _Snapshot:
     def approval_for(self, rule_id: str) -> ApprovalRule | None:
         if not any(r.rule_id == rule_id and r.effect == "approve" for r in self.rules):
             return None
+        return self.settings(rule_id)
+
+    def settings(self, rule_id: str) -> ApprovalRule:
+        """The approval settings in force for a rule id: its own entry, else `default`."""
         return self.approvals.get(rule_id) or self.approvals["default"]
 
 
@@ -321,8 +298,8 @@ class PolicyEngine:
 
     def view(self) -> PolicyView:
         snap = self._current()
-        approvals = {r.rule_id: snap.approval_for(r.rule_id) for r in snap.rules if r.effect == "approve"}
-        return PolicyView(snap.version, snap.rules, approvals, snap.approvals["default"])  # type: ignore[arg-type]
+        approvals = {r.rule_id: snap.settings(r.rule_id) for r in snap.rules if r.effect == "approve"}
+        return PolicyView(snap.version, snap.rules, approvals, snap.approvals["default"])
 
 
 def _decide(
@@ -353,11 +330,12 @@ def _decide(
         return ToolDecision(
             "approve", guard.text, reason, version, guard.rule_id, snap.approval_for(guard.rule_id)
         )
-    reasons = {
-        "allow": "allowed by rule",
-        "approve": "needs a human approval by rule",
-        "deny": "denied by rule",
+    reasons: dict[str, tuple[PolicyEffect, str]] = {
+        "allow": ("allow", "allowed by rule"),
+        "approve": ("approve", "needs a human approval by rule"),
+        "deny": ("deny", "denied by rule"),
     }
-    approval = snap.approval_for(base.rule_id) if base.effect == "approve" else None
-    reason = f"{reasons[base.effect]} {base.text}"
-    return ToolDecision(base.effect, base.text, reason, version, base.rule_id, approval)  # type: ignore[arg-type]
+    effect, verb = reasons[base.effect]
+    approval = snap.approval_for(base.rule_id) if effect == "approve" else None
+    reason = f"{verb} {base.text}"
+    return ToolDecision(effect, base.text, reason, version, base.rule_id, approval)

@@ -19,6 +19,7 @@ from typing import Literal
 from casbin.model import Model
 from casbin.util import SimpleEval
 
+from orchestrator.policy.files import FILES
 from orchestrator.policy.rules import (
     ALL_TENANTS,
     EFFECTS,
@@ -62,8 +63,6 @@ class _Issues(list[LintIssue]):
 
 
 def lint(policies_dir: Path) -> list[LintIssue]:
-    from orchestrator.policy.engine import FILES
-
     texts: dict[str, str] = {}
     issues = _Issues()
     for name in FILES:
@@ -228,7 +227,8 @@ def _tool_rules(issues: _Issues, text: str) -> list[PolicyRule]:
                 f"got {len(tokens) - 1} fields{hint}",
             )
             continue
-        rule = PolicyRule(tokens[6], *tokens[1:6], line=number)
+        tenant, agent, tool, condition, effect, rule_id = tokens[1:]
+        rule = PolicyRule(rule_id, tenant, agent, tool, condition, effect, line=number)
         bad = False
         if not rule.rule_id:
             issues.error(file, number, "the rule id is missing")

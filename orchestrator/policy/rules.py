@@ -263,7 +263,7 @@ class ApprovalRule:
             approvers_required=self.approvers_required,
             named_approvers=list(self.named_approvers),
             sla=[
-                EscalationStep(after_seconds=e.after_seconds, add_roles=list(e.add_roles), action=e.action)  # type: ignore[arg-type]
+                EscalationStep(after_seconds=e.after_seconds, add_roles=list(e.add_roles), action=e.action)
                 for e in self.sla
             ],
         )
@@ -339,7 +339,7 @@ def _approval(key: str, raw: Mapping[str, Any]) -> ApprovalRule:
     return ApprovalRule(key, role, required, tuple(named), _escalations(raw.get("sla", [])))
 
 
-class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]  # base chosen at run time
     """A safe loader (libyaml's when installed) that refuses a key given twice (YAML would
     silently keep the last one)."""
 
@@ -347,7 +347,7 @@ class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: 
 def _mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
     seen: set[Any] = set()
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.MarkedYAMLError("", None, f"{key!r} is given twice", key_node.start_mark)
         seen.add(key)
@@ -369,7 +369,7 @@ def parse_approvals(text: str, rules: Mapping[str, PolicyRule] | None = None) ->
     problems: list[str] = []
     if "default" not in data:
         problems.append("approvals.yaml needs a `default` entry")
-    default = data.get("default") if isinstance(data.get("default"), dict) else {}
+    default: dict[str, Any] = data["default"] if isinstance(data.get("default"), dict) else {}
     result: dict[str, ApprovalRule] = {}
     for key, raw in data.items():
         where = f"approvals.yaml: rule {key}"
