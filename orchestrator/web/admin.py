@@ -28,10 +28,10 @@ from sqlmodel import Session
 
 from orchestrator.api.deps import SessionDep, StateDep
 from orchestrator.api.errors import Forbidden, ServiceError, Unprocessable
-from orchestrator.api.routes.policies import ExplainRequest, explain_decision, policies_public
 from orchestrator.api.routes.switches import wake_waiting_tasks
 from orchestrator.budgets.rules import TENANT_SCOPES, BudgetError, BudgetLine, check_month, current_month
 from orchestrator.services import people
+from orchestrator.services.policies import ExplainRequest, explain_decision, policies_public
 from orchestrator.services.state import AppState
 from orchestrator.services.switches import SwitchError
 from orchestrator.web.deps import CsrfChecked, WebAllowed, WebUser, allowed

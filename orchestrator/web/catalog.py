@@ -8,7 +8,7 @@
     POST /catalog/preview              what a request would run, need and cost (nothing starts)
 
 The pages read what the REST API returns (`workflow_info`, `agent_info`, `tool_info` of
-`orchestrator.api.routes.catalog`) and preview with `preview_request`, as POST /api/tasks/preview
+`orchestrator.services.catalog`) and preview with `preview_request`, as POST /api/tasks/preview
 does; this module only arranges it for people.
 """
 
@@ -24,9 +24,9 @@ from fastapi.responses import HTMLResponse
 
 from orchestrator.api.deps import StateDep
 from orchestrator.api.errors import Forbidden, NotFound, ServiceError
-from orchestrator.api.routes.catalog import agent_info, tool_info, workflow_info
 from orchestrator.catalog.registry import CatalogError
 from orchestrator.policy.rules import ALL_TENANTS, PolicyRule
+from orchestrator.services.catalog import agent_info, tool_info, workflow_info
 from orchestrator.services.preview_request import preview_request
 from orchestrator.services.state import AppState
 from orchestrator.web.deps import CsrfChecked, WebAllowed, WebUser, WebUserDep, allowed
