@@ -57,7 +57,7 @@ def build_intake(workflows: set[str], source: str = "auto") -> tuple[Intake, str
     if source == "examples":
         return Intake.train(EXAMPLES), "EXAMPLES (orchestrator.demo.catalog.examples)", []
     try:
-        from orchestrator.catalog.registry import load_catalog
+        from orchestrator.catalog.loader import load_catalog
 
         catalog = load_catalog(["orchestrator.demo.catalog"])
     except Exception as exc:  # the catalog is built concurrently; the examples are enough

@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from orchestrator.api import errors
 from orchestrator.api.routes import budgets, catalog, checkpoints, cost, policies, switches, tasks, users
 from orchestrator.budgets.service import load_service
-from orchestrator.catalog.registry import load_catalog
+from orchestrator.catalog.loader import load_catalog
 from orchestrator.db import make_engine
 from orchestrator.policy.engine import PolicyEngine
 from orchestrator.services.intake import Intake

@@ -14,7 +14,7 @@ from temporalio.worker import Worker
 from orchestrator import telemetry
 from orchestrator.budgets.pricing import PriceTable
 from orchestrator.budgets.service import load_service
-from orchestrator.catalog.registry import load_catalog
+from orchestrator.catalog.loader import load_catalog
 from orchestrator.db import make_engine
 from orchestrator.policy.engine import PolicyEngine
 from orchestrator.services.notify import Dispatcher

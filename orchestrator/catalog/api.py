@@ -19,6 +19,8 @@
 adds them in order. Whatever a definition uses (a tool function in an agent's tools, an agent
 object in a step) is added before it unless it is already registered. Every mistake raises
 :class:`CatalogError` naming the definition. References written as text must be `name@version`.
+The definition objects (`ToolDef`, `AgentDef`, `StepDef`, `WorkflowDef`) are in
+:mod:`orchestrator.catalog.definitions`, re-exported here.
 """
 
 from __future__ import annotations
@@ -27,17 +29,22 @@ import inspect
 import re
 import typing
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
 
+from orchestrator.catalog.definitions import TOOL_ATTR, check_version, money, problems, reference
+from orchestrator.catalog.definitions import AgentDef as AgentDef
+from orchestrator.catalog.definitions import StepDef as StepDef
+from orchestrator.catalog.definitions import ToolDef as ToolDef
+from orchestrator.catalog.definitions import WorkflowDef as WorkflowDef
+from orchestrator.catalog.definitions import tool_def as tool_def
 from orchestrator.catalog.registry import (
     Catalog,
     CatalogError,
-    RegisteredAgent,
-    RegisteredTool,
+    DataClassification,
+    RiskClass,
     ToolImpl,
     WorkflowDefinition,
     json_schema,
@@ -49,65 +56,6 @@ from orchestrator.contracts import ValidatorSpec as ValidatorSpec
 
 SIDE_EFFECTS: tuple[str, ...] = get_args(SideEffect)
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")  # what model APIs accept as a function name
-_TOOL_ATTR = "__frontdesk_tool__"
-
-
-# --- definitions ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ToolDef:
-    name: str
-    version: str
-    description: str
-    side_effect: SideEffect
-    args_model: type[BaseModel]
-    impl: ToolImpl
-    cost_usd: str | None = None
-
-    @property
-    def ref(self) -> str:
-        return f"{self.name}@{self.version}"
-
-    def register(self, catalog: Catalog) -> RegisteredTool:
-        options = {
-            k: getattr(self, k) for k in ("description", "side_effect", "args_model", "impl", "cost_usd")
-        }
-        return catalog.add_tool(self.name, self.version, **options)
-
-
-@dataclass(frozen=True)
-class AgentDef:
-    spec: AgentSpec
-    output_model: type[BaseModel]
-    uses: tuple[ToolDef, ...] = ()
-
-    @property
-    def ref(self) -> str:
-        return self.spec.ref
-
-    def register(self, catalog: Catalog) -> RegisteredAgent:
-        fields = self.spec.model_dump(exclude={"output_model", "output_schema"})
-        return catalog.add_agent(output_model=self.output_model, **fields)
-
-
-@dataclass(frozen=True)
-class StepDef:
-    spec: StepSpec
-    uses: tuple[AgentDef | ToolDef, ...] = ()
-
-
-@dataclass(frozen=True)
-class WorkflowDef:
-    definition: WorkflowDefinition
-    uses: tuple[AgentDef | ToolDef, ...] = ()
-
-    @property
-    def ref(self) -> str:
-        return self.definition.ref
-
-    def register(self, catalog: Catalog) -> WorkflowDefinition:
-        return catalog.add_workflow(self.definition)
 
 
 # --- tools -------------------------------------------------------------------------------------------
@@ -126,24 +74,14 @@ def tool(
     Returns the function unchanged; its :class:`ToolDef` is `tool_def(fn)`."""
 
     def decorate(fn: ToolImpl) -> ToolImpl:
-        setattr(fn, _TOOL_ATTR, _make_tool(fn, name, version, side_effect, cost_usd, description))
+        setattr(fn, TOOL_ATTR, _make_tool(fn, name, version, side_effect, cost_usd, description))
         return fn
 
     return decorate
 
 
-def tool_def(obj: Any) -> ToolDef:
-    """The :class:`ToolDef` of a `@tool` function (or the ToolDef itself)."""
-    if isinstance(obj, ToolDef):
-        return obj
-    found = getattr(obj, _TOOL_ATTR, None)
-    if isinstance(found, ToolDef):
-        return found
-    raise CatalogError(f"{obj!r} is not a tool: decorate it with @tool(...) or use a ToolDef")
-
-
 def _make_tool(
-    fn: Any, name: str | None, version: str, side_effect: str, cost: Any, description: str | None
+    fn: Any, name: str | None, version: str, side_effect: SideEffect, cost: Any, description: str | None
 ) -> ToolDef:
     label = f"@tool {getattr(fn, '__qualname__', fn)!r}"
     if not inspect.iscoroutinefunction(fn):
@@ -152,7 +90,7 @@ def _make_tool(
     if not TOOL_NAME.match(name):
         raise CatalogError(f"{label}: name {name!r} must be letters, digits, _ or - (at most 64)")
     label = f"tool {name}@{version}"
-    _check_version(label, version)
+    check_version(label, version)
     if side_effect not in SIDE_EFFECTS:
         raise CatalogError(f"{label}: side_effect {side_effect!r} must be one of {', '.join(SIDE_EFFECTS)}")
     params = list(inspect.signature(fn).parameters.values())
@@ -167,7 +105,7 @@ def _make_tool(
     text = (description or inspect.getdoc(fn) or "").strip()
     if not text:
         raise CatalogError(f"{label}: give it a docstring or description= (the model reads it)")
-    return ToolDef(name, str(version), text, side_effect, args_model, fn, _money(label, "cost_usd", cost))  # type: ignore[arg-type]
+    return ToolDef(name, str(version), text, side_effect, args_model, fn, money(label, "cost_usd", cost))
 
 
 def _annotation(fn: Any, param: str) -> Any:
@@ -199,7 +137,7 @@ def agent(
     """An agent: a tier or a ladder of tiers (`tiers`, cheapest first), the tools it may ask for
     (`@tool` functions, ToolDefs or "name@version"), its output model and limits."""
     label = f"agent {name}@{version}"
-    _check_version(label, version)
+    check_version(label, version)
     ladder = list(tiers or [])
     if any(not isinstance(t, str) or not t.strip() for t in ladder):
         raise CatalogError(f"{label}: tiers must be non-empty tier names, got {ladder!r}")
@@ -209,7 +147,7 @@ def agent(
         raise CatalogError(f"{label}: tier {tier!r} must be the first rung of tiers {ladder!r}")
     if not (isinstance(output_model, type) and issubclass(output_model, BaseModel)):
         raise CatalogError(f"{label}: output_model must be a pydantic model class, got {output_model!r}")
-    pairs = [_ref(label, "tools", item, "tool") for item in tools]
+    pairs = [reference(label, "tools", item, "tool") for item in tools]
     model_key = f"{output_model.__module__}.{output_model.__qualname__}"
     schema = json_schema(output_model, f"{label}: output model {model_key}")
     try:
@@ -224,12 +162,12 @@ def agent(
             tools=[ref for ref, _ in pairs],
             max_turns=max_turns,
             max_tokens=max_tokens,
-            step_budget_usd=_money(label, "step_budget_usd", step_budget_usd),
+            step_budget_usd=money(label, "step_budget_usd", step_budget_usd),
             output_model=model_key,
             output_schema=schema,
         )
     except ValidationError as exc:
-        raise CatalogError(f"{label}: {_problems(exc)}") from None
+        raise CatalogError(f"{label}: {problems(exc)}") from None
     if spec.max_turns < 1 or spec.max_tokens < 1:
         raise CatalogError(f"{label}: max_turns and max_tokens must be at least 1")
     return AgentDef(spec, output_model, tuple(d for _, d in pairs if isinstance(d, ToolDef)))
@@ -239,7 +177,7 @@ def agent(
 
 
 def agent_step(name: str, agent: AgentDef | str, *, when: str | None = None) -> StepDef:
-    ref, dep = _ref(f"step {name}", "agent", agent, "agent")
+    ref, dep = reference(f"step {name}", "agent", agent, "agent")
     return _step(name, dep, kind="agent", agent=ref, when=when)
 
 
@@ -247,7 +185,7 @@ def tool_step(
     name: str, tool: Any, args: dict[str, Any] | None = None, *, when: str | None = None
 ) -> StepDef:
     """Run a tool with `args`; string values may be `{input.<key>}` or `{steps.<step>.<field>}`."""
-    ref, dep = _ref(f"step {name}", "tool", tool, "tool")
+    ref, dep = reference(f"step {name}", "tool", tool, "tool")
     return _step(name, dep, kind="tool", tool=ref, args=dict(args or {}), when=when)
 
 
@@ -268,8 +206,8 @@ def planner_step(
     when: str | None = None,
 ) -> StepDef:
     """`agent` plans the task with the agents of `planner_agents`; optionally a person reviews it."""
-    ref, dep = _ref(f"step {name}", "agent", agent, "agent")
-    pairs = [_ref(f"step {name}", "planner_agents", item, "agent") for item in planner_agents]
+    ref, dep = reference(f"step {name}", "agent", agent, "agent")
+    pairs = [reference(f"step {name}", "planner_agents", item, "agent") for item in planner_agents]
     step = _step(
         name,
         None,
@@ -287,7 +225,7 @@ def _step(name: str, dep: Any, **fields: Any) -> StepDef:
     try:
         spec = StepSpec(name=name, **fields)
     except ValidationError as exc:
-        raise CatalogError(f"step {name}: {_problems(exc)}") from None
+        raise CatalogError(f"step {name}: {problems(exc)}") from None
     return StepDef(spec, (dep,) if isinstance(dep, AgentDef | ToolDef) else ())
 
 
@@ -299,15 +237,15 @@ def workflow(
     steps: Sequence[StepDef | StepSpec | dict[str, Any]],
     examples: Iterable[str] = (),
     default_budget_usd: str | Decimal | None = None,
-    data_classification: str = "internal",
+    data_classification: DataClassification = "internal",
     category: str = "general",
-    risk_class: str = "low",
+    risk_class: RiskClass = "low",
     max_task_turns: int = 24,
     input_schema: dict[str, Any] | None = None,
 ) -> WorkflowDef:
     """A workflow definition: its steps (see the step helpers), intake examples and defaults."""
     label = f"workflow {name}@{version}"
-    _check_version(label, version)
+    check_version(label, version)
     specs: list[StepSpec] = []
     uses: list[AgentDef | ToolDef] = []
     for i, item in enumerate(steps):
@@ -320,7 +258,7 @@ def workflow(
             try:
                 specs.append(StepSpec.model_validate(item))
             except ValidationError as exc:
-                raise CatalogError(f"{label}: steps[{i}]: {_problems(exc)}") from None
+                raise CatalogError(f"{label}: steps[{i}]: {problems(exc)}") from None
     definition = WorkflowDefinition(
         name=name,
         version=str(version),
@@ -332,12 +270,12 @@ def workflow(
         input_schema=dict(input_schema or {}),
         examples=list(examples),
         max_task_turns=max_task_turns,
-        default_budget_usd=_money(label, "default_budget_usd", default_budget_usd),
+        default_budget_usd=money(label, "default_budget_usd", default_budget_usd),
     )
     try:  # the same checks a pinned task will meet
         WorkflowSpec(**{**definition.__dict__, "agents": {}, "tools": {}})
     except ValidationError as exc:
-        raise CatalogError(f"{label}: {_problems(exc)}") from None
+        raise CatalogError(f"{label}: {problems(exc)}") from None
     return WorkflowDef(definition, tuple(uses))
 
 
@@ -398,48 +336,10 @@ def _add(catalog: Catalog, item: Any, seen: set[int]) -> None:
         there = catalog.agents.get(item.ref) if isinstance(item, AgentDef) else None
         if not (isinstance(item, AgentDef) and there and there.spec == item.spec):
             item.register(catalog)
-    elif isinstance(item, ToolDef) or hasattr(item, _TOOL_ATTR):
+    elif isinstance(item, ToolDef) or hasattr(item, TOOL_ATTR):
         found = tool_def(item)
         there_tool = catalog.tools.get(found.ref)
         if there_tool is None or there_tool.impl is not found.impl:
             found.register(catalog)
     else:
         raise CatalogError(f"cannot register {item!r}: not a tool, agent, workflow or CatalogModule")
-
-
-# --- helpers -----------------------------------------------------------------------------------------
-
-
-def _ref(label: str, field: str, item: Any, kind: str) -> tuple[str, AgentDef | ToolDef | None]:
-    if isinstance(item, str):
-        name, at, version = item.partition("@")
-        if not (name and at and version):
-            raise CatalogError(f"{label}: {field} {item!r} must be {kind} name@version")
-        return item, None
-    if kind == "agent" and isinstance(item, AgentDef):
-        return item.ref, item
-    if kind == "tool" and (isinstance(item, ToolDef) or hasattr(item, _TOOL_ATTR)):
-        found = tool_def(item)
-        return found.ref, found
-    raise CatalogError(f"{label}: {field} {item!r} is not a {kind} (nor a {kind} name@version)")
-
-
-def _check_version(label: str, version: Any) -> None:
-    if not isinstance(version, str) or not version or "@" in version or version != version.strip():
-        raise CatalogError(f"{label}: version must be a non-empty string without '@', got {version!r}")
-
-
-def _money(label: str, field: str, value: Any) -> str | None:
-    if value is None:
-        return None
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        amount = Decimal("NaN")
-    if not amount.is_finite() or amount < 0:
-        raise CatalogError(f"{label}: {field} must be a non-negative amount in USD, got {value!r}")
-    return str(value)
-
-
-def _problems(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors())

@@ -1,9 +1,11 @@
 """A small typed registry of tools, agents and workflow definitions.
 
 Catalog packages register into a :class:`Catalog`; the API and the workers load the same
-packages (setting ``FRONTDESK_CATALOG_PACKAGES``) so both resolve ``name@version`` alike. An entry
-of that setting ending in ``.yaml``/``.yml``, or naming a folder, holds workflow definitions in
-YAML (:mod:`orchestrator.catalog.yaml_defs`); they are loaded after every package.
+packages (setting ``FRONTDESK_CATALOG_PACKAGES``, read by :mod:`orchestrator.catalog.loader`) so
+both resolve ``name@version`` alike. An entry of that setting ending in ``.yaml``/``.yml``, or
+naming a folder, holds workflow definitions in YAML (:mod:`orchestrator.catalog.yaml_defs`); they
+are loaded after every package. This module is the bottom of the catalog package: yaml_defs,
+validate, loader and api build on it, and it imports none of them.
 At submit time the API *pins* a workflow: it snapshots the definition with every agent and tool
 it references into a :class:`~orchestrator.contracts.WorkflowSpec`, which travels in the workflow input,
 so a deploy that changes a definition never changes a task already in flight.
@@ -13,10 +15,8 @@ The typed developer API (``@tool``, ``agent``, ``workflow``) is in :mod:`orchest
 from __future__ import annotations
 
 import difflib
-import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -24,6 +24,8 @@ from pydantic import BaseModel
 from orchestrator.contracts import AgentSpec, SideEffect, StepSpec, ToolSpec, WorkflowSpec
 
 Kind = Literal["workflow", "agent", "tool"]
+RiskClass = Literal["low", "medium", "high"]
+DataClassification = Literal["public", "internal", "confidential"]
 
 
 class ToolFailure(Exception):
@@ -69,8 +71,8 @@ class WorkflowDefinition:
     description: str
     steps: list[StepSpec]
     category: str = "general"
-    risk_class: str = "low"
-    data_classification: str = "internal"
+    risk_class: RiskClass = "low"
+    data_classification: DataClassification = "internal"
     input_schema: dict[str, Any] = field(default_factory=dict)
     examples: list[str] = field(default_factory=list)
     max_task_turns: int = 24
@@ -178,7 +180,9 @@ class Catalog:
         return sorted(r for r in self.workflows if "@" in r)
 
     def _table(self, kind: Kind) -> dict[str, Any]:
-        return {"workflow": self.workflows, "agent": self.agents, "tool": self.tools}[kind]
+        tables: dict[str, dict[str, Any]]
+        tables = {"workflow": self.workflows, "agent": self.agents, "tool": self.tools}
+        return tables[kind]
 
     def refs(self, kind: Kind) -> list[str]:
         """Every `name@version` of one kind, by name then version."""
@@ -194,8 +198,8 @@ class Catalog:
     def kind_of(self, ref: str) -> Kind | None:
         """What `ref` names (a workflow first, then an agent, then a tool); None if nothing."""
         for kind in ("workflow", "agent", "tool"):
-            if ref in self._table(kind):  # type: ignore[arg-type]
-                return kind  # type: ignore[return-value]
+            if ref in self._table(kind):
+                return kind
         return None
 
     def resolve(self, kind: Kind, ref: str) -> str:
@@ -203,11 +207,12 @@ class Catalog:
         value = self._table(kind).get(ref)
         if value is None:
             return ref
-        return value.ref if kind == "workflow" else value.spec.ref  # type: ignore[no-any-return]
+        full: str = value.ref if kind == "workflow" else value.spec.ref
+        return full
 
     def used_by(self, ref: str) -> list[str]:
         """The agents and workflows that name a tool or an agent (at any spelling of its ref)."""
-        kind = "agent" if ref in self.agents else "tool"
+        kind: Kind = "agent" if ref in self.agents else "tool"
         full = self.resolve(kind, ref)
         users: set[str] = set()
         for agent_ref in self.refs("agent"):
@@ -249,8 +254,8 @@ class Catalog:
             version=wf.version,
             description=wf.description,
             category=wf.category,
-            risk_class=wf.risk_class,  # type: ignore[arg-type]
-            data_classification=wf.data_classification,  # type: ignore[arg-type]
+            risk_class=wf.risk_class,
+            data_classification=wf.data_classification,
             input_schema=wf.input_schema,
             examples=wf.examples,
             steps=wf.steps,
@@ -279,9 +284,9 @@ class Catalog:
         return _diff_tool(x, y, f"tool {x.name}")
 
 
-def json_schema(model: Any, label: str) -> dict[str, Any]:
+def json_schema(model: type[BaseModel], label: str) -> dict[str, Any]:
     try:
-        return model.model_json_schema()  # type: ignore[no-any-return]
+        return model.model_json_schema()
     except Exception as exc:
         raise CatalogError(f"{label} does not serialize to a JSON schema: {exc}") from exc
 
@@ -380,38 +385,3 @@ def _diff_tool(a: ToolSpec, b: ToolSpec, label: str) -> list[str]:
     if a.args_schema != b.args_schema:
         out.append(f"{label}: argument schema: {_schema_change(a.args_schema, b.args_schema)}")
     return out
-
-
-# --- loading ---------------------------------------------------------------------------------------
-
-
-def is_yaml_entry(entry: str) -> bool:
-    """A `catalog_packages` entry that names YAML definitions: a .yaml/.yml file or a folder that
-    is not a Python package (relative paths are read from the working directory)."""
-    path = Path(entry)
-    if entry.lower().endswith((".yaml", ".yml")):
-        return True
-    return path.is_dir() and not (path / "__init__.py").exists()
-
-
-def load_catalog(packages: list[str]) -> Catalog:
-    """Import each catalog package and let it register into one catalog, then read the YAML
-    workflow definitions the list names (they may refer to anything the packages registered)."""
-    catalog = Catalog()
-    yaml_entries = [entry for entry in packages if is_yaml_entry(entry)]
-    for name in packages:
-        if name in yaml_entries:
-            continue
-        module = importlib.import_module(name)
-        register = getattr(module, "register", None)
-        if register is None:
-            raise CatalogError(f"catalog package {name!r} has no register(catalog) function")
-        catalog.origin = name
-        register(catalog)
-    catalog.origin = ""
-    if yaml_entries:
-        from orchestrator.catalog.yaml_defs import load_yaml_workflows  # it imports this module
-
-        for entry in yaml_entries:
-            load_yaml_workflows(catalog, entry)
-    return catalog

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from orchestrator.catalog.registry import Catalog, WorkflowDefinition, step_refs
+from orchestrator.catalog.registry import Catalog, Kind, WorkflowDefinition, step_refs
 from orchestrator.policy.rules import PolicyRule, alternatives, is_bare_star, name_match
 
 if TYPE_CHECKING:
@@ -145,11 +145,11 @@ def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
             yield from _strings(v, f"{path}[{i}]")
 
 
-def _reference(catalog: Catalog, ref: str, where: str, kind: str, target: str) -> list[CatalogIssue]:
+def _reference(catalog: Catalog, ref: str, where: str, kind: Kind, target: str) -> list[CatalogIssue]:
     table: dict[str, Any] = catalog.agents if kind == "agent" else catalog.tools
     if target not in table:
         name = target.split("@", 1)[0]
-        versions = catalog.versions(name, kind)  # type: ignore[arg-type]
+        versions = catalog.versions(name, kind)
         known = sorted({r.split("@", 1)[0] for r in table if "@" in r})
         close = difflib.get_close_matches(name, known, n=3)
         hint = (
@@ -159,7 +159,7 @@ def _reference(catalog: Catalog, ref: str, where: str, kind: str, target: str) -
         )
         return [CatalogIssue("error", ref, f"{where}: unknown {kind} {target!r}{hint}")]
     if "@" not in target:
-        latest = catalog.resolve(kind, target)  # type: ignore[arg-type]
+        latest = catalog.resolve(kind, target)
         message = f"{where}: {target!r} has no version and means whatever is newest (now {latest}); write name@version"
         return [CatalogIssue("warning", ref, message)]
     return []

@@ -16,6 +16,8 @@
 A file holds one definition, a list of them, or several YAML documents (`---`). A folder is read
 recursively, files in name order. Fields are those of `WorkflowDefinition`; steps those of
 `StepSpec`. Every problem of a file is reported at once, naming the file and the field.
+Builds on the registry and checks each definition with `orchestrator.catalog.validate`;
+`orchestrator.catalog.loader` calls it for the YAML entries of `catalog_packages`.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from orchestrator.catalog.registry import Catalog, CatalogError, WorkflowDefinition, step_refs
+from orchestrator.catalog.validate import check_workflow
 from orchestrator.contracts import StepSpec
 
 __all__ = ["YamlDefinitionError", "load_yaml_workflows", "yaml_files"]
@@ -171,8 +174,6 @@ def _field(loc: tuple[Any, ...], item: dict[str, Any]) -> str:
 
 
 def _check(catalog: Catalog, definition: WorkflowDefinition) -> list[str]:
-    from orchestrator.catalog.validate import check_workflow  # validate imports the policy helpers
-
     problems = []
     for i, step in enumerate(definition.steps):
         agents, tools = step_refs(step)

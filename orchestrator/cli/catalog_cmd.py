@@ -21,7 +21,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from orchestrator.catalog.registry import Catalog, CatalogError, load_catalog
+from orchestrator.catalog.loader import load_catalog
+from orchestrator.catalog.registry import Catalog, CatalogError
 from orchestrator.catalog.validate import CatalogIssue, policy_mentions, validate_catalog
 from orchestrator.settings import get_settings
 
@@ -76,12 +77,12 @@ def _groups(catalog: Catalog) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     for kind in ("workflow", "agent", "tool"):
         names: dict[str, list[str]] = defaultdict(list)
-        for ref in catalog.refs(kind):  # type: ignore[arg-type]
+        for ref in catalog.refs(kind):
             names[ref.split("@", 1)[0]].append(ref)
         rows = []
         for name in sorted(names):
-            latest = catalog.resolve(kind, name)  # type: ignore[arg-type]
-            row: dict[str, Any] = {"name": name, "versions": catalog.versions(name, kind), "latest": latest}  # type: ignore[arg-type]
+            latest = catalog.resolve(kind, name)
+            row: dict[str, Any] = {"name": name, "versions": catalog.versions(name, kind), "latest": latest}
             if kind == "workflow":
                 wf = catalog.workflow(latest)
                 row |= {
@@ -247,7 +248,7 @@ def catalog_validate(args: argparse.Namespace) -> int:
     for issue in issues:
         print(issue)
     errors = sum(1 for i in issues if i.severity == "error")
-    sizes = [(len(catalog.refs(k)), k) for k in ("workflow", "agent", "tool")]  # type: ignore[arg-type]
+    sizes = [(len(catalog.refs(k)), k) for k in ("workflow", "agent", "tool")]
     counts = ", ".join(f"{n} {kind}{'' if n == 1 else 's'}" for n, kind in sizes)
     if errors:
         print(f"{errors} error(s), {len(issues) - errors} warning(s) in {counts}")
@@ -285,7 +286,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     def command(
         name: str, func: Any, text: str, *parents: argparse.ArgumentParser
     ) -> argparse.ArgumentParser:
-        parser = commands.add_parser(name, help=text, description=text, parents=[common, *parents])
+        parser: argparse.ArgumentParser = commands.add_parser(
+            name, help=text, description=text, parents=[common, *parents]
+        )
         parser.set_defaults(func=_run(func))
         return parser
 

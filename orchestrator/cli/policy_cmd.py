@@ -21,7 +21,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from orchestrator.policy.engine import Explanation, PolicyEngine, PolicyError, ToolFacts, load_texts
+from orchestrator.policy.engine import Explanation, PolicyEngine, PolicyError, ToolFacts
+from orchestrator.policy.files import load_texts
 from orchestrator.policy.lint import lint
 from orchestrator.settings import get_settings
 
@@ -69,7 +70,7 @@ def _facts(raw: str | None, tool: str) -> ToolFacts:
     given = _object(raw, "--facts")
     if "side_effect" not in given:  # as the worker would: the tool's declared side effect
         try:
-            from orchestrator.catalog.registry import load_catalog
+            from orchestrator.catalog.loader import load_catalog
 
             given["side_effect"] = load_catalog(get_settings().catalog_packages).tool(tool).spec.side_effect
         except Exception:

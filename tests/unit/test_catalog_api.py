@@ -27,7 +27,8 @@ from orchestrator.catalog.api import (
     tool_def,
     workflow,
 )
-from orchestrator.catalog.registry import Catalog, CatalogError, load_catalog
+from orchestrator.catalog.loader import load_catalog
+from orchestrator.catalog.registry import Catalog, CatalogError
 from orchestrator.catalog.validate import validate_catalog
 from orchestrator.settings import Settings
 

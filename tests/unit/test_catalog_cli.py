@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.catalog.registry import Catalog, CatalogError, WorkflowDefinition, load_catalog
+from orchestrator.catalog.loader import load_catalog
+from orchestrator.catalog.registry import Catalog, CatalogError, WorkflowDefinition
 from orchestrator.cli import catalog_cmd
 from orchestrator.contracts import StepSpec
 from orchestrator.settings import Settings

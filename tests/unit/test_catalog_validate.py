@@ -11,7 +11,8 @@ from catalog_fixtures.bad_model_pkg import OpaqueAnswer
 from catalog_fixtures.broken_pkg import Answer, Flaky
 from catalog_fixtures.typed_pkg import Verdict
 
-from orchestrator.catalog.registry import Catalog, WorkflowDefinition, load_catalog
+from orchestrator.catalog.loader import load_catalog
+from orchestrator.catalog.registry import Catalog, WorkflowDefinition
 from orchestrator.catalog.validate import CatalogIssue, model_problems, policy_mentions, validate_catalog
 from orchestrator.contracts import StepSpec
 from orchestrator.policy.engine import PolicyEngine

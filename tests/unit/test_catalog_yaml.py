@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.catalog.registry import Catalog, CatalogError, is_yaml_entry, load_catalog
+from orchestrator.catalog.loader import is_yaml_entry, load_catalog
+from orchestrator.catalog.registry import Catalog, CatalogError
 from orchestrator.catalog.validate import validate_catalog
 from orchestrator.catalog.yaml_defs import YamlDefinitionError, load_yaml_workflows
 

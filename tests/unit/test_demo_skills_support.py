@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from orchestrator.catalog.registry import load_catalog
+from orchestrator.catalog.loader import load_catalog
 from orchestrator.demo.behaviour import default_reply
 from orchestrator.demo.catalog.support_models import DraftReply, LookupTicketArgs, TriageResult
 from orchestrator.demo.chat import Reply
