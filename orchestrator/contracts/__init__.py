@@ -14,7 +14,28 @@ package (`from orchestrator.contracts import WorkflowSpec`); the modules say whe
 
 from __future__ import annotations
 
-from orchestrator.contracts.deciders import Refusal, why_not_decide
+from orchestrator.contracts.activities import (
+    AUTHORIZE_TOOL,
+    CALL_MODEL,
+    CHECK_SWITCHES,
+    ESCALATE_CHECKPOINT,
+    OPEN_CHECKPOINT,
+    RAISE_BUDGET,
+    REAUTHORIZE_EDIT,
+    RECORD_DECISION,
+    RECORD_REASSIGN,
+    RECORD_STEP,
+    RELEASE_BUDGET,
+    RESERVE_BUDGET,
+    SET_TASK_STATUS,
+    TASK_ACTIVITIES,
+    VALIDATE_OUTPUT,
+    VALIDATE_PLAN,
+    ActivityContract,
+    run_tool,
+    tool_activity_name,
+)
+from orchestrator.contracts.deciders import Refusal, RefusalKind, why_not_decide
 from orchestrator.contracts.governance import (
     ApprovalSpec,
     AuthorizeToolInput,
@@ -82,12 +103,29 @@ from orchestrator.contracts.specs import (
 )
 
 __all__ = [
+    "AUTHORIZE_TOOL",
+    "CALL_MODEL",
+    "CHECK_SWITCHES",
     "DECIDE_UPDATE_NAME",
+    "ESCALATE_CHECKPOINT",
+    "OPEN_CHECKPOINT",
+    "RAISE_BUDGET",
     "REASSIGN_UPDATE_NAME",
+    "REAUTHORIZE_EDIT",
+    "RECORD_DECISION",
+    "RECORD_REASSIGN",
+    "RECORD_STEP",
+    "RELEASE_BUDGET",
+    "RESERVE_BUDGET",
+    "SET_TASK_STATUS",
     "SWITCHES_CHANGED_SIGNAL",
+    "TASK_ACTIVITIES",
     "TASK_WORKFLOW_NAME",
     "TERMINAL_STATUSES",
+    "VALIDATE_OUTPUT",
+    "VALIDATE_PLAN",
     "Ack",
+    "ActivityContract",
     "AgentSpec",
     "ApprovalSpec",
     "AuthorizeToolInput",
@@ -115,6 +153,7 @@ __all__ = [
     "ReauthorizeInput",
     "ReauthorizeResult",
     "Refusal",
+    "RefusalKind",
     "ReleaseInput",
     "ReserveInput",
     "ReserveResult",
@@ -140,5 +179,7 @@ __all__ = [
     "ValidatePlanResult",
     "ValidatorSpec",
     "WorkflowSpec",
+    "run_tool",
+    "tool_activity_name",
     "why_not_decide",
 ]

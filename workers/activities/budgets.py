@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
-from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from orchestrator.budgets.pricing import PriceTable
 from orchestrator.budgets.service import BudgetBreach, BudgetError, BudgetService, estimate_worst_case
 from orchestrator.contracts import (
+    CHECK_SWITCHES,
+    RAISE_BUDGET,
+    RELEASE_BUDGET,
+    RESERVE_BUDGET,
     Ack,
     BudgetBreachInfo,
     RaiseBudgetInput,
@@ -20,9 +23,11 @@ from orchestrator.contracts import (
     ReserveResult,
     SwitchCheckInput,
     SwitchCheckResult,
+    failures,
 )
 from orchestrator.models import utcnow
 from orchestrator.services.switches import SwitchService
+from workers.activities import implements
 from workers.activities.governance import switch_info
 
 
@@ -35,7 +40,7 @@ def breach_info(breach: BudgetBreach) -> BudgetBreachInfo:
         spent_usd=str(breach.spent_usd),
         reserved_usd=str(breach.reserved_usd),
         requested_usd=str(breach.requested_usd),
-        on_breach=breach.on_breach,  # type: ignore[arg-type]
+        on_breach=breach.on_breach,
         message=breach.message,
     )
 
@@ -46,7 +51,7 @@ class BudgetActivities:
         self._switches = switches
         self._prices = prices
 
-    @activity.defn(name="budget.reserve")
+    @implements(RESERVE_BUDGET)
     async def reserve(self, inp: ReserveInput) -> ReserveResult:
         return await asyncio.to_thread(self._reserve, inp)
 
@@ -69,22 +74,22 @@ class BudgetActivities:
             return ReserveResult(ok=False, amount_usd=str(amount), breach=breach_info(outcome))
         return ReserveResult(ok=True, amount_usd=str(amount))
 
-    @activity.defn(name="budget.raise")
+    @implements(RAISE_BUDGET)
     async def raise_limit(self, inp: RaiseBudgetInput) -> Ack:
         try:
             await asyncio.to_thread(
                 self._budgets.raise_limit, inp.counter_id, Decimal(inp.new_limit_usd), inp.actor_id
             )
         except BudgetError as exc:  # a refusal is final: retrying cannot make it valid
-            raise ApplicationError(str(exc), type="BudgetError", non_retryable=True) from exc
+            raise ApplicationError(str(exc), type=failures.BUDGET_ERROR, non_retryable=True) from exc
         return Ack()
 
-    @activity.defn(name="budget.release")
+    @implements(RELEASE_BUDGET)
     async def release(self, inp: ReleaseInput) -> Ack:
         await asyncio.to_thread(self._budgets.release, inp.reservation_id)
         return Ack()
 
-    @activity.defn(name="switch.check")
+    @implements(CHECK_SWITCHES)
     async def check_switches(self, inp: SwitchCheckInput) -> SwitchCheckResult:
         hit = await asyncio.to_thread(
             self._switches.check, tenant_id=inp.tenant_id, agent=inp.agent, tool=inp.tool

@@ -16,11 +16,16 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
-from temporalio import activity
 
 from orchestrator import audit
 from orchestrator.catalog.registry import Catalog, CatalogError
 from orchestrator.contracts import (
+    AUTHORIZE_TOOL,
+    ESCALATE_CHECKPOINT,
+    OPEN_CHECKPOINT,
+    REAUTHORIZE_EDIT,
+    RECORD_DECISION,
+    RECORD_REASSIGN,
     Ack,
     ApprovalSpec,
     AuthorizeToolInput,
@@ -31,6 +36,7 @@ from orchestrator.contracts import (
     ReassignRecord,
     ReauthorizeInput,
     ReauthorizeResult,
+    SideEffect,
     SwitchInfo,
 )
 from orchestrator.db import session_scope
@@ -38,6 +44,7 @@ from orchestrator.models import Checkpoint, CheckpointDecision, Task, Tenant, To
 from orchestrator.policy.engine import ApprovalRule, PolicyEngine, ToolFacts
 from orchestrator.services import notify
 from orchestrator.services.switches import SwitchService
+from workers.activities import implements
 
 
 def args_digest(args: dict[str, Any]) -> str:
@@ -73,7 +80,7 @@ class GovernanceActivities:
             self._domains[tenant_id] = tenant.domain if tenant else ""
         return self._domains[tenant_id]
 
-    def _facts(self, session: Session, tenant_id: str, side_effect: str, inp: Any) -> ToolFacts:
+    def _facts(self, session: Session, tenant_id: str, side_effect: SideEffect, inp: Any) -> ToolFacts:
         return ToolFacts(
             side_effect=side_effect,
             data_classification=inp.data_classification,
@@ -83,7 +90,7 @@ class GovernanceActivities:
         )
 
     # -- authorize ------------------------------------------------------------------------------------
-    @activity.defn(name="policy.authorize_tool")
+    @implements(AUTHORIZE_TOOL)
     async def authorize_tool(self, inp: AuthorizeToolInput) -> AuthorizeToolResult:
         return await asyncio.to_thread(self._authorize, inp)
 
@@ -209,7 +216,7 @@ class GovernanceActivities:
             approval = self._policy.approval_for(existing.rule_id)
         return AuthorizeToolResult(
             tool_call_record_id=existing.id,
-            effect=existing.effect,  # type: ignore[arg-type]
+            effect=existing.effect,  # type: ignore[arg-type]  # a str column, written from a PolicyEffect above
             policy_version=existing.policy_version,
             rule=existing.rule,
             rule_id=existing.rule_id,
@@ -220,7 +227,7 @@ class GovernanceActivities:
         )
 
     # -- checkpoints ----------------------------------------------------------------------------------
-    @activity.defn(name="checkpoint.open")
+    @implements(OPEN_CHECKPOINT)
     async def open_checkpoint(self, inp: CheckpointOpenInput) -> Ack:
         await asyncio.to_thread(self._open, inp)
         return Ack()
@@ -272,7 +279,7 @@ class GovernanceActivities:
             )
             notify.enqueue_checkpoint(session, cp, event="opened")
 
-    @activity.defn(name="checkpoint.record_decision")
+    @implements(RECORD_DECISION)
     async def record_decision(self, inp: CheckpointDecisionRecord) -> Ack:
         await asyncio.to_thread(self._record_decision, inp)
         return Ack()
@@ -332,7 +339,7 @@ class GovernanceActivities:
                 },
             )
 
-    @activity.defn(name="checkpoint.reauthorize")
+    @implements(REAUTHORIZE_EDIT)
     async def reauthorize(self, inp: ReauthorizeInput) -> ReauthorizeResult:
         return await asyncio.to_thread(self._reauthorize, inp)
 
@@ -372,7 +379,7 @@ class GovernanceActivities:
             approval=approval_spec(decision.approval),
         )
 
-    @activity.defn(name="checkpoint.escalate")
+    @implements(ESCALATE_CHECKPOINT)
     async def escalate(self, inp: EscalateInput) -> Ack:
         await asyncio.to_thread(self._escalate, inp)
         return Ack()
@@ -401,7 +408,7 @@ class GovernanceActivities:
             )
             notify.enqueue_checkpoint(session, cp, event="escalated")
 
-    @activity.defn(name="checkpoint.record_reassign")
+    @implements(RECORD_REASSIGN)
     async def record_reassign(self, inp: ReassignRecord) -> Ack:
         await asyncio.to_thread(self._record_reassign, inp)
         return Ack()

@@ -14,9 +14,10 @@ from temporalio.exceptions import ApplicationError
 
 from orchestrator import audit, telemetry
 from orchestrator.budgets.service import BudgetService
-from orchestrator.contracts import ChatMessage, ModelCallInput, ModelCallResult
+from orchestrator.contracts import CALL_MODEL, ChatMessage, ModelCallInput, ModelCallResult, failures
 from orchestrator.db import session_scope
 from orchestrator.models import ModelCall
+from workers.activities import implements
 from workers.router_client import RouterClient, RouterError
 
 
@@ -26,7 +27,7 @@ class ModelActivities:
         self._router = router
         self._budgets = budgets
 
-    @activity.defn(name="model.call")
+    @implements(CALL_MODEL)
     async def call(self, call: ModelCallInput) -> ModelCallResult:
         activity_attempt = activity.info().attempt
         if activity_attempt > 1:
@@ -47,7 +48,7 @@ class ModelActivities:
                 await self._settle(call, sum((a.cost_usd for a in err.attempts), Decimal(0)))
                 # The client already retried within its request budget; retrying the activity
                 # would multiply it, so this fails the step with the router's reason.
-                raise ApplicationError(str(err), type="RouterError", non_retryable=True) from err
+                raise ApplicationError(str(err), type=failures.ROUTER_ERROR, non_retryable=True) from err
         answer = outcome.message.model_dump_json()
         await asyncio.to_thread(self._record, call, outcome.attempts, activity_attempt, None, answer)
         await self._settle(call, outcome.cost_usd)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 
 from pydantic import ValidationError
-from temporalio import activity
 
-from orchestrator.contracts import Plan, ValidatePlanInput, ValidatePlanResult
+from orchestrator.contracts import VALIDATE_PLAN, Plan, ValidatePlanInput, ValidatePlanResult
 from orchestrator.policy.engine import PolicyEngine
 from orchestrator.policy.rules import name_match
+from workers.activities import implements
 from workers.activities.governance import validation_message
 
 
@@ -17,7 +17,7 @@ class PlanActivities:
     def __init__(self, policy: PolicyEngine) -> None:
         self._policy = policy
 
-    @activity.defn(name="plan.validate")
+    @implements(VALIDATE_PLAN)
     async def validate(self, inp: ValidatePlanInput) -> ValidatePlanResult:
         return await asyncio.to_thread(self._validate, inp)
 

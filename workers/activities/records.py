@@ -7,20 +7,28 @@ import json
 
 from sqlalchemy.engine import Engine
 from sqlmodel import select
-from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from orchestrator import audit
-from orchestrator.contracts import TERMINAL_STATUSES, Ack, StepRecord, TaskStatusUpdate
+from orchestrator.contracts import (
+    RECORD_STEP,
+    SET_TASK_STATUS,
+    TERMINAL_STATUSES,
+    Ack,
+    StepRecord,
+    TaskStatusUpdate,
+    failures,
+)
 from orchestrator.db import session_scope
 from orchestrator.models import Checkpoint, Task, TaskStep, utcnow
+from workers.activities import implements
 
 
 class RecordActivities:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    @activity.defn(name="task.set_status")
+    @implements(SET_TASK_STATUS)
     async def set_status(self, update: TaskStatusUpdate) -> Ack:
         await asyncio.to_thread(self._set_status, update)
         return Ack()
@@ -32,7 +40,7 @@ class RecordActivities:
             ).first()
             if task is None:
                 # The API commits the row before it starts the workflow; absence is a real fault.
-                raise ApplicationError(f"task {update.task_id} has no row", type="TaskMissing")
+                raise ApplicationError(f"task {update.task_id} has no row", type=failures.TASK_MISSING)
             if task.status in TERMINAL_STATUSES:
                 return  # a retried activity after the end was recorded: nothing to do
             previous = task.status
@@ -62,7 +70,7 @@ class RecordActivities:
                     data={"status": update.status, "outcome": update.outcome},
                 )
 
-    @activity.defn(name="task.record_step")
+    @implements(RECORD_STEP)
     async def record_step(self, step: StepRecord) -> Ack:
         await asyncio.to_thread(self._record_step, step)
         return Ack()

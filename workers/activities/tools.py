@@ -1,4 +1,4 @@
-"""Tool activities, one per registered tool (`tool__{name}__call`), and output validation."""
+"""Tool activities, one per registered tool (`contracts.run_tool(name)`), and output validation."""
 
 from __future__ import annotations
 
@@ -17,19 +17,18 @@ from orchestrator import audit
 from orchestrator.budgets.service import BudgetService
 from orchestrator.catalog.registry import Catalog, RegisteredTool, ToolContext, ToolFailure
 from orchestrator.contracts import (
+    VALIDATE_OUTPUT,
     ToolRunInput,
     ToolRunResult,
     ValidateOutputInput,
     ValidateOutputResult,
+    run_tool,
 )
 from orchestrator.db import session_scope
 from orchestrator.models import AuditEvent, ToolCall, utcnow
 from orchestrator.settings import Settings
+from workers.activities import implements
 from workers.activities.governance import validation_message
-
-
-def tool_activity_name(tool: str) -> str:
-    return f"tool__{tool}__call"
 
 
 class ToolActivities:
@@ -45,10 +44,10 @@ class ToolActivities:
         return [self._make(name) for name in names] + [self.validate_output]
 
     def _make(self, name: str) -> Callable[[ToolRunInput], Any]:
-        async def run_tool(inp: ToolRunInput) -> ToolRunResult:
+        async def run(inp: ToolRunInput) -> ToolRunResult:
             return await self._run(inp)
 
-        return activity.defn(name=tool_activity_name(name))(run_tool)
+        return implements(run_tool(name))(run)
 
     async def _run(self, inp: ToolRunInput) -> ToolRunResult:
         record = await asyncio.to_thread(self._start, inp)
@@ -130,7 +129,7 @@ class ToolActivities:
                 data={"idempotency_key": inp.idempotency_key},
             )
 
-    @activity.defn(name="agent.validate_output")
+    @implements(VALIDATE_OUTPUT)
     async def validate_output(self, inp: ValidateOutputInput) -> ValidateOutputResult:
         model = self._catalog.output_models.get(inp.output_model)
         if model is None:
