@@ -4,7 +4,7 @@
     frontdesk budget set tenant_month 100 [--on-breach stop]
     frontdesk budget set agent_month 20 --subject refund_agent
 
-Same token, URL and exit codes as `frontdesk task …` (orchestrator.cli.client).
+Same token, URL and exit codes as `frontdesk task …` (orchestrator.cli.task_cmd).
 """
 
 from __future__ import annotations
@@ -14,14 +14,16 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import quote
 
-from orchestrator.cli.client import CliError, _columns, _connect, _leaf, _output, _table
+from orchestrator.cli.api_client import CliError, connect
+from orchestrator.cli.output import columns, print_answer, table
+from orchestrator.cli.parsers import leaf
 
 SCOPES = ("tenant_month", "agent_month", "tool_month", "task_max")
-BUDGET_COLUMNS = _columns(
+BUDGET_COLUMNS = columns(
     "SCOPE=scope SUBJECT=subject PERIOD=period LIMIT=limit SPENT=spent RESERVED=reserved "
     "REMAINING=remaining ON_BREACH=on_breach SOURCE=source"
 )
-TASK_COLUMNS = _columns(
+TASK_COLUMNS = columns(
     "TASK=task_id SCOPE=scope PERIOD=period LIMIT=limit SPENT=spent RESERVED=reserved "
     "REMAINING=remaining ON_BREACH=on_breach COUNTER=counter_id"
 )
@@ -43,19 +45,19 @@ def _row(line: dict) -> dict:
 
 def _print_report(report: dict) -> None:
     print(f"Budgets of {report.get('tenant_id')} for {report.get('month')}")
-    _table(BUDGET_COLUMNS, [_row(b) for b in report.get("budgets", [])], indent="  ")
+    table(BUDGET_COLUMNS, [_row(b) for b in report.get("budgets", [])], indent="  ")
     tasks = report.get("tasks", [])
     if tasks:
         print("\nTasks created this month")
-        _table(TASK_COLUMNS, [_row(t) for t in tasks], indent="  ")
+        table(TASK_COLUMNS, [_row(t) for t in tasks], indent="  ")
     else:
         print("\nno task budgets this month")
 
 
 def budget_list(args: argparse.Namespace) -> int:
-    with _connect(args) as api:
+    with connect(args) as api:
         report = api.json("GET", "/api/budgets", params={"month": args.month} if args.month else {})
-    _output(args, report, _print_report)
+    print_answer(args, report, _print_report)
     return 0
 
 
@@ -71,7 +73,7 @@ def budget_set(args: argparse.Namespace) -> int:
     body: dict[str, Any] = {"subject": args.subject, "limit_usd": str(limit)}
     if args.on_breach:
         body["on_breach"] = args.on_breach
-    with _connect(args) as api:
+    with connect(args) as api:
         line = api.json("PUT", f"/api/budgets/{quote(args.scope, safe='')}", json=body)
 
     def human(line: dict) -> None:
@@ -81,7 +83,7 @@ def budget_set(args: argparse.Namespace) -> int:
             f"on breach {line.get('on_breach')}"
         )
 
-    _output(args, line, human)
+    print_answer(args, line, human)
     return 0
 
 
@@ -89,11 +91,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `budget` command group; each leaf sets `args.func(args) -> exit code`."""
     group = subparsers.add_parser("budget", help="list budgets and set tenant limits (admins)")
     group = group.add_subparsers(dest="budget_command", required=True, metavar="COMMAND")
-    p = _leaf(
+    p = leaf(
         group, "list", budget_list, "budgets of a month: limit, spent, reserved, remaining", json_flag=True
     )
     p.add_argument("--month", help="YYYY-MM (UTC); default this month")
-    p = _leaf(group, "set", budget_set, "set a tenant, agent, tool or per-task limit", json_flag=True)
+    p = leaf(group, "set", budget_set, "set a tenant, agent, tool or per-task limit", json_flag=True)
     p.add_argument("scope", choices=SCOPES, help=" | ".join(SCOPES))
     p.add_argument("limit", metavar="LIMIT", help="USD, e.g. 100 or 0.50")
     p.add_argument("--subject", default="", help="the agent or tool name (agent_month, tool_month)")

@@ -80,7 +80,7 @@ def cmd_seed(_: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from orchestrator.cli import budget_cmd, catalog_cmd, client, policy_cmd, switch_cmd
+    from orchestrator.cli import budget_cmd, catalog_cmd, checkpoint_cmd, policy_cmd, switch_cmd, task_cmd
 
     parser = argparse.ArgumentParser(
         prog="frontdesk", description="Frontdesk: the control plane for AI agents."
@@ -95,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("seed", cmd_seed, "migrate and seed the demo tenant; print logins and tokens"),
     ]:
         sub.add_parser(name, help=text, description=text).set_defaults(func=func)
-    client.register(sub)
+    task_cmd.register(sub)
+    checkpoint_cmd.register(sub)
     switch_cmd.register(sub)
     budget_cmd.register(sub)
     policy_cmd.register(sub)

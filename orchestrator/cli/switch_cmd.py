@@ -14,13 +14,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from orchestrator.cli.client import CliError, _columns, _connect, _leaf, _output, _table
+from orchestrator.cli.api_client import CliError, connect
+from orchestrator.cli.output import columns, print_answer, table
+from orchestrator.cli.parsers import leaf
 
-SWITCH_COLUMNS = _columns(
+SWITCH_COLUMNS = columns(
     "SCOPE=scope SUBJECT=subject TENANT=tenant_id ACTIVE=active MODE=mode REASON=reason BY=flipped_by "
     "FLIPPED=flipped_at"
 )
-EVENT_COLUMNS = _columns(
+EVENT_COLUMNS = columns(
     "AT=at SCOPE=scope SUBJECT=subject TENANT=tenant_id ACTIVE=active MODE=mode BY=flipped_by REASON=reason"
 )
 SCOPES = ("global", "tenant", "agent", "tool")
@@ -36,12 +38,12 @@ def switch_list(args: argparse.Namespace) -> int:
         if not items:
             print("no kill switches have been flipped")
             return
-        _table(SWITCH_COLUMNS, _rows(items))
+        table(SWITCH_COLUMNS, _rows(items))
         on = sum(1 for item in items if item.get("active"))
         print(f"{on} of {len(items)} switch(es) on")
 
-    with _connect(args) as api:
-        _output(args, api.json("GET", "/api/switches"), human)
+    with connect(args) as api:
+        print_answer(args, api.json("GET", "/api/switches"), human)
     return 0
 
 
@@ -49,12 +51,12 @@ def switch_history(args: argparse.Namespace) -> int:
     def human(page: dict) -> None:
         items = page.get("items", [])
         if items:
-            _table(EVENT_COLUMNS, _rows(items))
+            table(EVENT_COLUMNS, _rows(items))
         else:
             print("no flips recorded")
 
-    with _connect(args) as api:
-        _output(args, api.json("GET", "/api/switches/history", params={"limit": args.limit}), human)
+    with connect(args) as api:
+        print_answer(args, api.json("GET", "/api/switches/history", params={"limit": args.limit}), human)
     return 0
 
 
@@ -72,7 +74,7 @@ def _body(args: argparse.Namespace, active: bool) -> dict[str, Any]:
 
 def _flip(args: argparse.Namespace, active: bool) -> int:
     body = _body(args, active)
-    with _connect(args) as api:
+    with connect(args) as api:
         row = api.json("POST", "/api/switches", json=body)
     what = row.get("scope", args.scope)
     if what == "tenant":
@@ -96,16 +98,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `switch` command group."""
     group = subparsers.add_parser("switch", help="list and flip kill switches")
     group = group.add_subparsers(dest="switch_command", required=True, metavar="COMMAND")
-    _leaf(
+    leaf(
         group, "list", switch_list, "list the kill switches of your tenant and the global one", json_flag=True
     )
-    p = _leaf(group, "history", switch_history, "every flip, newest first", json_flag=True)
+    p = leaf(group, "history", switch_history, "every flip, newest first", json_flag=True)
     p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     for name, command, text in [
         ("on", switch_on, "turn a kill switch on: running tasks pause or stop at their next step"),
         ("off", switch_off, "turn a kill switch off"),
     ]:
-        p = _leaf(group, name, command, text)
+        p = leaf(group, name, command, text)
         p.add_argument("scope", choices=SCOPES, metavar="SCOPE", help="global | tenant | agent | tool")
         p.add_argument("subject", nargs="?", metavar="SUBJECT", help="the agent or tool name")
         if name == "on":

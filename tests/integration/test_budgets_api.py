@@ -23,7 +23,8 @@ from fastapi import FastAPI
 from orchestrator.api import errors
 from orchestrator.api.routes import budgets as budget_routes
 from orchestrator.budgets.service import BudgetService, Reservation, current_month, load_service
-from orchestrator.cli import budget_cmd, client
+from orchestrator.cli import api_client as client
+from orchestrator.cli import budget_cmd
 from orchestrator.db import session_scope
 from orchestrator.demo.seed import ensure_tenant, ensure_token, ensure_user
 from orchestrator.models import Task

@@ -26,7 +26,7 @@ from sqlmodel import Session, col, select
 from orchestrator import audit
 from orchestrator.api import errors
 from orchestrator.api.routes import switches as switch_routes
-from orchestrator.cli import client as cli_client
+from orchestrator.cli import api_client as cli_client
 from orchestrator.cli import switch_cmd
 from orchestrator.contracts import SWITCHES_CHANGED_SIGNAL
 from orchestrator.db import make_engine, migrate, session_scope

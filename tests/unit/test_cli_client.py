@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from orchestrator.cli import client
+from orchestrator.cli import api_client, checkpoint_cmd, task_cmd
 from orchestrator.settings import Settings
 
 TOKEN = "fd-secret-token-from-file"
@@ -58,7 +58,9 @@ class Cli:
 
     def run(self, *argv: str) -> Result:
         parser = argparse.ArgumentParser(prog="frontdesk")
-        client.register(parser.add_subparsers(dest="command", required=True))
+        commands = parser.add_subparsers(dest="command", required=True)
+        task_cmd.register(commands)
+        checkpoint_cmd.register(commands)
         args = parser.parse_args(argv)
         code = args.func(args)
         captured = self.capsys.readouterr()
@@ -75,13 +77,13 @@ def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureF
     (tmp_path / "cli-token").write_text(TOKEN + "\n")
     harness = Cli(api=FakeApi(), state_dir=tmp_path, capsys=capsys, sleeps=[])
 
-    def build(url: str, token: str) -> client.ApiClient:
+    def build(url: str, token: str) -> api_client.ApiClient:
         harness.urls.append(url)
-        return client.ApiClient(url, token, transport=httpx.MockTransport(harness.api.handler))
+        return api_client.ApiClient(url, token, transport=httpx.MockTransport(harness.api.handler))
 
-    monkeypatch.setattr(client, "get_settings", lambda: settings)
-    monkeypatch.setattr(client, "build_client", build)
-    monkeypatch.setattr(client, "_sleep", harness.sleeps.append)
+    monkeypatch.setattr(api_client, "get_settings", lambda: settings)
+    monkeypatch.setattr(api_client, "build_client", build)
+    monkeypatch.setattr(task_cmd, "_sleep", harness.sleeps.append)
     return harness
 
 
@@ -199,7 +201,7 @@ def test_submit_wait_prints_status_changes_until_waiting(cli: Cli) -> None:
         "waiting for a human decision: see `frontdesk checkpoint list`",
     ]
     assert [r.method for r in cli.api.requests] == ["POST", "GET", "GET", "GET"]
-    assert cli.sleeps == [client.POLL_SECONDS, client.POLL_SECONDS]
+    assert cli.sleeps == [task_cmd.POLL_SECONDS, task_cmd.POLL_SECONDS]
 
 
 def test_submit_wait_json_prints_only_the_final_task_on_stdout(cli: Cli) -> None:
@@ -244,19 +246,21 @@ def test_missing_token_exits_2_without_calling_the_api(cli: Cli) -> None:
     result = cli.run("checkpoint", "list")
 
     assert result.code == 2
-    assert result.err == f"error: {client.NO_TOKEN}\n"
+    assert result.err == f"error: {api_client.NO_TOKEN}\n"
     assert "run `frontdesk dev`, which writes .frontdesk/cli-token" in result.err
     assert cli.api.requests == [] and cli.urls == []
 
 
 def test_default_url_comes_from_settings() -> None:
     assert (
-        client.default_url(Settings(_env_file=None, api_host="10.0.0.5", api_port=9)) == "http://10.0.0.5:9"
+        api_client.default_url(Settings(_env_file=None, api_host="10.0.0.5", api_port=9))
+        == "http://10.0.0.5:9"
     )
     assert (
-        client.default_url(Settings(_env_file=None, api_host="0.0.0.0", api_port=9)) == "http://127.0.0.1:9"
+        api_client.default_url(Settings(_env_file=None, api_host="0.0.0.0", api_port=9))
+        == "http://127.0.0.1:9"
     )
-    assert client.default_url(Settings(_env_file=None, api_host="::1", api_port=9)) == "http://[::1]:9"
+    assert api_client.default_url(Settings(_env_file=None, api_host="::1", api_port=9)) == "http://[::1]:9"
 
 
 # --- errors ---------------------------------------------------------------------------------------
