@@ -54,7 +54,7 @@ $(NPM_PREFIX)/.axe-core-$(AXE_VERSION):
 
 browser-deps: $(CHROMIUM) $(NPM_PREFIX)/.axe-core-$(AXE_VERSION) ## install what the browser tests need: Debian's chromium and axe-core (.frontdesk/npm)
 
-run: install ## start Temporal, the demo model, LiteLLM, a worker and the API + UI on 127.0.0.1:8000
+run: install ## start Temporal, the demo model, LiteLLM, a worker and the API + UI (with the sample catalog) on 127.0.0.1:8000
 	$(BIN)/frontdesk dev
 
 services: ## make sure PostgreSQL (needed by the database tests) is running

@@ -32,9 +32,9 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from orchestrator.db import make_engine, session_scope
+from orchestrator.demo.catalog.tables import DemoOrder
 from orchestrator.demo.devstack.processes import ManagedProcess, free_port
 from orchestrator.demo.seed import prepare_database
-from orchestrator.models import DemoOrder
 from orchestrator.settings import PROJECT_ROOT, Settings
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -72,14 +73,17 @@ class Settings(BaseSettings):
     policies_dir: Path = Field(
         PROJECT_ROOT / "policies", description="Folder with casbin models, policies and the price table."
     )
-    sample_tool_delay_seconds: float = Field(
-        0.0,
-        ge=0,
-        description="Demo/test only: the sample refund tool waits this long after writing its ledger row.",
-    )
     catalog_packages: list[str] = Field(
-        ["orchestrator.demo.catalog"],
-        description="Catalog packages (import paths) that the API and the workers load.",
+        [],
+        description="Catalog packages (import paths) and YAML workflow files or folders that the API "
+        "and the workers load; empty: no workflow is registered. The dev stack loads "
+        '`["orchestrator.demo.catalog"]` unless this is set.',
+    )
+    catalog_settings: dict[str, dict[str, Any]] = Field(
+        {},
+        description="Each catalog package's own settings, keyed by package, e.g. "
+        '`{"orchestrator.demo.catalog": {"tool_delay_seconds": 2}}`; the worker validates them '
+        "against the model the package declares (`settings_model`) when it loads the catalog.",
     )
     intake_threshold: float = Field(
         0.55, ge=0, le=1, description="Intake picks a workflow on its own only at or above this confidence."

@@ -29,10 +29,10 @@ from temporalio.testing import WorkflowEnvironment
 from orchestrator.app import build_state, create_app
 from orchestrator.contracts import TERMINAL_STATUSES
 from orchestrator.db import make_engine, migrate, session_scope
+from orchestrator.demo.catalog.tables import DemoOrder
 from orchestrator.demo.devstack.litellm import litellm_command, litellm_env, write_litellm_config
 from orchestrator.demo.devstack.processes import ManagedProcess, free_port, temporal_binary
 from orchestrator.demo.seed import ensure_tenant, ensure_token, ensure_user, seed_demo
-from orchestrator.models import DemoOrder
 from orchestrator.settings import PROJECT_ROOT, Settings
 from workers.worker import build_router, build_worker
 
@@ -40,6 +40,7 @@ HISTORIES_DIR = PROJECT_ROOT / "tests" / "replay" / "histories"
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 ROUTER_KEY = "test-" + secrets.token_hex(8)
 TERMINAL = set(TERMINAL_STATUSES)
+DEMO_CATALOG = "orchestrator.demo.catalog"  # the sample catalog: loaded only when named
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -278,6 +279,7 @@ def stack_settings(db: SeededDb, router: str, state_dir: Path, **overrides: Any)
         "router_backoff_seconds": 0.05,
         "router_timeout_seconds": 20,
         "state_dir": state_dir,
+        "catalog_packages": [DEMO_CATALOG],
     }
     values.update(overrides)
     return Settings(**values)

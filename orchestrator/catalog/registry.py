@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from orchestrator.catalog.context import ToolContext as ToolContext  # what a tool gets; re-exported
 from orchestrator.contracts import AgentSpec, SideEffect, StepSpec, ToolSpec, WorkflowSpec
 
 Kind = Literal["workflow", "agent", "tool"]
@@ -34,18 +35,6 @@ class ToolFailure(Exception):
 
 class CatalogError(ValueError):
     """A definition refers to something that is not registered, or is registered twice."""
-
-
-@dataclass(frozen=True)
-class ToolContext:
-    """What a tool implementation may use; built by the worker for every run."""
-
-    tenant_id: str
-    task_id: str
-    idempotency_key: str
-    engine: Any  # sqlalchemy Engine
-    settings: Any
-    heartbeat: Callable[..., None]
 
 
 ToolImpl = Callable[[Any, ToolContext], Awaitable[dict[str, Any]]]

@@ -19,7 +19,8 @@ from sqlmodel import Session, select
 
 from orchestrator import audit
 from orchestrator.db import make_engine, migrate, session_scope
-from orchestrator.models import ApiToken, DemoOrder, DemoTicket, Membership, Tenant, User
+from orchestrator.demo.catalog.tables import DemoOrder, DemoTicket
+from orchestrator.models import ApiToken, Membership, Tenant, User
 from orchestrator.security import TOKEN_PREFIX, hash_password, hash_token, new_token
 from orchestrator.settings import Settings
 

@@ -34,10 +34,12 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import TYPE_CHECKING, Literal
 
+from orchestrator.errors import Unprocessable
+
 if TYPE_CHECKING:
     from orchestrator.catalog.registry import Catalog
 
-__all__ = ["Choice", "Intake", "IntakeError", "IntakeResult", "normalise"]
+__all__ = ["Choice", "Intake", "IntakeError", "IntakeResult", "NoWorkflowRegistered", "normalise"]
 
 TOP_K = 3
 DEFAULT_THRESHOLD = 0.55
@@ -51,6 +53,12 @@ Vector = dict[str, float]
 
 class IntakeError(ValueError):
     """Intake cannot be trained from what it was given (no examples, a single workflow...)."""
+
+
+class NoWorkflowRegistered(Unprocessable):
+    """The catalog holds no workflow, so there is nothing to pick (422)."""
+
+    title = "No workflow registered"
 
 
 @dataclass(frozen=True)
@@ -183,14 +191,25 @@ class Intake:
         """Train on the latest version of every registered workflow that has examples.
 
         Refs are ``name@version`` (as in ``catalog.workflow_refs()``), highest version per name;
-        workflows without examples are left out (catalog validation reports them).
+        workflows without examples are left out (catalog validation reports them). With fewer than
+        two such workflows (an empty catalog, say) there is nothing to learn: see :meth:`untrained`.
         """
         examples: dict[str, list[str]] = {}
+        latest: set[str] = set()
         for ref in catalog.workflow_refs():
             definition = catalog.workflows[ref.split("@", 1)[0]]  # a bare name is the latest version
+            latest.add(definition.ref)
             if definition.examples:
-                examples[f"{definition.name}@{definition.version}"] = list(definition.examples)
+                examples[definition.ref] = list(definition.examples)
+        if len(examples) < 2:
+            return cls.untrained(latest)
         return cls.train(examples)
+
+    @classmethod
+    def untrained(cls, refs: Iterable[str]) -> Intake:
+        """Intake that cannot choose: it offers `refs` with no confidence, so the requester names
+        the workflow; with no ref at all it raises :class:`NoWorkflowRegistered`."""
+        return cls(sorted(set(refs)), ({}, {}), 1.0, {}, 1.0, 1.0, 0)
 
     # -- use ----------------------------------------------------------------------------------------
     def scores(self, text: str) -> dict[str, float]:
@@ -199,6 +218,14 @@ class Intake:
         return {ref: _dot(vec, centroid) for ref, centroid in self._centroids.items()}
 
     def classify(self, text: str) -> IntakeResult:
+        if not self._centroids:  # untrained
+            if not self.refs:
+                raise NoWorkflowRegistered(
+                    "No workflow is registered, so there is nothing to run. Add a catalog package to "
+                    "FRONTDESK_CATALOG_PACKAGES and restart the API and the workers."
+                )
+            ranked = [(ref, 0.0) for ref in self.refs[:TOP_K]]
+            return IntakeResult(ref=ranked[0][0], confidence=0.0, ranked=ranked)
         probs = self._probabilities(self.scores(text))
         ranked = sorted(probs.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_K]
         return IntakeResult(ref=ranked[0][0], confidence=ranked[0][1], ranked=ranked)

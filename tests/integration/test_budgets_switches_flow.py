@@ -11,7 +11,7 @@ import pytest
 from sqlmodel import select
 
 from orchestrator.db import session_scope
-from orchestrator.models import RefundLedger
+from orchestrator.demo.catalog.tables import RefundLedger
 
 
 def ledger(stack: Any, order_id: str) -> list[RefundLedger]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -15,8 +16,8 @@ import pytest
 from sqlmodel import select
 
 from orchestrator.db import session_scope
+from orchestrator.demo.catalog.tables import RefundLedger
 from orchestrator.demo.devstack.processes import ManagedProcess
-from orchestrator.models import RefundLedger
 from orchestrator.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
@@ -36,8 +37,14 @@ class WorkerProcess:
             "FRONTDESK_ROUTER_API_KEY": s.router_api_key,
             "FRONTDESK_ROUTER_BACKOFF_SECONDS": "0.05",
             "FRONTDESK_STATE_DIR": str(s.state_dir),
+            "FRONTDESK_CATALOG_PACKAGES": json.dumps(s.catalog_packages),
         }
-        env.update({f"FRONTDESK_{k.upper()}": str(v) for k, v in settings.items()})
+        env.update(
+            {
+                f"FRONTDESK_{k.upper()}": v if isinstance(v, str) else json.dumps(v)
+                for k, v in settings.items()
+            }
+        )
         self.count = 0
         self.env, self.log_dir = env, log_dir
         self.proc: ManagedProcess | None = None
@@ -108,7 +115,7 @@ async def test_worker_killed_while_tool_activity_runs(api_only: Any, worker_fact
     stack = api_only
     # The refund tool commits its ledger row, then holds the activity open for 30 s:
     # the kill lands after the side effect and before the activity completes.
-    first = worker_factory(sample_tool_delay_seconds=30)
+    first = worker_factory(catalog_settings={"orchestrator.demo.catalog": {"tool_delay_seconds": 30}})
     first.start()
     order = stack.make_order("90.00")
     task = await stack.submit(f"Refund 60 EUR on order {order}, parcel lost.")

@@ -10,7 +10,8 @@ from typing import Any
 from sqlmodel import select
 
 from orchestrator.db import session_scope
-from orchestrator.models import AuditEvent, RefundLedger
+from orchestrator.demo.catalog.tables import RefundLedger
+from orchestrator.models import AuditEvent
 
 
 def ledger(stack: Any, order_id: str) -> list[RefundLedger]:

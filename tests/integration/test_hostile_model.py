@@ -17,7 +17,8 @@ from conftest import Stack, running_stack
 from sqlmodel import select
 
 from orchestrator.db import session_scope
-from orchestrator.models import AuditEvent, Checkpoint, EmailOutbox, RefundLedger, ToolCall
+from orchestrator.demo.catalog.tables import EmailOutbox, RefundLedger
+from orchestrator.models import AuditEvent, Checkpoint, ToolCall
 
 pytestmark = pytest.mark.slow
 TURNS = 220

@@ -14,7 +14,7 @@ from typing import Any
 from sqlmodel import select
 
 from orchestrator.db import session_scope
-from orchestrator.models import EmailOutbox, RefundLedger
+from orchestrator.demo.catalog.tables import EmailOutbox, RefundLedger
 
 TERMINAL = {"completed", "failed", "rejected", "cancelled"}
 

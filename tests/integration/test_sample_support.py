@@ -16,12 +16,15 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from orchestrator.catalog.registry import ToolContext, ToolFailure
+from orchestrator.catalog.context import TaskFacts, ToolContext, sessions_of
+from orchestrator.catalog.registry import ToolFailure
 from orchestrator.db import session_scope
+from orchestrator.demo.catalog.settings import DemoCatalogSettings
 from orchestrator.demo.catalog.support_models import LookupTicketArgs, UpdateTicketArgs
 from orchestrator.demo.catalog.support_tools import lookup_ticket, update_ticket
+from orchestrator.demo.catalog.tables import DemoTicket
 from orchestrator.demo.seed import DEMO_TICKETS
-from orchestrator.models import DemoTicket, TaskStep
+from orchestrator.models import TaskStep
 
 WORKFLOW = "ticket_triage@1"
 TICKETS = {t[0]: t for t in DEMO_TICKETS}
@@ -176,8 +179,20 @@ async def test_a_regulated_ticket_waits_for_a_person(stack: Any, decision: str) 
 async def test_the_ticket_tools_are_tenant_scoped_and_idempotent(db: Any) -> None:
     ticket_id = make_ticket(db.engine, "TCK-2004")
 
-    def ctx(key: str, tenant: str = "acme") -> ToolContext:
-        return ToolContext(tenant, "tsk_test", key, db.engine, None, lambda *a: None)
+    facts = TaskFacts(
+        workflow=WORKFLOW, step="update", agent="workflow:ticket_triage", data_classification="internal"
+    )
+
+    def ctx(key: str, tenant: str = "acme") -> ToolContext[DemoCatalogSettings]:
+        return ToolContext(
+            tenant_id=tenant,
+            task_id="tsk_test",
+            idempotency_key=key,
+            facts=facts,
+            settings=DemoCatalogSettings(),
+            heartbeat=lambda *a: None,
+            sessions=sessions_of(db.engine),
+        )
 
     seen = await lookup_ticket(LookupTicketArgs(ticket_id=ticket_id), ctx("k0"))
     assert (seen["ticket_id"], seen["customer"], seen["status"]) == (ticket_id, "Sam Carter", "open")

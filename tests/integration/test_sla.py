@@ -17,7 +17,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from orchestrator.db import session_scope
-from orchestrator.models import NotificationOutbox, RefundLedger
+from orchestrator.demo.catalog.tables import RefundLedger
+from orchestrator.models import NotificationOutbox
 
 pytestmark = pytest.mark.slow
 

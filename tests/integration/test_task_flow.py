@@ -11,7 +11,8 @@ from sqlmodel import select
 
 from orchestrator.audit import verify_chain
 from orchestrator.db import session_scope
-from orchestrator.models import AuditEvent, RefundLedger
+from orchestrator.demo.catalog.tables import RefundLedger
+from orchestrator.models import AuditEvent
 from orchestrator.settings import PROJECT_ROOT
 
 PRICES = yaml.safe_load((PROJECT_ROOT / "policies" / "prices.yaml").read_text())["models"]

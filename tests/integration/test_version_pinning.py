@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from orchestrator.app import build_state, create_app
 from orchestrator.db import session_scope
-from orchestrator.models import EmailOutbox
+from orchestrator.demo.catalog.tables import EmailOutbox
 from workers.worker import build_router, build_worker
 
 

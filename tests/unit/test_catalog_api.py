@@ -315,7 +315,9 @@ async def test_tool_rules_of_another_tenant_stay_hidden(sqlite_db: Any, tmp_path
     first_rule = next(i for i, line in enumerate(lines) if line.startswith("p,"))
     lines.insert(first_rule, "p, globex, refund_agent, issue_refund, money(r.args.amount) > 5000, deny, globex-refund-cap")
     (policies / "tool_policy.csv").write_text("\n".join(lines) + "\n")
-    settings = Settings(database_url=sqlite_db.url, state_dir=tmp_path, policies_dir=policies)
+    settings = Settings(
+        database_url=sqlite_db.url, state_dir=tmp_path, policies_dir=policies, catalog_packages=PACKAGES[:1]
+    )
     app = create_app(settings, state=build_state(settings, engine=sqlite_db.engine))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://frontdesk") as c:
         acme = (await c.get("/api/tools/issue_refund", headers=auth(sqlite_db, "ada"))).json()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import re
 import signal
@@ -459,6 +460,17 @@ def test_children_are_pointed_at_the_dev_stack(tmp_path: Path) -> None:
     assert env["FRONTDESK_STATE_DIR"] == str(settings.state_dir)
     assert env["FRONTDESK_DATABASE_URL"] == "sqlite:///x.db"
     assert env["PATH"] == os.environ["PATH"]
+
+
+def test_children_load_the_sample_catalog_unless_told_otherwise(tmp_path: Path) -> None:
+    def packages(**overrides: object) -> object:
+        stack = DevStack(dev_settings(tmp_path, **overrides), prepare=lambda s: FakeSeed(), out=io.StringIO())
+        return json.loads(stack.child_env()["FRONTDESK_CATALOG_PACKAGES"])
+
+    assert Settings(_env_file=None).catalog_packages == []  # type: ignore[call-arg]
+    assert packages() == ["orchestrator.demo.catalog"]
+    assert packages(catalog_packages=["acme_catalog", "flows.yaml"]) == ["acme_catalog", "flows.yaml"]
+    assert packages(catalog_packages=[]) == []  # set, even to nothing: the person's choice
 
 
 def test_banner_shows_urls_logins_and_tokens(tmp_path: Path) -> None:

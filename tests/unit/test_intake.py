@@ -16,7 +16,13 @@ import yaml
 
 from orchestrator.catalog.registry import Catalog, WorkflowDefinition
 from orchestrator.demo.catalog.examples import EXAMPLES
-from orchestrator.services.intake import DEFAULT_THRESHOLD, Intake, IntakeError, normalise
+from orchestrator.services.intake import (
+    DEFAULT_THRESHOLD,
+    Intake,
+    IntakeError,
+    NoWorkflowRegistered,
+    normalise,
+)
 
 HELDOUT_PATH = Path(__file__).resolve().parents[1] / "intake" / "heldout.yaml"
 ACCURACY_FLOOR = 0.88  # measured 0.947 (71/75)
@@ -238,6 +244,16 @@ def test_from_catalog_uses_the_latest_version_of_each_workflow() -> None:
     assert intake.choose("summarise the memo below in two lines").ref == "summary@1"
 
 
-def test_from_an_empty_catalog_is_refused() -> None:
+def test_with_fewer_than_two_workflows_intake_never_picks() -> None:
+    """An empty catalog (the default without the sample catalog) still starts the API; asking
+    intake says that no workflow is registered (a 422). One workflow: it is offered, not picked."""
+    empty = Intake.from_catalog(Catalog())
+    with pytest.raises(NoWorkflowRegistered, match="No workflow is registered") as caught:
+        empty.choose("refund ORD-1290 please")
+    assert caught.value.status == 422
+    single = Catalog()
+    single.add_workflow(_definition("summary", "1", EXAMPLES["summary"]))
+    choice = Intake.from_catalog(single).choose("give me the gist of this report")
+    assert (choice.kind, choice.ref, choice.options) == ("ask", None, [("summary@1", 0.0)])
     with pytest.raises(IntakeError, match="at least two workflows"):
-        Intake.from_catalog(Catalog())
+        Intake.train({"summary@1": EXAMPLES["summary"]})

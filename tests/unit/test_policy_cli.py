@@ -22,6 +22,13 @@ from orchestrator.policy.engine import PolicyEngine
 from orchestrator.settings import PROJECT_ROOT, Settings
 
 
+@pytest.fixture(autouse=True)
+def sample_catalog(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`policy explain` takes a tool's side effect from the catalog the settings name: the sample one."""
+    settings = Settings(_env_file=None, catalog_packages=["orchestrator.demo.catalog"])  # type: ignore[call-arg]
+    monkeypatch.setattr(policy_cmd, "get_settings", lambda: settings)
+
+
 @pytest.fixture
 def policies(tmp_path: Path) -> Path:
     target = tmp_path / "policies"
@@ -170,7 +177,12 @@ def test_explain_broken_policies_exit_2(policies: Path, capsys: pytest.CaptureFi
 
 @pytest.fixture
 async def api(sqlite_db: Any, policies: Path, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings(database_url=sqlite_db.url, state_dir=tmp_path, policies_dir=policies)
+    settings = Settings(
+        database_url=sqlite_db.url,
+        state_dir=tmp_path,
+        policies_dir=policies,
+        catalog_packages=["orchestrator.demo.catalog"],
+    )
     app = FastAPI()
     errors.install(app)
     app.include_router(policy_routes.router)

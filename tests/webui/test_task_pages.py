@@ -11,7 +11,8 @@ from decimal import Decimal
 from sqlmodel import select
 
 from orchestrator.db import session_scope
-from orchestrator.models import RefundLedger, Task
+from orchestrator.demo.catalog.tables import RefundLedger
+from orchestrator.models import Task
 from webui.conftest import sign_in
 
 

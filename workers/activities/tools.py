@@ -15,17 +15,19 @@ from temporalio import activity
 
 from orchestrator import audit
 from orchestrator.budgets.service import BudgetService
-from orchestrator.catalog.registry import Catalog, RegisteredTool, ToolContext, ToolFailure
+from orchestrator.catalog.context import NoSettings, TaskFacts, ToolContext, package_settings, sessions_of
+from orchestrator.catalog.registry import Catalog, RegisteredTool, ToolFailure
 from orchestrator.contracts import (
     VALIDATE_OUTPUT,
     ToolRunInput,
     ToolRunResult,
     ValidateOutputInput,
     ValidateOutputResult,
+    WorkflowSpec,
     run_tool,
 )
 from orchestrator.db import session_scope
-from orchestrator.models import AuditEvent, ToolCall, utcnow
+from orchestrator.models import AuditEvent, Task, ToolCall, utcnow
 from orchestrator.settings import Settings
 from workers.activities import implements
 from workers.activities.governance import validation_message
@@ -35,7 +37,10 @@ class ToolActivities:
     def __init__(self, engine: Engine, catalog: Catalog, settings: Settings, budgets: BudgetService) -> None:
         self._engine = engine
         self._catalog = catalog
-        self._settings = settings
+        self._sessions = sessions_of(engine)
+        # A tool sees its own package's settings only, validated here once: a bad value stops the worker.
+        tool_packages = {catalog.sources[ref] for ref in catalog.tools if ref in catalog.sources}
+        self._package_settings = package_settings(sorted(tool_packages), settings.catalog_settings)
         self._budgets = budgets
 
     def activities(self) -> list[Callable[..., Any]]:
@@ -60,9 +65,10 @@ class ToolActivities:
             tenant_id=inp.tenant_id,
             task_id=inp.task_id,
             idempotency_key=inp.idempotency_key,
-            engine=self._engine,
-            settings=self._settings,
+            facts=await asyncio.to_thread(self._facts, record),
+            settings=self._package_settings.get(self._catalog.sources.get(tool.spec.ref, ""), NoSettings()),
             heartbeat=activity.heartbeat,
+            sessions=self._sessions,
         )
         try:
             args = tool.args_model.model_validate(inp.args)
@@ -104,6 +110,20 @@ class ToolActivities:
                 record.updated_at = utcnow()
                 session.add(record)
             return record
+
+    def _facts(self, record: ToolCall) -> TaskFacts:
+        """What a tool may know of its task: the workflow, the step, the agent, the data classification."""
+        with session_scope(self._engine) as session:
+            task = session.get(Task, record.task_id)
+            if task is None or task.tenant_id != record.tenant_id:
+                raise LookupError(f"tool call {record.id} belongs to no task of its tenant")
+            pinned = WorkflowSpec.model_validate_json(task.definition_json)
+        return TaskFacts(
+            workflow=pinned.ref,
+            step=record.step,
+            agent=record.agent,
+            data_classification=pinned.data_classification,
+        )
 
     def _finish(self, inp: ToolRunInput, outcome: ToolRunResult, status: str) -> None:
         with session_scope(self._engine) as session:

@@ -12,10 +12,14 @@ from typing import Any
 
 from sqlmodel import select
 
-from orchestrator.catalog.registry import ToolContext, ToolFailure
-from orchestrator.db import session_scope
+from orchestrator.catalog.context import ToolContext
+from orchestrator.catalog.registry import ToolFailure
+from orchestrator.demo.catalog.settings import DemoCatalogSettings
 from orchestrator.demo.catalog.support_models import LookupTicketArgs, UpdateTicketArgs
-from orchestrator.models import DemoTicket, utcnow
+from orchestrator.demo.catalog.tables import DemoTicket
+from orchestrator.models import utcnow
+
+Context = ToolContext[DemoCatalogSettings]
 
 
 def _ticket_view(ticket: DemoTicket) -> dict[str, Any]:
@@ -38,17 +42,17 @@ def _find(session: Any, ticket_id: str, tenant_id: str, *, for_update: bool = Fa
     return ticket  # type: ignore[no-any-return]
 
 
-async def lookup_ticket(args: LookupTicketArgs, ctx: ToolContext) -> dict[str, Any]:
+async def lookup_ticket(args: LookupTicketArgs, ctx: Context) -> dict[str, Any]:
     def run() -> dict[str, Any]:
-        with session_scope(ctx.engine) as session:
+        with ctx.session() as session:
             return _ticket_view(_find(session, args.ticket_id, ctx.tenant_id))
 
     return await asyncio.to_thread(run)
 
 
-async def update_ticket(args: UpdateTicketArgs, ctx: ToolContext) -> dict[str, Any]:
+async def update_ticket(args: UpdateTicketArgs, ctx: Context) -> dict[str, Any]:
     def run() -> dict[str, Any]:
-        with session_scope(ctx.engine) as session:
+        with ctx.session() as session:
             ticket = _find(session, args.ticket_id, ctx.tenant_id, for_update=True)
             replayed = ticket.update_key == ctx.idempotency_key
             if not replayed:

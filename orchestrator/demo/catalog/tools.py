@@ -14,10 +14,13 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from orchestrator.catalog.registry import ToolContext, ToolFailure
-from orchestrator.db import session_scope
+from orchestrator.catalog.context import ToolContext
+from orchestrator.catalog.registry import ToolFailure
 from orchestrator.demo.catalog.models import IssueRefundArgs, LookupOrderArgs, SendEmailArgs
-from orchestrator.models import DemoOrder, EmailOutbox, RefundLedger
+from orchestrator.demo.catalog.settings import DemoCatalogSettings
+from orchestrator.demo.catalog.tables import DemoOrder, EmailOutbox, RefundLedger
+
+Context = ToolContext[DemoCatalogSettings]
 
 
 def _order_view(order: DemoOrder) -> dict[str, Any]:
@@ -32,9 +35,9 @@ def _order_view(order: DemoOrder) -> dict[str, Any]:
     }
 
 
-async def lookup_order(args: LookupOrderArgs, ctx: ToolContext) -> dict[str, Any]:
+async def lookup_order(args: LookupOrderArgs, ctx: Context) -> dict[str, Any]:
     def run() -> dict[str, Any]:
-        with session_scope(ctx.engine) as session:
+        with ctx.session() as session:
             order = session.exec(
                 select(DemoOrder).where(DemoOrder.id == args.order_id, DemoOrder.tenant_id == ctx.tenant_id)
             ).first()
@@ -45,9 +48,9 @@ async def lookup_order(args: LookupOrderArgs, ctx: ToolContext) -> dict[str, Any
     return await asyncio.to_thread(run)
 
 
-async def issue_refund(args: IssueRefundArgs, ctx: ToolContext) -> dict[str, Any]:
+async def issue_refund(args: IssueRefundArgs, ctx: Context) -> dict[str, Any]:
     def run() -> dict[str, Any]:
-        with session_scope(ctx.engine) as session:
+        with ctx.session() as session:
             done = session.exec(
                 select(RefundLedger).where(RefundLedger.idempotency_key == ctx.idempotency_key)
             ).first()
@@ -88,15 +91,15 @@ async def issue_refund(args: IssueRefundArgs, ctx: ToolContext) -> dict[str, Any
     except IntegrityError:
         # Another attempt with the same key committed first: report its refund.
         result = await asyncio.to_thread(_existing, ctx)
-    if ctx.settings.sample_tool_delay_seconds:
+    if ctx.settings.tool_delay_seconds:
         # Demo/test knob: hold the activity open *after* the side effect committed, which is
         # exactly where a crash would tempt a naive implementation to refund twice.
-        await _sleep_with_heartbeat(ctx, ctx.settings.sample_tool_delay_seconds)
+        await _sleep_with_heartbeat(ctx, ctx.settings.tool_delay_seconds)
     return result
 
 
-def _existing(ctx: ToolContext) -> dict[str, Any]:
-    with session_scope(ctx.engine) as session:
+def _existing(ctx: Context) -> dict[str, Any]:
+    with ctx.session() as session:
         entry = session.exec(
             select(RefundLedger).where(RefundLedger.idempotency_key == ctx.idempotency_key)
         ).one()
@@ -114,7 +117,7 @@ def _refund_view(entry: RefundLedger, *, replayed: bool) -> dict[str, Any]:
     }
 
 
-async def _sleep_with_heartbeat(ctx: ToolContext, seconds: float) -> None:
+async def _sleep_with_heartbeat(ctx: Context, seconds: float) -> None:
     waited = 0.0
     while waited < seconds:
         ctx.heartbeat()
@@ -123,9 +126,9 @@ async def _sleep_with_heartbeat(ctx: ToolContext, seconds: float) -> None:
         waited += step
 
 
-async def send_email(args: SendEmailArgs, ctx: ToolContext) -> dict[str, Any]:
+async def send_email(args: SendEmailArgs, ctx: Context) -> dict[str, Any]:
     def run() -> dict[str, Any]:
-        with session_scope(ctx.engine) as session:
+        with ctx.session() as session:
             queued = session.exec(
                 select(EmailOutbox).where(EmailOutbox.idempotency_key == ctx.idempotency_key)
             ).first()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import json
 import os
 import signal
 import sys
@@ -37,6 +38,8 @@ from orchestrator.demo.devstack.processes import (
 from orchestrator.settings import Settings
 
 LOCAL_HOST = "127.0.0.1"
+# What the dev stack's children load unless FRONTDESK_CATALOG_PACKAGES is set.
+DEMO_CATALOG = "orchestrator.demo.catalog"
 
 
 class SeedInfo(Protocol):
@@ -247,11 +250,16 @@ class DevStack:
         self.temporal_ui_url = f"http://{LOCAL_HOST}:{settings.temporal_ui_port}"
 
     def child_env(self) -> dict[str, str]:
-        """Our environment plus the FRONTDESK_* values that point a child at this stack."""
+        """Our environment plus the FRONTDESK_* values that point a child at this stack.
+
+        The children load the sample catalog, which works offline with the demo model, unless
+        FRONTDESK_CATALOG_PACKAGES was set (to anything, `[]` included)."""
         s = self.settings
+        packages = s.catalog_packages if "catalog_packages" in s.model_fields_set else [DEMO_CATALOG]
         env = dict(os.environ)
         env.update(
             {
+                "FRONTDESK_CATALOG_PACKAGES": json.dumps(packages),
                 "FRONTDESK_STATE_DIR": str(s.state_dir),
                 "FRONTDESK_TEMPORAL_ADDRESS": self.temporal_address,
                 "FRONTDESK_TEMPORAL_NAMESPACE": s.temporal_namespace,
