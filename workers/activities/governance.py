@@ -216,7 +216,7 @@ class GovernanceActivities:
             approval = self._policy.approval_for(existing.rule_id)
         return AuthorizeToolResult(
             tool_call_record_id=existing.id,
-            effect=existing.effect,  # type: ignore[arg-type]  # a str column, written from a PolicyEffect above
+            effect=existing.effect,
             policy_version=existing.policy_version,
             rule=existing.rule,
             rule_id=existing.rule_id,

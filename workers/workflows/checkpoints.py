@@ -1,26 +1,34 @@
-"""Checkpoints inside the task workflow: opening, SLA escalation, and the decide and reassign
-updates with their validators (mixed into TaskWorkflow)."""
+"""Checkpoints inside the task workflow: a person decides before the task goes on.
+
+`Checkpoints.ask` opens one and waits, under its SLA with escalation, until it is decided (or
+auto-rejected). The decide and reassign updates of TaskWorkflow delegate to `decide`/`reassign`
+and their validators to `check_decide`/`check_reassign`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from orchestrator.contracts import (
-        DECIDE_UPDATE_NAME,
-        REASSIGN_UPDATE_NAME,
-        Ack,
+        ESCALATE_CHECKPOINT,
+        OPEN_CHECKPOINT,
+        REAUTHORIZE_EDIT,
+        RECORD_DECISION,
+        RECORD_REASSIGN,
         ApprovalSpec,
         CheckpointDecisionRecord,
         CheckpointKind,
         CheckpointOpenInput,
         CheckpointState,
+        CheckpointStatus,
+        DecisionKind,
         DecisionRequest,
         DecisionResult,
         EscalateInput,
@@ -28,19 +36,34 @@ with workflow.unsafe.imports_passed_through():
         ReassignRequest,
         ReauthorizeInput,
         ReauthorizeResult,
+        RefusalKind,
+        TaskWorkflowInput,
+        failures,
+        why_not_decide,
     )
-    from workers.workflows.support import (
-        RECORD_OPTS,
-    )
-
-from workers.workflows.base import TaskState
+    from workers.workflows.support import RECORD_OPTS, call
 
 MAX_BUDGET_USD = Decimal("1000000")
 
+# Who-may-decide refusals, as the ApplicationError types the update answers with.
+REFUSAL_TYPES: dict[RefusalKind, str] = {
+    "not_open": failures.CHECKPOINT_NOT_OPEN,
+    "own_task": failures.FORBIDDEN,
+    "not_assigned": failures.FORBIDDEN,
+    "already_approved": failures.CONFLICT,
+}
 
-class Checkpoints(TaskState):
-    # -- checkpoints ----------------------------------------------------------------------------------
-    async def _checkpoint(
+
+class Checkpoints:
+    """The task's checkpoints, kept in workflow memory while they are decided."""
+
+    def __init__(self, inp: TaskWorkflowInput) -> None:
+        self._inp = inp
+        self._states: dict[str, CheckpointState] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    # -- asking -------------------------------------------------------------------------------------
+    async def ask(
         self,
         *,
         kind: CheckpointKind,
@@ -57,7 +80,7 @@ class Checkpoints(TaskState):
         agent: str = "",
     ) -> CheckpointState:
         """Open a checkpoint and wait, under its SLA, until it is decided (or auto-rejected)."""
-        inp = self.inp
+        inp = self._inp
         checkpoint_id = f"cp_{workflow.uuid4().hex[:20]}"
         state = CheckpointState(
             checkpoint_id=checkpoint_id,
@@ -70,29 +93,25 @@ class Checkpoints(TaskState):
         )
         # Open for decisions before the row is written: the API shows a checkpoint once its row
         # exists, and a decision sent at that very moment must find the workflow ready.
-        self._checkpoints[checkpoint_id] = state
+        self._states[checkpoint_id] = state
         self._locks[checkpoint_id] = asyncio.Lock()
-        await workflow.execute_activity(
-            "checkpoint.open",
-            CheckpointOpenInput(
-                checkpoint_id=checkpoint_id,
-                kind=kind,
-                task_id=inp.task_id,
-                tenant_id=inp.tenant_id,
-                requester_id=inp.requester_id,
-                step=step,
-                tool_call_record_id=record_id,
-                tool=subject,
-                args=args,
-                args_digest=digest,
-                policy_version=policy_version,
-                rule=rule,
-                reason=reason,
-                approval=approval,
-            ),
-            result_type=Ack,
-            **RECORD_OPTS,
+        opening = CheckpointOpenInput(
+            checkpoint_id=checkpoint_id,
+            kind=kind,
+            task_id=inp.task_id,
+            tenant_id=inp.tenant_id,
+            requester_id=inp.requester_id,
+            step=step,
+            tool_call_record_id=record_id,
+            tool=subject,
+            args=args,
+            args_digest=digest,
+            policy_version=policy_version,
+            rule=rule,
+            reason=reason,
+            approval=approval,
         )
+        await call(OPEN_CHECKPOINT, opening, RECORD_OPTS)
         opened = workflow.now()
         for level, escalation in enumerate(sorted(approval.sla, key=lambda e: e.after_seconds), start=1):
             remaining = opened + timedelta(seconds=escalation.after_seconds) - workflow.now()
@@ -113,19 +132,15 @@ class Checkpoints(TaskState):
         for role in add_roles:
             if role not in state.extra_roles:
                 state.extra_roles.append(role)
-        await workflow.execute_activity(
-            "checkpoint.escalate",
-            EscalateInput(
-                checkpoint_id=state.checkpoint_id,
-                task_id=self.inp.task_id,
-                tenant_id=self.inp.tenant_id,
-                level=level,
-                add_roles=add_roles,
-                reason=f"no decision within the SLA; escalation level {level}",
-            ),
-            result_type=Ack,
-            **RECORD_OPTS,
+        escalation = EscalateInput(
+            checkpoint_id=state.checkpoint_id,
+            task_id=self._inp.task_id,
+            tenant_id=self._inp.tenant_id,
+            level=level,
+            add_roles=add_roles,
+            reason=f"no decision within the SLA; escalation level {level}",
         )
+        await call(ESCALATE_CHECKPOINT, escalation, RECORD_OPTS)
 
     async def _auto_reject(self, state: CheckpointState) -> None:
         async with self._locks[state.checkpoint_id]:
@@ -138,38 +153,32 @@ class Checkpoints(TaskState):
     async def _record_decision(
         self,
         state: CheckpointState,
-        decision: str,
+        decision: DecisionKind | Literal["auto_reject"],
         decider: str,
         comment: str,
         *,
-        resolved: str,
+        resolved: CheckpointStatus,
         edited: ReauthorizeResult | None = None,
     ) -> None:
-        await workflow.execute_activity(
-            "checkpoint.record_decision",
-            CheckpointDecisionRecord(
-                checkpoint_id=state.checkpoint_id,
-                task_id=self.inp.task_id,
-                tenant_id=self.inp.tenant_id,
-                decision=decision,  # type: ignore[arg-type]
-                decider_id=decider,
-                comment=comment,
-                round=state.round,
-                edited_args=edited.args if edited else None,
-                edit_diff=edited.diff if edited else None,
-                args_digest=edited.args_digest if edited else None,
-                resolved_status=resolved,  # type: ignore[arg-type]
-                approvers_required=state.approval.approvers_required if edited else None,
-            ),
-            result_type=Ack,
-            **RECORD_OPTS,
+        record = CheckpointDecisionRecord(
+            checkpoint_id=state.checkpoint_id,
+            task_id=self._inp.task_id,
+            tenant_id=self._inp.tenant_id,
+            decision=decision,
+            decider_id=decider,
+            comment=comment,
+            round=state.round,
+            edited_args=edited.args if edited else None,
+            edit_diff=edited.diff if edited else None,
+            args_digest=edited.args_digest if edited else None,
+            resolved_status=resolved,
+            approvers_required=state.approval.approvers_required if edited else None,
         )
+        await call(RECORD_DECISION, record, RECORD_OPTS)
 
-    @workflow.update(name=DECIDE_UPDATE_NAME)
+    # -- the decide update ----------------------------------------------------------------------------
     async def decide(self, req: DecisionRequest) -> DecisionResult:
-        state = self._checkpoints.get(req.checkpoint_id)
-        if state is None:
-            raise ApplicationError("this checkpoint is not open on this task", type="CheckpointNotOpen")
+        state = self._known(req.checkpoint_id)
         async with self._locks[req.checkpoint_id]:  # decisions on one checkpoint are taken in turn
             self._check_decision(state, req)  # again: the state may have moved while we queued
             edited: ReauthorizeResult | None = None
@@ -181,6 +190,7 @@ class Checkpoints(TaskState):
                     # Edited arguments that a stricter rule covers need that rule's approvers.
                     needed = max(state.approval.approvers_required, edited.approval.approvers_required)
                     state.approval.approvers_required = needed
+            resolved: CheckpointStatus
             if req.decision in ("approve", "approve_with_edits"):
                 approvals = [*state.approvals, req.decider_id]
                 resolved = "approved" if len(approvals) >= state.approval.approvers_required else "open"
@@ -194,7 +204,7 @@ class Checkpoints(TaskState):
                 state.args = edited.args
             state.approvals = approvals
             if resolved != "open":
-                state.status, state.decided_by, state.comment = resolved, req.decider_id, req.comment  # type: ignore[assignment]
+                state.status, state.decided_by, state.comment = resolved, req.decider_id, req.comment
             return DecisionResult(
                 checkpoint_id=state.checkpoint_id,
                 decision=req.decision,
@@ -204,80 +214,76 @@ class Checkpoints(TaskState):
                 approvals_required=state.approval.approvers_required,
             )
 
-    @decide.validator
-    def _validate_decide(self, req: DecisionRequest) -> None:
-        state = self._checkpoints.get(req.checkpoint_id)
+    def check_decide(self, req: DecisionRequest) -> None:
+        """The decide validator: refuse at once what `decide` would refuse."""
+        self._check_decision(self._known(req.checkpoint_id), req)
+
+    def _known(self, checkpoint_id: str) -> CheckpointState:
+        state = self._states.get(checkpoint_id)
         if state is None:
-            raise ApplicationError("this checkpoint is not open on this task", type="CheckpointNotOpen")
-        self._check_decision(state, req)
+            raise ApplicationError(
+                "this checkpoint is not open on this task", type=failures.CHECKPOINT_NOT_OPEN
+            )
+        return state
 
     def _check_decision(self, state: CheckpointState, req: DecisionRequest) -> None:
-        if state.status != "open":
-            raise ApplicationError(f"this checkpoint is already {state.status}", type="CheckpointNotOpen")
-        if req.decider_id == self.inp.requester_id:
-            raise ApplicationError(
-                "the requester cannot decide a checkpoint of their own task", type="Forbidden"
-            )
-        roles = {state.approval.assignee_role, *state.extra_roles}
-        if not (roles & set(req.decider_roles) or req.decider_id in state.approval.named_approvers):
-            raise ApplicationError(
-                f"deciding needs one of the roles: {', '.join(sorted(roles))}", type="Forbidden"
-            )
-        if req.decider_id in state.approvals:
-            raise ApplicationError(
-                "you already approved this checkpoint; another approver must", type="Conflict"
-            )
+        refused = why_not_decide(
+            status=state.status,
+            requester_id=self._inp.requester_id,
+            assignee_roles={state.approval.assignee_role, *state.extra_roles},
+            named_approvers=state.approval.named_approvers,
+            approved_by=state.approvals,
+            decider_id=req.decider_id,
+            decider_roles=req.decider_roles,
+        )
+        if refused is not None:
+            raise ApplicationError(refused.message, type=REFUSAL_TYPES[refused.kind])
         if req.decision == "approve_with_edits":
             if state.kind not in ("tool_approval", "budget_raise"):
-                raise ApplicationError(f"a {state.kind} checkpoint cannot be edited", type="EditRefused")
+                raise ApplicationError(
+                    f"a {state.kind} checkpoint cannot be edited", type=failures.EDIT_REFUSED
+                )
             if not req.edited_args:
-                raise ApplicationError("approve_with_edits needs edited_args", type="EditRefused")
+                raise ApplicationError("approve_with_edits needs edited_args", type=failures.EDIT_REFUSED)
 
     async def _reauthorize(self, state: CheckpointState, edited: dict[str, Any]) -> ReauthorizeResult:
         if state.kind == "budget_raise":
             return _budget_edit(state, edited)
-        result: ReauthorizeResult = await workflow.execute_activity(
-            "checkpoint.reauthorize",
-            ReauthorizeInput(
-                task_id=self.inp.task_id,
-                tenant_id=self.inp.tenant_id,
-                agent=state.agent,
-                tool=state.tool,
-                tool_version=state.tool_version or "",
-                original_args=state.args,
-                edited_args=edited,
-                data_classification=self.inp.definition.data_classification,
-                risk_class=self.inp.definition.risk_class,
-                category=self.inp.definition.category,
-            ),
-            result_type=ReauthorizeResult,
-            **RECORD_OPTS,
+        definition = self._inp.definition
+        request = ReauthorizeInput(
+            task_id=self._inp.task_id,
+            tenant_id=self._inp.tenant_id,
+            agent=state.agent,
+            tool=state.tool,
+            tool_version=state.tool_version or "",
+            original_args=state.args,
+            edited_args=edited,
+            data_classification=definition.data_classification,
+            risk_class=definition.risk_class,
+            category=definition.category,
         )
+        result = await call(REAUTHORIZE_EDIT, request, RECORD_OPTS)
         if not result.ok:
-            raise ApplicationError(result.reason, type="EditRefused")
+            raise ApplicationError(result.reason, type=failures.EDIT_REFUSED)
         return result
 
-    @workflow.update(name=REASSIGN_UPDATE_NAME)
+    # -- the reassign update --------------------------------------------------------------------------
     async def reassign(self, req: ReassignRequest) -> DecisionResult:
-        state = self._checkpoints[req.checkpoint_id]
+        state = self._states[req.checkpoint_id]
         if req.assignee_role:
             state.approval.assignee_role = req.assignee_role
         if req.named_approvers is not None:
             state.approval.named_approvers = list(req.named_approvers)
-        await workflow.execute_activity(
-            "checkpoint.record_reassign",
-            ReassignRecord(
-                checkpoint_id=state.checkpoint_id,
-                task_id=self.inp.task_id,
-                tenant_id=self.inp.tenant_id,
-                actor_id=req.actor_id,
-                assignee_role=state.approval.assignee_role,
-                named_approvers=state.approval.named_approvers,
-                comment=req.comment,
-            ),
-            result_type=Ack,
-            **RECORD_OPTS,
+        record = ReassignRecord(
+            checkpoint_id=state.checkpoint_id,
+            task_id=self._inp.task_id,
+            tenant_id=self._inp.tenant_id,
+            actor_id=req.actor_id,
+            assignee_role=state.approval.assignee_role,
+            named_approvers=state.approval.named_approvers,
+            comment=req.comment,
         )
+        await call(RECORD_REASSIGN, record, RECORD_OPTS)
         return DecisionResult(
             checkpoint_id=state.checkpoint_id,
             decision="approve",
@@ -285,16 +291,18 @@ class Checkpoints(TaskState):
             status=state.status,
         )
 
-    @reassign.validator
-    def _validate_reassign(self, req: ReassignRequest) -> None:
-        state = self._checkpoints.get(req.checkpoint_id)
+    def check_reassign(self, req: ReassignRequest) -> None:
+        """The reassign validator."""
+        state = self._states.get(req.checkpoint_id)
         if state is None or state.status != "open":
-            raise ApplicationError("this checkpoint is not open on this task", type="CheckpointNotOpen")
-        if "admin" not in req.actor_roles:
-            raise ApplicationError("reassigning needs the admin role", type="Forbidden")
-        if req.named_approvers and self.inp.requester_id in req.named_approvers:
             raise ApplicationError(
-                "the requester cannot be named an approver of their own task", type="Forbidden"
+                "this checkpoint is not open on this task", type=failures.CHECKPOINT_NOT_OPEN
+            )
+        if "admin" not in req.actor_roles:
+            raise ApplicationError("reassigning needs the admin role", type=failures.FORBIDDEN)
+        if req.named_approvers and self._inp.requester_id in req.named_approvers:
+            raise ApplicationError(
+                "the requester cannot be named an approver of their own task", type=failures.FORBIDDEN
             )
 
 
@@ -316,4 +324,4 @@ def _budget_edit(state: CheckpointState, edited: dict[str, Any]) -> ReauthorizeR
 
 
 def _refuse(reason: str) -> ReauthorizeResult:
-    raise ApplicationError(reason, type="EditRefused")
+    raise ApplicationError(reason, type=failures.EDIT_REFUSED)

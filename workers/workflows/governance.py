@@ -1,30 +1,31 @@
-"""Governance inside the task workflow: switches, budgets and tool authorization before every
-model and tool call (mixed into TaskWorkflow)."""
+"""Governance inside the task workflow: kill switches, budgets and tool authorization before every
+model and tool call."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from decimal import Decimal
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from orchestrator.contracts import (
-        SWITCHES_CHANGED_SIGNAL,
-        Ack,
+        AUTHORIZE_TOOL,
+        CHECK_SWITCHES,
+        RAISE_BUDGET,
+        RESERVE_BUDGET,
         AgentSpec,
         ApprovalSpec,
         AuthorizeToolInput,
-        AuthorizeToolResult,
         RaiseBudgetInput,
         ReserveInput,
-        ReserveResult,
         SwitchCheckInput,
-        SwitchCheckResult,
         SwitchInfo,
+        TaskWorkflowInput,
         ToolCallRequest,
         ToolRunInput,
-        ToolRunResult,
+        run_tool,
     )
     from workers.workflows.support import (
         PAUSE_RECHECK,
@@ -32,36 +33,48 @@ with workflow.unsafe.imports_passed_through():
         RECORD_OPTS,
         TOOL_OPTS,
         StepOutcome,
+        call,
     )
 
-from workers.workflows.base import TaskState
+from workers.workflows.checkpoints import Checkpoints
+from workers.workflows.records import TaskRecords
 
 BUDGET_RAISE_APPROVAL = ApprovalSpec(rule_id="budget-raise", assignee_role="admin")
 
 
-class Governance(TaskState):
-    async def _reserve(
+class Governance:
+    """Asks before every model call (`reserve`) and runs every tool call (`tool_call`) under the
+    switches, the budgets and the policy; a pause sets the task `waiting` (through `records`) and
+    an approval or a budget raise is a checkpoint (through `checkpoints`)."""
+
+    def __init__(self, inp: TaskWorkflowInput, records: TaskRecords, checkpoints: Checkpoints) -> None:
+        self._inp = inp
+        self._records = records
+        self._checkpoints = checkpoints
+        self._switch_epoch = 0
+
+    def switches_changed(self) -> None:
+        """The switches-changed signal: a paused task looks again now."""
+        self._switch_epoch += 1
+
+    async def reserve(
         self, step: str, agent: AgentSpec, tier: str, request_id: str, chars: int
     ) -> StepOutcome | None:
         """Check the switches and reserve the call's worst case; None means go ahead."""
-        inp = self.inp
+        inp = self._inp
         while True:
-            res: ReserveResult = await workflow.execute_activity(
-                "budget.reserve",
-                ReserveInput(
-                    reservation_id=request_id,
-                    tenant_id=inp.tenant_id,
-                    task_id=inp.task_id,
-                    step=step,
-                    agent=agent.name,
-                    tier=tier,
-                    prompt_chars=chars,
-                    max_tokens=agent.max_tokens,
-                    step_limit_usd=agent.step_budget_usd,
-                ),
-                result_type=ReserveResult,
-                **RECORD_OPTS,
+            reservation = ReserveInput(
+                reservation_id=request_id,
+                tenant_id=inp.tenant_id,
+                task_id=inp.task_id,
+                step=step,
+                agent=agent.name,
+                tier=tier,
+                prompt_chars=chars,
+                max_tokens=agent.max_tokens,
+                step_limit_usd=agent.step_budget_usd,
             )
+            res = await call(RESERVE_BUDGET, reservation, RECORD_OPTS)
             if res.ok:
                 return None
             if res.switch is not None:
@@ -85,7 +98,7 @@ class Governance(TaskState):
                 "requested_usd": breach.requested_usd,
                 "new_limit_usd": str(proposal),
             }
-            state = await self._checkpoint(
+            state = await self._checkpoints.ask(
                 kind="budget_raise",
                 step=step,
                 subject=f"budget:{breach.scope}",
@@ -98,103 +111,88 @@ class Governance(TaskState):
             )
             if state.status != "approved":
                 return StepOutcome("failed", error=f"{breach.message}; the raise was not approved")
-            await workflow.execute_activity(
-                "budget.raise",
-                RaiseBudgetInput(
-                    tenant_id=inp.tenant_id,
-                    task_id=inp.task_id,
-                    counter_id=breach.counter_id,
-                    new_limit_usd=str(state.args.get("new_limit_usd", proposal)),
-                    actor_id=state.decided_by,
-                ),
-                result_type=Ack,
-                **RECORD_OPTS,
+            raised = RaiseBudgetInput(
+                tenant_id=inp.tenant_id,
+                task_id=inp.task_id,
+                counter_id=breach.counter_id,
+                new_limit_usd=str(state.args.get("new_limit_usd", proposal)),
+                actor_id=state.decided_by,
             )
+            await call(RAISE_BUDGET, raised, RECORD_OPTS)
 
     async def _pause(self, switch: SwitchInfo, agent: str | None = None, tool: str | None = None) -> None:
         """Wait while a pause switch holds (woken by a signal when switches change, or rechecking
         at a growing interval), then let the caller decide again. The status flips once each way."""
-        await self._status("waiting")
+        await self._records.set_status("waiting")
         if not workflow.patched("pause-recheck-1"):  # histories from before the recheck loop
-            epoch = self._switch_epoch
             try:
-                await workflow.wait_condition(lambda: self._switch_epoch != epoch, timeout=PAUSE_RECHECK)
+                await workflow.wait_condition(self._changed_since(self._switch_epoch), timeout=PAUSE_RECHECK)
             except TimeoutError:
                 pass
-            await self._status("running")
+            await self._records.set_status("running")
             return
         recheck = PAUSE_RECHECK
         while True:
-            epoch = self._switch_epoch
             try:
-                await workflow.wait_condition(lambda e=epoch: self._switch_epoch != e, timeout=recheck)
+                await workflow.wait_condition(self._changed_since(self._switch_epoch), timeout=recheck)
             except TimeoutError:
                 recheck = min(recheck * 2, PAUSE_RECHECK_MAX)
-            checked: SwitchCheckResult = await workflow.execute_activity(
-                "switch.check",
-                SwitchCheckInput(tenant_id=self.inp.tenant_id, agent=agent, tool=tool),
-                result_type=SwitchCheckResult,
-                **RECORD_OPTS,
-            )
+            check = SwitchCheckInput(tenant_id=self._inp.tenant_id, agent=agent, tool=tool)
+            checked = await call(CHECK_SWITCHES, check, RECORD_OPTS)
             if checked.switch is None or checked.switch.mode != "pause":
                 break
-        await self._status("running")
+        await self._records.set_status("running")
+
+    def _changed_since(self, epoch: int) -> Callable[[], bool]:
+        return lambda: self._switch_epoch != epoch
 
     async def _switch_gate(self, agent: str, tool: str) -> str | None:
         """Wait out pause switches; the message of a stop switch, or None to go ahead."""
         while True:
-            checked: SwitchCheckResult = await workflow.execute_activity(
-                "switch.check",
-                SwitchCheckInput(tenant_id=self.inp.tenant_id, agent=agent, tool=tool),
-                result_type=SwitchCheckResult,
-                **RECORD_OPTS,
-            )
+            check = SwitchCheckInput(tenant_id=self._inp.tenant_id, agent=agent, tool=tool)
+            checked = await call(CHECK_SWITCHES, check, RECORD_OPTS)
             if checked.switch is None:
                 return None
             if checked.switch.mode == "stop":
                 return f"stopped by {checked.switch.message}"
             await self._pause(checked.switch, agent=agent, tool=tool)
 
-    async def _tool_call(
-        self, agent: AgentSpec, step: str, record_prefix: str, turn: int, index: int, call: ToolCallRequest
+    async def tool_call(
+        self, agent: AgentSpec, step: str, record_prefix: str, turn: int, index: int, request: ToolCallRequest
     ) -> tuple[str, str | None]:
         """Authorize, maybe wait for approval, run. Returns (content for the model, rejection)."""
-        inp = self.inp
+        inp = self._inp
         record_id = f"{inp.task_id}:{record_prefix}:{index}"
         allowed = {ref.split("@", 1)[0]: ref.split("@", 1)[1] for ref in agent.tools}
         while True:
-            auth: AuthorizeToolResult = await workflow.execute_activity(
-                "policy.authorize_tool",
-                AuthorizeToolInput(
-                    record_id=record_id,
-                    tool_version=allowed.get(call.name),
-                    task_id=inp.task_id,
-                    tenant_id=inp.tenant_id,
-                    requester_id=inp.requester_id,
-                    step=step,
-                    turn=turn,
-                    agent=agent.name,
-                    tool=call.name,
-                    arguments=call.arguments,
-                    tool_call_id=call.id,
-                    data_classification=inp.definition.data_classification,
-                    risk_class=inp.definition.risk_class,
-                    category=inp.definition.category,
-                ),
-                result_type=AuthorizeToolResult,
-                **RECORD_OPTS,
+            asked = AuthorizeToolInput(
+                record_id=record_id,
+                tool_version=allowed.get(request.name),
+                task_id=inp.task_id,
+                tenant_id=inp.tenant_id,
+                requester_id=inp.requester_id,
+                step=step,
+                turn=turn,
+                agent=agent.name,
+                tool=request.name,
+                arguments=request.arguments,
+                tool_call_id=request.id,
+                data_classification=inp.definition.data_classification,
+                risk_class=inp.definition.risk_class,
+                category=inp.definition.category,
             )
+            auth = await call(AUTHORIZE_TOOL, asked, RECORD_OPTS)
             if auth.paused is None:
                 break
-            await self._pause(auth.paused, agent=agent.name, tool=call.name)
+            await self._pause(auth.paused, agent=agent.name, tool=request.name)
         if auth.effect == "deny" or auth.args is None:
             return json.dumps({"status": "denied", "error": auth.reason}), None
         args = auth.args
         if auth.effect == "approve":
-            state = await self._checkpoint(
+            state = await self._checkpoints.ask(
                 kind="tool_approval",
                 step=step,
-                subject=call.name,
+                subject=request.name,
                 args=auth.args,
                 digest=auth.args_digest,
                 policy_version=auth.policy_version,
@@ -202,40 +200,36 @@ class Governance(TaskState):
                 reason=auth.reason,
                 approval=auth.approval or ApprovalSpec(rule_id=auth.rule_id),
                 record_id=record_id,
-                tool_version=allowed.get(call.name),
+                tool_version=allowed.get(request.name),
                 agent=agent.name,
             )
             if state.status == "rejected":
                 by = state.decided_by or "an approver"
-                reason = f"{call.name} was rejected by {by}" + (f": {state.comment}" if state.comment else "")
+                reason = f"{request.name} was rejected by {by}" + (
+                    f": {state.comment}" if state.comment else ""
+                )
                 return json.dumps({"status": "rejected", "comment": state.comment}), reason
             if state.status == "changes_requested":
                 return json.dumps({"status": "changes_requested", "comment": state.comment}), None
             args = state.args  # exactly what was approved (edited arguments included)
             # Tasks started before this check existed replay without it (their history has none).
             stopped = (
-                await self._switch_gate(agent.name, call.name) if workflow.patched("switch-gate-1") else None
+                await self._switch_gate(agent.name, request.name)
+                if workflow.patched("switch-gate-1")
+                else None
             )
             if stopped is not None:  # a switch flipped while the checkpoint waited
                 return json.dumps({"status": "denied", "error": stopped}), None
-        run: ToolRunResult = await workflow.execute_activity(
-            f"tool__{call.name}__call",
-            ToolRunInput(
-                task_id=inp.task_id,
-                tenant_id=inp.tenant_id,
-                tool_call_record_id=record_id,
-                tool=call.name,
-                args=args,
-                idempotency_key=record_id,
-                step=step,
-            ),
-            result_type=ToolRunResult,
-            **TOOL_OPTS,
+        running = ToolRunInput(
+            task_id=inp.task_id,
+            tenant_id=inp.tenant_id,
+            tool_call_record_id=record_id,
+            tool=request.name,
+            args=args,
+            idempotency_key=record_id,
+            step=step,
         )
+        run = await call(run_tool(request.name), running, TOOL_OPTS)
         if run.ok:
             return json.dumps(run.result), None
         return json.dumps({"status": "failed", "error": run.error}), None
-
-    @workflow.signal(name=SWITCHES_CHANGED_SIGNAL)
-    def switches_changed(self) -> None:
-        self._switch_epoch += 1

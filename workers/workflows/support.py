@@ -1,4 +1,5 @@
-"""Pure helpers of the task workflow: activity options, step outcomes, prompts.
+"""Pure helpers of the task workflow: the typed activity call and its options, step outcomes,
+prompts.
 
 Imported by workflow code, so: no I/O, no clocks, no randomness.
 """
@@ -9,35 +10,71 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal, TypeVar
 
+from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from orchestrator.contracts import AgentSpec, ChatMessage, TaskWorkflowInput
+from orchestrator.contracts import ActivityContract, AgentSpec, ChatMessage, TaskWorkflowInput, failures
 
-RECORD_OPTS: dict[str, Any] = {
-    "start_to_close_timeout": timedelta(seconds=30),
-    "retry_policy": RetryPolicy(maximum_attempts=20, maximum_interval=timedelta(seconds=10)),
-}
-MODEL_OPTS: dict[str, Any] = {
-    "start_to_close_timeout": timedelta(minutes=5),
-    "retry_policy": RetryPolicy(maximum_attempts=3, non_retryable_error_types=["RouterError"]),
-}
-TOOL_OPTS: dict[str, Any] = {
-    "start_to_close_timeout": timedelta(minutes=2),
-    "heartbeat_timeout": timedelta(seconds=5),
-    "retry_policy": RetryPolicy(maximum_attempts=10, maximum_interval=timedelta(seconds=10)),
-}
+InT = TypeVar("InT")
+OutT = TypeVar("OutT")
+
+
+@dataclass(frozen=True)
+class ActivityOptions:
+    """How long an activity may take and how it is retried (part of every scheduled activity)."""
+
+    start_to_close_timeout: timedelta
+    retry_policy: RetryPolicy
+    heartbeat_timeout: timedelta | None = None
+
+
+RECORD_OPTS = ActivityOptions(
+    start_to_close_timeout=timedelta(seconds=30),
+    retry_policy=RetryPolicy(maximum_attempts=20, maximum_interval=timedelta(seconds=10)),
+)
+MODEL_OPTS = ActivityOptions(
+    start_to_close_timeout=timedelta(minutes=5),
+    # The router client retries within its own request budget; its refusal is final.
+    retry_policy=RetryPolicy(maximum_attempts=3, non_retryable_error_types=[failures.ROUTER_ERROR]),
+)
+TOOL_OPTS = ActivityOptions(
+    start_to_close_timeout=timedelta(minutes=2),
+    heartbeat_timeout=timedelta(seconds=5),
+    retry_policy=RetryPolicy(maximum_attempts=10, maximum_interval=timedelta(seconds=10)),
+)
+
+
+async def call(contract: ActivityContract[InT, OutT], arg: InT, options: ActivityOptions) -> OutT:
+    """Run the activity `contract` names, with its declared input, decoding its declared result:
+    the one way workflow code calls an activity."""
+    if not isinstance(arg, contract.input):
+        raise TypeError(f"{contract.name} takes a {contract.input.__name__}, not {type(arg).__name__}")
+    result: OutT = await workflow.execute_activity(
+        contract.name,
+        arg,
+        result_type=contract.result,
+        start_to_close_timeout=options.start_to_close_timeout,
+        heartbeat_timeout=options.heartbeat_timeout,
+        retry_policy=options.retry_policy,
+    )
+    return result
+
+
 # A paused task re-checks its switches when told (signal) and, as a fallback, this often.
 PAUSE_RECHECK = timedelta(minutes=5)
 PAUSE_RECHECK_MAX = timedelta(hours=2)
 REPAIR_PREFIX = "Your previous answer was not valid against the output schema"
 
+OutcomeStatus = Literal["completed", "failed", "rejected", "limit_reached"]
+StepStatus = OutcomeStatus | Literal["running", "skipped"]
+
 
 @dataclass
 class StepOutcome:
-    status: str  # completed | failed | rejected | limit_reached
+    status: OutcomeStatus
     output: dict[str, Any] | None = None
     error: str | None = None
     rung: int | None = None  # which rung of the ladder answered
