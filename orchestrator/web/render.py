@@ -14,6 +14,7 @@ from starlette.routing import NoMatchFound
 
 from orchestrator.services.access import can
 from orchestrator.settings import PROJECT_ROOT
+from orchestrator.web.upstream import UpstreamProbe
 
 # (label, url name, object, action): shown to whoever the policy engine allows.
 NAV: list[tuple[str, str, str, str]] = [
@@ -29,6 +30,16 @@ NAV: list[tuple[str, str, str, str]] = [
     ("Policies", "web_admin_policies", "policy", "read"),
     ("Users", "web_admin_users", "user", "read"),
 ]
+
+
+def _upstream(request: Request) -> UpstreamProbe:
+    """The app's probe of the router's upstream (made on first use: tests build apps by the dozen)."""
+    probe: UpstreamProbe | None = getattr(request.app.state, "router_upstream", None)
+    if probe is None:
+        settings = request.app.state.frontdesk.settings
+        probe = UpstreamProbe(settings.router_url, settings.router_api_key)
+        request.app.state.router_upstream = probe
+    return probe
 
 
 def _context(request: Request) -> dict[str, Any]:
@@ -54,6 +65,7 @@ def _context(request: Request) -> dict[str, Any]:
         "csrf": user.csrf if user else "",
         "nav": nav,
         "router_url": state.settings.router_url,
+        "simulated_upstream": _upstream(request).simulated(),  # the demo-model banner
         "can": (lambda obj, act: user is not None and can(state, user.principal, obj, act)),
     }
 

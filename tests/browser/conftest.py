@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 import uvicorn
 from conftest import SeededDb, Stack, running_stack
@@ -122,7 +123,23 @@ async def live_stack(
         running_stack(sqlite_db, temporal_env.client, router_url, demo_model_url, state_dir) as stack,
         serve(stack.app) as base_url,
     ):
+        await banner_known(base_url)
         yield LiveStack(base_url, stack)
+
+
+async def banner_known(base_url: str, timeout: float = 15) -> None:
+    """Wait until pages show the demo-model banner. The first page a process renders starts its
+    probe of the router's upstream and does not wait for it; the dev stack's readiness check is
+    that first page, as this is."""
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while 'class="demo-banner"' not in (await client.get("/login")).text:
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(
+                    f"no demo-model banner after {timeout} s: the API did not learn from the router "
+                    "(GET /model/info) that its upstream is the demo model"
+                )
+            await asyncio.sleep(0.1)
 
 
 # --- the browser -------------------------------------------------------------------------------

@@ -473,6 +473,20 @@ def test_children_load_the_sample_catalog_unless_told_otherwise(tmp_path: Path) 
     assert packages(catalog_packages=[]) == []  # set, even to nothing: the person's choice
 
 
+def test_the_api_is_ready_when_a_page_renders(tmp_path: Path) -> None:
+    """A page, not /healthz: rendering it starts the API's probe of the router's upstream, so the
+    demo-model banner is known before a person opens the first page."""
+    venv = tmp_path / "litellm-venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "litellm").write_text("#!/bin/sh\n")
+    (venv / "bin" / "litellm").chmod(0o755)
+    stack = DevStack(
+        dev_settings(tmp_path, litellm_venv=venv), prepare=lambda s: FakeSeed(), out=io.StringIO()
+    )
+    api = next(s for s in stack.stages() if getattr(s, "name", "") == "api")
+    assert api.ready_url == f"{stack.api_url}/login"  # type: ignore[union-attr]
+
+
 def test_banner_shows_urls_logins_and_tokens(tmp_path: Path) -> None:
     settings = dev_settings(
         tmp_path, api_port=8000, temporal_ui_port=8233, router_port=4011, demo_model_port=18001

@@ -322,7 +322,9 @@ class DevStack:
             router,
             self._prepare_database,
             self._frontdesk("worker"),  # no port to probe; the supervisor notices if it dies
-            self._frontdesk("api", ready_url=f"{self.api_url}/healthz"),
+            # Ready when a page renders; that first page also starts the API's probe of the router's
+            # upstream, so the demo-model banner is known by the time a person opens a page.
+            self._frontdesk("api", ready_url=f"{self.api_url}/login"),
         ]
 
     async def _prepare_database(self) -> None:
