@@ -223,7 +223,8 @@ def fill_schema(
     if kind == "array":
         count = max(int(schema.get("minItems", 0)), 0 if depth >= 8 else 1)
         count = min(count, int(schema.get("maxItems", count)))
-        items = schema.get("items") if isinstance(schema.get("items"), dict) else {}
+        raw_items = schema.get("items")
+        items: dict[str, Any] = raw_items if isinstance(raw_items, dict) else {}
         return [fill_schema(items, root, f"{name} {i + 1}".strip(), depth + 1) for i in range(count)]
     if kind in ("number", "integer"):
         return _fill_number(schema, kind == "integer")

@@ -19,7 +19,7 @@ from sqlmodel import Field, SQLModel
 from orchestrator.models import new_id, utcnow
 
 
-def _ts() -> Column:  # type: ignore[type-arg]  # sqlalchemy's Column is generic; sqlmodel wants it bare
+def _ts() -> Column[datetime]:
     return Column(DateTime(timezone=True), nullable=False)
 
 
