@@ -87,7 +87,7 @@ def test_pin_takes_every_step_kind_the_judge_and_the_planners_agents() -> None:
 
 async def test_the_decorator_returns_the_function_unchanged() -> None:
     assert tool_def(fx_echo).impl is fx_echo and fx_echo.__name__ == "fx_echo"
-    assert await fx_echo(EchoArgs(text="hi"), None) == {"text": "hi"}  # type: ignore[arg-type]
+    assert await fx_echo(EchoArgs(text="hi"), None) == {"text": "hi"}  # type: ignore[arg-type]  # no context needed
     assert tool_def(save_note).ref == "fx_save_note@2"  # name= overrides the function's name
 
 
@@ -138,7 +138,7 @@ def _sync(args: EchoArgs, ctx: ToolContext) -> dict[str, Any]:
     return {}
 
 
-async def _untyped(args, ctx):  # type: ignore[no-untyped-def]
+async def _untyped(args, ctx):
     """No model."""
     return {}
 

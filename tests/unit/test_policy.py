@@ -7,6 +7,7 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -99,7 +100,7 @@ CONFIDENTIAL = INTERNAL.model_copy(update={"data_classification": "confidential"
 
 def refund(
     engine: PolicyEngine, amount: str, facts: ToolFacts | None = INTERNAL, agent: str = "refund_agent"
-):  # type: ignore[no-untyped-def]
+):
     return engine.decide_tool(
         tenant_id="acme", agent=agent, tool="issue_refund", args={"amount": Decimal(amount)}, facts=facts
     )
@@ -128,7 +129,7 @@ def test_missing_facts_take_their_strictest_values(policies: Path) -> None:
     assert ToolFacts() == ToolFacts(
         side_effect="irreversible", data_classification="confidential", risk_class="high", tenant_domain=""
     )
-    assert ToolFacts(data_classification="secret", side_effect=None).data_classification == "confidential"  # type: ignore[arg-type]
+    assert ToolFacts(data_classification="secret", side_effect=None).data_classification == "confidential"
     assert ToolFacts(tenant_domain="not a domain").tenant_domain == ""
     d = refund(engine, "5", facts=None)
     assert (d.effect, d.rule_id) == ("approve", "confidential-irreversible")
@@ -181,7 +182,9 @@ def test_no_decision_without_a_real_tenant(policies: Path, tenant: str) -> None:
 # --- versions and hot reload ------------------------------------------------------------------------
 
 
-def poll(engine: PolicyEngine, probe, want: str, limit: float = 1.0) -> float:  # type: ignore[no-untyped-def]
+def poll(
+    engine: PolicyEngine, probe: Callable[[PolicyEngine], object], want: object, limit: float = 1.0
+) -> float:
     """Seconds until `probe(engine)` returns `want`; fails after `limit` seconds."""
     start = time.monotonic()
     while (elapsed := time.monotonic() - start) <= limit:
@@ -205,7 +208,7 @@ def test_approvals_are_part_of_the_version_and_reload(policies: Path) -> None:
     before = engine.version
     yaml_file = policies / "approvals.yaml"
     yaml_file.write_text(yaml_file.read_text().replace("approvers_required: 2", "approvers_required: 3"))
-    poll(engine, lambda e: refund(e, "600").approval.approvers_required, 3)  # type: ignore[union-attr]
+    poll(engine, lambda e: refund(e, "600").approval.approvers_required, 3)
     assert engine.version != before
 
 
@@ -217,7 +220,7 @@ def test_broken_approvals_keep_the_last_good_version_and_log_once(
     yaml_file = policies / "approvals.yaml"
     yaml_file.write_text(yaml_file.read_text() + "\nrefund-smal:\n  approvers_required: 0\n")
     for _ in range(3):
-        assert refund(engine, "600").approval.approvers_required == 2  # type: ignore[union-attr]
+        assert refund(engine, "600").approval.approvers_required == 2
     assert engine.version == before
     failures = [r for r in caplog.records if "policy reload failed" in r.getMessage()]
     assert len(failures) == 1 and "refund-smal" in failures[0].getMessage()

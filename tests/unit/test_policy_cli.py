@@ -25,7 +25,7 @@ from orchestrator.settings import PROJECT_ROOT, Settings
 @pytest.fixture(autouse=True)
 def sample_catalog(monkeypatch: pytest.MonkeyPatch) -> None:
     """`policy explain` takes a tool's side effect from the catalog the settings name: the sample one."""
-    settings = Settings(_env_file=None, catalog_packages=["orchestrator.demo.catalog"])  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, catalog_packages=["orchestrator.demo.catalog"])
     monkeypatch.setattr(policy_cmd, "get_settings", lambda: settings)
 
 

@@ -143,8 +143,8 @@ def tool_cases() -> list[tuple[str, str, str, dict[str, Any], ToolFacts | None]]
             None
             if classification is None
             else ToolFacts(
-                side_effect=SIDE_EFFECTS[tool],  # type: ignore[arg-type]
-                data_classification=classification,  # type: ignore[arg-type]
+                side_effect=SIDE_EFFECTS[tool],
+                data_classification=classification,
                 risk_class="high",
                 category="customer-service",
                 tenant_domain=TENANT_DOMAINS[tenant],
