@@ -2,7 +2,8 @@
 
 Decisions and reassignments go to the task's workflow as validated updates, so the workflow, the
 single owner of the checkpoint's state, accepts or refuses them; the API first checks what it can
-(tenant, permission, four-eyes) to answer with a clear status at once.
+(tenant; then `refusal_for`: the policy engine and the rule of `orchestrator.contracts.deciders`
+that the workflow applies too) to answer with a clear status at once.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import or_
-from sqlmodel import Session, select
+from sqlalchemy import ColumnElement, or_
+from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.exceptions import ApplicationError
@@ -25,6 +26,8 @@ from orchestrator.contracts import (
     DecisionResult,
     ReassignRequest,
 )
+from orchestrator.contracts.deciders import Refusal, why_not_decide
+from orchestrator.contracts.failures import EDIT_REFUSED, FORBIDDEN
 from orchestrator.errors import Conflict, Forbidden, NotFound, ServiceError, ServiceUnavailable, Unprocessable
 from orchestrator.models import Checkpoint, CheckpointComment, CheckpointDecision, Membership, Task, User
 from orchestrator.services.access import Principal, can
@@ -38,6 +41,9 @@ from orchestrator.services.schemas import (
 )
 from orchestrator.services.state import AppState
 
+NEEDS_APPROVER = "Deciding a checkpoint needs the approver role."
+APPROVALS = ("approve", "approve_with_edits")
+
 
 def get_checkpoint(session: Session, user: Principal, checkpoint_id: str) -> Checkpoint:
     cp = session.exec(
@@ -48,11 +54,53 @@ def get_checkpoint(session: Session, user: Principal, checkpoint_id: str) -> Che
     return cp
 
 
+def visible_checkpoint(session: Session, state: AppState, user: Principal, checkpoint_id: str) -> Checkpoint:
+    """The checkpoint, if this person may see it: approvers and admins (`checkpoint:read`) and the
+    task's requester. Another tenant's checkpoint is not found (404); anyone else is refused (403)."""
+    cp = get_checkpoint(session, user, checkpoint_id)
+    if not (can(state, user, "checkpoint", "read") or cp.requester_id == user.user_id):
+        raise Forbidden("Only approvers, admins and the task's requester may see this checkpoint.")
+    return cp
+
+
+def refusal_for(session: Session, state: AppState, user: Principal, cp: Checkpoint) -> Refusal | None:
+    """Why this person may not decide `cp` now, or None. The API and the web pages both ask this.
+
+    The rule the workflow applies too (`orchestrator.contracts.deciders`), fed from the
+    checkpoint's row and the approvals of its current round, and the policy engine (may this
+    person's roles decide checkpoints in this tenant at all). A closed checkpoint (409) and
+    four-eyes (403) are said first, whatever the roles: they are the reasons a person can act on.
+    """
+    refusal = why_not_decide(
+        status=cp.status,
+        requester_id=cp.requester_id,
+        assignee_roles=[cp.assignee_role, *_split(cp.extra_roles)],
+        named_approvers=_split(cp.named_approvers),
+        approved_by=current_approvers(session, [cp.id])[cp.id],
+        decider_id=user.user_id,
+        decider_roles=user.roles,
+    )
+    if refusal is not None and refusal.kind in ("not_open", "own_task"):
+        return refusal
+    if not can(state, user, "checkpoint", "decide"):
+        return Refusal("not_assigned", NEEDS_APPROVER)
+    return refusal
+
+
+def refused(refusal: Refusal) -> ServiceError:
+    """The error a refusal answers with: 409 when the checkpoint's state refuses, else 403."""
+    return Conflict(refusal.message) if refusal.is_conflict else Forbidden(refusal.message)
+
+
+def _split(csv: str) -> list[str]:
+    return [item for item in csv.split(",") if item]
+
+
 def inbox_filter(user: Principal) -> Any:
     """Checkpoints this person may decide: one of their roles is assigned, or they are named."""
-    clauses = [Checkpoint.assignee_role.in_(user.roles)]  # type: ignore[attr-defined]
-    clauses += [Checkpoint.extra_roles.contains(role) for role in user.roles]  # type: ignore[attr-defined]
-    clauses.append(Checkpoint.named_approvers.contains(user.user_id))  # type: ignore[attr-defined]
+    clauses: list[ColumnElement[bool]] = [col(Checkpoint.assignee_role).in_(user.roles)]
+    clauses += [col(Checkpoint.extra_roles).contains(role) for role in user.roles]
+    clauses.append(col(Checkpoint.named_approvers).contains(user.user_id))
     return (or_(*clauses), Checkpoint.requester_id != user.user_id)
 
 
@@ -60,12 +108,12 @@ def detail(session: Session, cp: Checkpoint) -> CheckpointDetail:
     decisions = session.exec(
         select(CheckpointDecision)
         .where(CheckpointDecision.checkpoint_id == cp.id)
-        .order_by(CheckpointDecision.id)  # type: ignore[arg-type]
+        .order_by(col(CheckpointDecision.id))
     ).all()
     comments = session.exec(
         select(CheckpointComment)
         .where(CheckpointComment.checkpoint_id == cp.id)
-        .order_by(CheckpointComment.id)  # type: ignore[arg-type]
+        .order_by(col(CheckpointComment.id))
     ).all()
     public = CheckpointPublic.build(cp)
     return CheckpointDetail(
@@ -101,16 +149,21 @@ async def decide(
     a burst of decisions must neither stall the event loop nor pin the pool."""
     if decision == "request_changes" and not comment.strip():
         raise Unprocessable("Request changes needs a comment telling the agent what to change.")
-    cp = await run_in_threadpool(_decidable, session, state, user, checkpoint_id, decision, edited_args)
-    req = DecisionRequest(
-        checkpoint_id=cp.id,
-        decision=decision,  # type: ignore[arg-type]
-        decider_id=user.user_id,
-        decider_roles=list(user.roles),
-        comment=comment,
-        edited_args=edited_args,
+    cp, workflow_id = await run_in_threadpool(
+        _decidable, session, state, user, checkpoint_id, decision, edited_args
     )
-    await _update(session, state, cp, DECIDE_UPDATE_NAME, req)
+    # From a mapping: `decision` arrives as a plain string, and pydantic checks it is a DecisionKind.
+    req = DecisionRequest.model_validate(
+        {
+            "checkpoint_id": cp.id,
+            "decision": decision,
+            "decider_id": user.user_id,
+            "decider_roles": list(user.roles),
+            "comment": comment,
+            "edited_args": edited_args,
+        }
+    )
+    await _update(session, state, cp, workflow_id, DECIDE_UPDATE_NAME, req)
     return await run_in_threadpool(_reload, session, cp.id)
 
 
@@ -121,18 +174,23 @@ def _decidable(
     checkpoint_id: str,
     decision: str,
     edited_args: dict[str, Any] | None,
-) -> Checkpoint:
+) -> tuple[Checkpoint, str]:
     cp = get_checkpoint(session, user, checkpoint_id)
-    if not can(state, user, "checkpoint", "decide"):
-        raise Forbidden("Deciding a checkpoint needs the approver role.")
-    if cp.requester_id == user.user_id:
-        raise Forbidden("You requested this task; someone else must decide its checkpoint.")
-    if cp.status != "open":
-        by = f" by {cp.decided_by}" if cp.decided_by else ""
-        raise Conflict(f"Checkpoint {cp.id} is already {cp.status}{by}.")
+    refusal = refusal_for(session, state, user, cp)
+    if refusal is not None:
+        raise refused(refusal)
     if (decision == "approve_with_edits") != (edited_args is not None):
         raise Unprocessable("edited_args goes with decision approve_with_edits, and only with it.")
-    return _release(session, cp)
+    workflow_id = _workflow_id(session, cp)
+    return _release(session, cp), workflow_id
+
+
+def _workflow_id(session: Session, cp: Checkpoint) -> str:
+    """The id of the workflow that owns `cp`: its task's, read from the task row (same tenant)."""
+    task = session.exec(select(Task).where(Task.id == cp.task_id, Task.tenant_id == cp.tenant_id)).first()
+    if task is None:
+        raise NotFound(f"No task {cp.task_id!r} in tenant {cp.tenant_id!r}.")
+    return task.workflow_id
 
 
 def _release(session: Session, cp: Checkpoint) -> Checkpoint:
@@ -158,7 +216,7 @@ async def reassign(
     named: list[str] | None,
     comment: str,
 ) -> Checkpoint:
-    cp, user_ids = await run_in_threadpool(
+    cp, workflow_id, user_ids = await run_in_threadpool(
         _reassignable, session, state, user, checkpoint_id, assignee_role, named
     )
     req = ReassignRequest(
@@ -169,7 +227,7 @@ async def reassign(
         named_approvers=user_ids,
         comment=comment,
     )
-    await _update(session, state, cp, REASSIGN_UPDATE_NAME, req)
+    await _update(session, state, cp, workflow_id, REASSIGN_UPDATE_NAME, req)
     return await run_in_threadpool(_reload, session, cp.id)
 
 
@@ -180,7 +238,7 @@ def _reassignable(
     checkpoint_id: str,
     assignee_role: str | None,
     named: list[str] | None,
-) -> tuple[Checkpoint, list[str] | None]:
+) -> tuple[Checkpoint, str, list[str] | None]:
     cp = get_checkpoint(session, user, checkpoint_id)
     if not can(state, user, "checkpoint", "reassign"):
         raise Forbidden("Reassigning a checkpoint needs the admin role.")
@@ -189,7 +247,8 @@ def _reassignable(
     if assignee_role is None and named is None:
         raise Unprocessable("Give assignee_role, named_approvers or both.")
     user_ids = _members(session, user.tenant_id, named) if named is not None else None
-    return _release(session, cp), user_ids
+    workflow_id = _workflow_id(session, cp)
+    return _release(session, cp), workflow_id, user_ids
 
 
 def add_comment(session: Session, state: AppState, user: Principal, checkpoint_id: str, body: str) -> None:
@@ -217,7 +276,7 @@ def _members(session: Session, tenant_id: str, refs: list[str]) -> list[str]:
     """Resolve user ids or e-mails to ids of members of this tenant; unknown ones are an error."""
     ids: list[str] = []
     for ref in refs:
-        user = session.exec(select(User).where(or_(User.id == ref, User.email == ref))).first()
+        user = session.exec(select(User).where(or_(col(User.id) == ref, col(User.email) == ref))).first()
         member = (
             user
             and session.exec(
@@ -230,10 +289,12 @@ def _members(session: Session, tenant_id: str, refs: list[str]) -> list[str]:
     return ids
 
 
-async def _update(session: Session, state: AppState, cp: Checkpoint, name: str, req: Any) -> None:
+async def _update(
+    session: Session, state: AppState, cp: Checkpoint, workflow_id: str, name: str, req: Any
+) -> None:
     client = await state.temporal_client()
     try:
-        await client.get_workflow_handle(f"task-{cp.task_id}").execute_update(
+        await client.get_workflow_handle(workflow_id).execute_update(
             name, req, result_type=DecisionResult
         )
     except WorkflowUpdateFailedError as exc:
@@ -254,44 +315,53 @@ def _update_refusal(exc: WorkflowUpdateFailedError) -> ServiceError:
         cause = cause.cause
     if not isinstance(cause, ApplicationError):
         return Conflict(f"The checkpoint cannot take this decision: {exc}")
-    if cause.type == "Forbidden":
+    if cause.type == FORBIDDEN:
         return Forbidden(cause.message)
-    if cause.type == "EditRefused":
+    if cause.type == EDIT_REFUSED:
         return Unprocessable(cause.message, title="Edit refused")
+    # CONFLICT, CHECKPOINT_NOT_OPEN (and any type added later): the checkpoint's state refuses.
     return Conflict(f"The checkpoint cannot take this decision: {cause.message}")
 
 
-def approvals_so_far(session: Session, checkpoint_ids: list[str]) -> dict[str, int]:
-    """How many distinct approvals each open checkpoint has in its current round."""
+def current_approvers(session: Session, checkpoint_ids: list[str]) -> dict[str, set[str]]:
+    """Who approved each checkpoint in its current round (every id given is a key).
+
+    An approval with edits starts a new round and is recorded in it, so the current round is the
+    latest round any approval was recorded in; earlier approvals no longer count."""
     if not checkpoint_ids:
         return {}
     rows = session.exec(
         select(CheckpointDecision.checkpoint_id, CheckpointDecision.round, CheckpointDecision.decider_id)
         .where(
-            CheckpointDecision.checkpoint_id.in_(checkpoint_ids),  # type: ignore[attr-defined]
-            CheckpointDecision.decision.in_(("approve", "approve_with_edits")),  # type: ignore[attr-defined]
+            col(CheckpointDecision.checkpoint_id).in_(checkpoint_ids),
+            col(CheckpointDecision.decision).in_(APPROVALS),
         )
     ).all()
     latest: dict[str, int] = {}
     for cp_id, rnd, _ in rows:
         latest[cp_id] = max(latest.get(cp_id, 0), rnd)
-    counts: dict[str, set[str]] = {cp_id: set() for cp_id in checkpoint_ids}
+    approvers: dict[str, set[str]] = {cp_id: set() for cp_id in checkpoint_ids}
     for cp_id, rnd, decider in rows:
         if rnd == latest[cp_id]:
-            counts[cp_id].add(decider)
-    return {cp_id: len(deciders) for cp_id, deciders in counts.items()}
+            approvers[cp_id].add(decider)
+    return approvers
+
+
+def approvals_so_far(session: Session, checkpoint_ids: list[str]) -> dict[str, int]:
+    """How many distinct approvals each open checkpoint has in its current round."""
+    return {cp_id: len(ids) for cp_id, ids in current_approvers(session, checkpoint_ids).items()}
 
 
 def decisions_of(session: Session, user: Principal, limit: int = 200) -> list[MyDecision]:
     """The decisions this person made in this tenant, newest first, with what they decided on."""
     rows = session.exec(
         select(CheckpointDecision, Checkpoint)
-        .join(Checkpoint, Checkpoint.id == CheckpointDecision.checkpoint_id)  # type: ignore[arg-type]
+        .join(Checkpoint, col(Checkpoint.id) == col(CheckpointDecision.checkpoint_id))
         .where(
             CheckpointDecision.tenant_id == user.tenant_id,
             CheckpointDecision.decider_id == user.user_id,
         )
-        .order_by(CheckpointDecision.id.desc())  # type: ignore[union-attr]
+        .order_by(col(CheckpointDecision.id).desc())
         .limit(limit)
     ).all()
     return [

@@ -9,26 +9,38 @@ switch covers every version.
 `check` answers "may the next step run?" for every decision the workers make, so it reads the
 (tiny) set of *active* switches once per `cache_seconds` (0.5 s) and answers from memory in
 between: a flip made by another process applies to the next decision within 1 s.
+
+After a flip, `wake_waiting_tasks` signals the tasks waiting in the switch's reach, so a paused task
+resumes, or stops, at once instead of at its next recheck.
 """
 
 from __future__ import annotations
 
+import asyncio
+import builtins
+import logging
 import re
 import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, computed_field
 from sqlalchemy import Insert, Table, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import load_only
 from sqlmodel import Session, col, select
+from starlette.concurrency import run_in_threadpool
 
 from orchestrator import audit
+from orchestrator.contracts import SWITCHES_CHANGED_SIGNAL
 from orchestrator.db import session_scope
-from orchestrator.models import KillSwitch, KillSwitchEvent, Tenant, utcnow
+from orchestrator.models import KillSwitch, KillSwitchEvent, Task, Tenant, utcnow
+
+log = logging.getLogger(__name__)
+WAKE_AT_MOST = 5000  # waiting tasks signalled per flip; the rest see the flip at their own recheck
 
 Scope = Literal["global", "tenant", "agent", "tool"]
 Mode = Literal["pause", "stop"]
@@ -55,7 +67,7 @@ class SwitchHit(BaseModel):
     flipped_by: str
     flipped_at: datetime
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # mypy rejects decorators over @property
     @property
     def message(self) -> str:
         what = self.scope if self.scope == "global" else f"{self.scope} {self.subject}"
@@ -133,7 +145,7 @@ class SwitchService:
                 raise SwitchError(f"tenant {tenant_id!r} does not exist")
             created = insert_missing(
                 session,
-                KillSwitch.__table__,  # type: ignore[arg-type]
+                KillSwitch.__table__,  # type: ignore[attr-defined]  # SQLModel does not declare __table__
                 {
                     **key,
                     "mode": mode or "stop",
@@ -224,13 +236,16 @@ class SwitchService:
         if not hits:
             return None
         best = min(hits, key=lambda h: (h.mode != "stop", _SCOPE_RANK[h.scope]))
-        return SwitchHit(
-            scope=best.scope,  # type: ignore[arg-type]
-            subject=best.subject if best.scope != "tenant" else best.tenant_id,
-            mode=best.mode,  # type: ignore[arg-type]
-            reason=best.reason,
-            flipped_by=best.flipped_by,
-            flipped_at=best.flipped_at if best.flipped_at.tzinfo else best.flipped_at.replace(tzinfo=UTC),
+        # From a mapping: the row's scope and mode are plain strings, pydantic checks them.
+        return SwitchHit.model_validate(
+            {
+                "scope": best.scope,
+                "subject": best.subject if best.scope != "tenant" else best.tenant_id,
+                "mode": best.mode,
+                "reason": best.reason,
+                "flipped_by": best.flipped_by,
+                "flipped_at": best.flipped_at if best.flipped_at.tzinfo else best.flipped_at.replace(tzinfo=UTC),
+            }
         )
 
     def _snapshot(self) -> dict[tuple[str, str, str], _Active]:
@@ -263,17 +278,60 @@ class SwitchService:
     def list(self, tenant_id: str, include_global: bool = True) -> list[KillSwitch]:
         """Every switch of the tenant (on and off) and, by default, the global one."""
         with Session(self._engine, expire_on_commit=False) as session:
-            where = KillSwitch.tenant_id == tenant_id
+            where = col(KillSwitch.tenant_id) == tenant_id
             if include_global:
-                where = or_(where, KillSwitch.scope == "global")  # type: ignore[assignment]
+                where = or_(where, col(KillSwitch.scope) == "global")
             rows = session.exec(select(KillSwitch).where(where)).all()
         return sorted(rows, key=lambda r: (_SCOPE_RANK.get(r.scope, 9), r.subject))
 
-    def history(self, tenant_id: str, limit: int = 100, include_global: bool = True) -> list[KillSwitchEvent]:
+    def history(
+        self, tenant_id: str, limit: int = 100, include_global: bool = True
+    ) -> builtins.list[KillSwitchEvent]:  # `list` is the method above, here in the class
         """The tenant's flips (and, by default, global ones), newest first."""
         with Session(self._engine, expire_on_commit=False) as session:
-            where = KillSwitchEvent.tenant_id == tenant_id
+            where = col(KillSwitchEvent.tenant_id) == tenant_id
             if include_global:
-                where = or_(where, KillSwitchEvent.scope == "global")  # type: ignore[assignment]
+                where = or_(where, col(KillSwitchEvent.scope) == "global")
             query = select(KillSwitchEvent).where(where).order_by(col(KillSwitchEvent.id).desc())
             return list(session.exec(query.limit(max(1, min(limit, 1000)))).all())
+
+
+async def wake_waiting_tasks(state: Any, tenant_id: str | None) -> int:
+    """Signal `switches.changed` to the waiting tasks of a tenant (None: of every tenant).
+
+    Best effort: a task that misses it re-checks the switches on its own timer. Returns how many
+    signals were delivered. `state` is the process's AppState; without a Temporal client (a
+    process that has none) nothing is signalled."""
+    connect = getattr(state, "temporal_client", None)
+    if connect is None:
+        return 0
+
+    def waiting() -> list[str]:
+        with Session(state.engine) as session:
+            # Only the id is read: `workflow_id` is made from it.
+            only_id = load_only(Task.id)  # type: ignore[arg-type]  # SQLModel types Task.id as str
+            query = select(Task).options(only_id).where(Task.status == "waiting")
+            if tenant_id is not None:
+                query = query.where(Task.tenant_id == tenant_id)
+            tasks = session.exec(query.order_by(col(Task.updated_at)).limit(WAKE_AT_MOST)).all()
+            return [task.workflow_id for task in tasks]
+
+    try:
+        workflow_ids = await run_in_threadpool(waiting)
+        if not workflow_ids:
+            return 0
+        client = await connect()
+    except Exception as exc:
+        log.warning("switch flipped; waiting tasks not signalled (%s), they re-check on their own", exc)
+        return 0
+    gate = asyncio.Semaphore(20)
+
+    async def signal(workflow_id: str) -> bool:
+        async with gate:
+            try:
+                await client.get_workflow_handle(workflow_id).signal(SWITCHES_CHANGED_SIGNAL)
+                return True
+            except Exception:  # ended meanwhile, or Temporal went away: the recheck covers it
+                return False
+
+    return sum(await asyncio.gather(*(signal(w) for w in workflow_ids)))

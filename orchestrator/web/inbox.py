@@ -16,11 +16,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
 from orchestrator.api.deps import SessionDep, StateDep
-from orchestrator.api.errors import Conflict, Forbidden, ServiceError, Unprocessable
+from orchestrator.api.errors import ServiceError, Unprocessable
 from orchestrator.budgets.rules import BudgetError, to_usd
 from orchestrator.catalog.registry import CatalogError
 from orchestrator.models import Checkpoint, ToolCall
@@ -52,7 +52,7 @@ def inbox(
         Checkpoint.status == "open",
         *checkpoint_service.inbox_filter(user.principal),
     )
-    all_open = db.exec(query.order_by(Checkpoint.created_at)).all()  # type: ignore[arg-type]
+    all_open = db.exec(query.order_by(col(Checkpoint.created_at))).all()
     tools = sorted({c.tool for c in all_open if c.tool})
     rows = [c for c in all_open if (not kind or c.kind == kind) and (not tool or c.tool == tool)]
     items = [CheckpointPublic.build(c) for c in rows]
@@ -99,26 +99,20 @@ def _page(
     review: dict[str, Any] | None = None,
     comment: str = "",
 ) -> HTMLResponse:
-    cp = checkpoint_service.get_checkpoint(db, user.principal, checkpoint_id)
+    cp = checkpoint_service.visible_checkpoint(db, state, user.principal, checkpoint_id)
+    refusal = checkpoint_service.refusal_for(db, state, user.principal, cp)
     detail = checkpoint_service.detail(db, cp)
     task = task_service.detail(db, state, user.principal, cp.task_id) if can(
         state, user.principal, "task", "read_all"
     ) or cp.requester_id == user.user_id else None
-    if not (can(state, user.principal, "checkpoint", "read") or cp.requester_id == user.user_id):
-        raise Forbidden("Only approvers, admins and the task's requester may see this checkpoint.")
     schema, _model = _tool_model(db, state, cp)
     current = detail.edited_args or detail.args
-    may_decide = (
-        detail.status == "open"
-        and can(state, user.principal, "checkpoint", "decide")
-        and cp.requester_id != user.user_id
-    )
     context = {
         "cp": detail,
         "task": task,
         "names": timeline.people_names(db, user.tenant_id),
-        "may_decide": may_decide,
-        "why_not": _why_not(state, user, cp, detail.status),
+        "may_decide": refusal is None,
+        "why_not": refusal.message if refusal is not None else "",
         "may_comment": cp.requester_id == user.user_id or can(state, user.principal, "checkpoint", "comment"),
         "fields": form_fields if form_fields is not None else argform.fields(schema, current),
         "editable": bool(schema.get("properties")),
@@ -127,16 +121,6 @@ def _page(
         "comment": comment,
     }
     return render(request, "inbox/checkpoint.html", context, status)
-
-
-def _why_not(state: AppState, user: WebUser, cp: Checkpoint, status: str) -> str:
-    if status != "open":
-        return f"This checkpoint is {status.replace('_', ' ')}."
-    if cp.requester_id == user.user_id:
-        return "You requested this task, so someone else must decide it (four-eyes)."
-    if not can(state, user.principal, "checkpoint", "decide"):
-        return "Deciding needs the approver role."
-    return ""
 
 
 @router.get("/checkpoints/{checkpoint_id}", name="web_checkpoint")
@@ -159,9 +143,9 @@ def _review_edits(
     request: Request, db: Session, state: AppState, user: WebUser, checkpoint_id: str, form: dict[str, str]
 ) -> HTMLResponse:
     cp = checkpoint_service.get_checkpoint(db, user.principal, checkpoint_id)
-    refusal = _why_not(state, user, cp, cp.status)
-    if refusal:
-        raise Forbidden(refusal) if cp.status == "open" else Conflict(refusal)
+    refusal = checkpoint_service.refusal_for(db, state, user.principal, cp)
+    if refusal is not None:
+        raise checkpoint_service.refused(refusal)
     schema, model = _tool_model(db, state, cp)
     if not schema.get("properties"):
         raise Unprocessable(f"A {cp.kind.replace('_', ' ')} checkpoint cannot be approved with edits.")

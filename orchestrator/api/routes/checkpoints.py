@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from sqlmodel import select
+from sqlmodel import col, select
 
 from orchestrator.api.deps import Allowed, CurrentUser, SessionDep, StateDep
-from orchestrator.api.errors import Forbidden
-from orchestrator.models import Checkpoint, Task
+from orchestrator.models import Checkpoint
 from orchestrator.services import checkpoints as service
-from orchestrator.services.access import Principal, can
+from orchestrator.services.access import Principal
 from orchestrator.services.schemas import (
     CheckpointDetail,
     CheckpointList,
@@ -38,7 +37,7 @@ def list_checkpoints(
         query = query.where(Checkpoint.status == status)
     if mine:
         query = query.where(*service.inbox_filter(user))
-    rows = session.exec(query.order_by(Checkpoint.created_at).limit(limit)).all()  # type: ignore[arg-type]
+    rows = session.exec(query.order_by(col(Checkpoint.created_at)).limit(limit)).all()
     return CheckpointList(items=[CheckpointPublic.build(c) for c in rows])
 
 
@@ -55,13 +54,7 @@ def my_decisions(
 def get_checkpoint(
     checkpoint_id: str, session: SessionDep, state: StateDep, user: CurrentUser
 ) -> CheckpointDetail:
-    cp = service.get_checkpoint(session, user, checkpoint_id)
-    task = session.get(Task, cp.task_id)
-    if not (
-        can(state, user, "checkpoint", "read") or (task is not None and task.requester_id == user.user_id)
-    ):
-        raise Forbidden("Only approvers, admins and the task's requester may see this checkpoint.")
-    return service.detail(session, cp)
+    return service.detail(session, service.visible_checkpoint(session, state, user, checkpoint_id))
 
 
 @router.post("/{checkpoint_id}/decision", response_model=CheckpointPublic, summary="Decide a checkpoint")

@@ -6,25 +6,18 @@ after the response), so a paused task resumes, or stops, at once instead of at i
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlmodel import Session, col, select
 
 from orchestrator.api.deps import Allowed, StateDep
 from orchestrator.api.errors import Forbidden, ServiceUnavailable, Unprocessable
-from orchestrator.contracts import SWITCHES_CHANGED_SIGNAL
-from orchestrator.models import KillSwitch, KillSwitchEvent, Task
+from orchestrator.models import KillSwitch, KillSwitchEvent
 from orchestrator.services.access import Principal, can
-from orchestrator.services.switches import SwitchError, SwitchService
-
-log = logging.getLogger(__name__)
-WAKE_AT_MOST = 5000  # waiting tasks signalled per flip; the rest see the flip at their own recheck
+from orchestrator.services.switches import SwitchError, SwitchService, wake_waiting_tasks
 
 router = APIRouter(prefix="/api/switches", tags=["switches"])
 
@@ -90,10 +83,10 @@ class SwitchEventList(BaseModel):
 
 
 def get_switches(state: StateDep) -> SwitchService:
-    switches = getattr(state, "switches", None)
+    switches: SwitchService | None = getattr(state, "switches", None)
     if switches is None:
         raise ServiceUnavailable("Kill switches are not configured in this process.")
-    return switches  # type: ignore[no-any-return]
+    return switches
 
 
 SwitchesDep = Annotated[SwitchService, Depends(get_switches)]
@@ -142,40 +135,3 @@ async def flip_switch(
         raise Unprocessable(str(exc)) from exc
     background.add_task(wake_waiting_tasks, state, tenant_id or None)
     return SwitchPublic.build(row)
-
-
-async def wake_waiting_tasks(state: Any, tenant_id: str | None) -> int:
-    """Signal `switches.changed` to the waiting tasks of a tenant (None: of every tenant).
-
-    Best effort: a task that misses it re-checks the switches on its own timer. Returns how many
-    signals were delivered."""
-    connect = getattr(state, "temporal_client", None)
-    if connect is None:
-        return 0
-
-    def waiting() -> list[str]:
-        with Session(state.engine) as session:
-            query = select(Task.id).where(Task.status == "waiting")
-            if tenant_id is not None:
-                query = query.where(Task.tenant_id == tenant_id)
-            return list(session.exec(query.order_by(col(Task.updated_at)).limit(WAKE_AT_MOST)).all())
-
-    try:
-        task_ids = await run_in_threadpool(waiting)
-        if not task_ids:
-            return 0
-        client = await connect()
-    except Exception as exc:
-        log.warning("switch flipped; waiting tasks not signalled (%s), they re-check on their own", exc)
-        return 0
-    gate = asyncio.Semaphore(20)
-
-    async def signal(task_id: str) -> bool:
-        async with gate:
-            try:
-                await client.get_workflow_handle(f"task-{task_id}").signal(SWITCHES_CHANGED_SIGNAL)
-                return True
-            except Exception:  # ended meanwhile, or Temporal went away: the recheck covers it
-                return False
-
-    return sum(await asyncio.gather(*(signal(t) for t in task_ids)))
