@@ -69,8 +69,9 @@ test: install services browser-deps ## run the full test suite (real Temporal, r
 test-unit: $(BIN)/.installed ## run the unit tests only (no services needed)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-lint: $(BIN)/.installed ## ruff
+lint: $(BIN)/.installed ## ruff over the code, tests and benchmarks; mypy over orchestrator/ and workers/
 	$(BIN)/ruff check orchestrator workers tests bench
+	$(BIN)/mypy
 
 bench: install services ## print the benchmarks: refund workflow end to end (20 runs), intake accuracy and latency, the web UI's live timeline
 	$(BIN)/python -m bench.refund_e2e

@@ -12,10 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import update
-from sqlmodel import Session, select
+from sqlalchemy.engine import CursorResult
+from sqlmodel import Session, col, select
 
 from orchestrator.models import AuditEvent, AuditHead, utcnow
 
@@ -60,10 +61,10 @@ def record(
     data: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Append one event in the caller's transaction (it commits or rolls back with the change)."""
-    bumped = session.exec(  # type: ignore[call-overload]
-        update(AuditHead).where(AuditHead.tenant_id == tenant_id).values(seq=AuditHead.seq + 1)
+    bumped = session.execute(
+        update(AuditHead).where(col(AuditHead.tenant_id) == tenant_id).values(seq=col(AuditHead.seq) + 1)
     )
-    if bumped.rowcount == 0:
+    if cast("CursorResult[Any]", bumped).rowcount == 0:
         session.add(AuditHead(tenant_id=tenant_id, seq=1, last_hash=GENESIS))
         session.flush()
     head = session.exec(select(AuditHead).where(AuditHead.tenant_id == tenant_id)).one()
@@ -94,7 +95,7 @@ def verify_chain(session: Session, tenant_id: str) -> tuple[bool, str]:
     prev = GENESIS
     expected_seq = 1
     events = session.exec(
-        select(AuditEvent).where(AuditEvent.tenant_id == tenant_id).order_by(AuditEvent.seq)
+        select(AuditEvent).where(AuditEvent.tenant_id == tenant_id).order_by(col(AuditEvent.seq))
     )
     for event in events:
         if event.seq != expected_seq:

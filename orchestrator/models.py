@@ -25,7 +25,7 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(10)}"
 
 
-def _ts(nullable: bool = False) -> Column:  # type: ignore[type-arg]
+def _ts(nullable: bool = False) -> Column:
     return Column(DateTime(timezone=True), nullable=nullable)
 
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from starlette.exceptions import HTTPException
 
 from orchestrator.api.errors import Forbidden
@@ -21,7 +21,7 @@ from orchestrator.services.state import AppState
 
 
 def get_state(request: Request) -> AppState:
-    return request.app.state.frontdesk  # type: ignore[no-any-return]
+    return request.app.state.frontdesk  # type: ignore[no-any-return]  # app.state is untyped; create_app sets it
 
 
 StateDep = Annotated[AppState, Depends(get_state)]
@@ -45,8 +45,8 @@ def get_principal(
         raise HTTPException(401, "The Authorization header must be `Bearer <token>`.")
     row = session.exec(
         select(ApiToken, User)
-        .join(User, User.id == ApiToken.user_id)  # type: ignore[arg-type]
-        .where(ApiToken.token_hash == hash_token(token.strip()), ApiToken.revoked_at.is_(None))  # type: ignore[union-attr]
+        .join(User, col(User.id) == col(ApiToken.user_id))
+        .where(col(ApiToken.token_hash) == hash_token(token.strip()), col(ApiToken.revoked_at).is_(None))
     ).first()
     if row is None:
         raise HTTPException(401, "The API token is invalid or revoked.")

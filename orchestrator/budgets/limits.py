@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, literal, or_, update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from orchestrator import audit
 from orchestrator.budgets.rules import (
@@ -48,7 +48,7 @@ def _line(counter: BudgetCounter, source: str) -> BudgetLine:
         remaining_usd=remaining,
         on_breach=counter.on_breach,
         counter_id=counter.id,
-        source=source,  # type: ignore[arg-type]
+        source=source,
     )
 
 
@@ -80,7 +80,8 @@ class BudgetLimits:
     def max_task_budget(self, tenant_id: str) -> Decimal:
         """The most a task of this tenant may be given at submit (`task_max`)."""
         with self._session() as s:
-            return self._tenant_spec(s, tenant_id, "task_max", "")[0]
+            limit: Decimal = self._tenant_spec(s, tenant_id, "task_max", "")[0]
+            return limit
 
     def check_task_budget(self, tenant_id: str, limit_usd: Any) -> Decimal:
         """A submit-time task budget, validated against the tenant's maximum; BudgetError if refused."""
@@ -109,7 +110,7 @@ class BudgetLimits:
                 raise BudgetNotFound(f"no budget counter {counter_id}")
             done = s.exec(
                 update(BudgetCounter)
-                .where(BudgetCounter.id == counter_id, BudgetCounter.limit_usd < literal(new, MONEY))  # type: ignore[arg-type]
+                .where(col(BudgetCounter.id) == counter_id, col(BudgetCounter.limit_usd) < literal(new, MONEY))
                 .values(limit_usd=new, updated_at=utcnow())
             )
             counter = s.get_one(BudgetCounter, counter_id, populate_existing=True)
@@ -182,10 +183,10 @@ class BudgetLimits:
                 s.exec(
                     update(BudgetCounter)
                     .where(
-                        BudgetCounter.tenant_id == tenant_id,  # type: ignore[arg-type]
-                        BudgetCounter.scope == scope,  # type: ignore[arg-type]
-                        BudgetCounter.subject == subject,  # type: ignore[arg-type]
-                        BudgetCounter.period >= current_month(),  # type: ignore[operator]
+                        col(BudgetCounter.tenant_id) == tenant_id,
+                        col(BudgetCounter.scope) == scope,
+                        col(BudgetCounter.subject) == subject,
+                        col(BudgetCounter.period) >= current_month(),
                     )
                     .values(limit_usd=limit, on_breach=on_breach, updated_at=utcnow())
                 )
@@ -208,7 +209,7 @@ class BudgetLimits:
                 for c in s.exec(
                     select(BudgetCounter).where(
                         BudgetCounter.tenant_id == tenant_id,
-                        BudgetCounter.scope.in_(MONTH_SCOPES),  # type: ignore[attr-defined]
+                        col(BudgetCounter.scope).in_(MONTH_SCOPES),
                         BudgetCounter.period == month,
                     )
                 )
@@ -229,9 +230,9 @@ class BudgetLimits:
             limit, on_breach, source = self._tenant_spec(s, tenant_id, "task_max", "")
             budgets.append(BudgetLine(scope="task_max", limit_usd=limit, on_breach=on_breach, source=source))
             of_task = or_(
-                and_(BudgetCounter.scope == "task", BudgetCounter.period == Task.id),
+                and_(col(BudgetCounter.scope) == "task", col(BudgetCounter.period) == col(Task.id)),
                 and_(
-                    BudgetCounter.scope == "step",
+                    col(BudgetCounter.scope) == "step",
                     func.substr(BudgetCounter.period, 1, func.length(Task.id) + 1) == Task.id + "/",
                 ),
             )
@@ -241,10 +242,10 @@ class BudgetLimits:
                 .where(
                     BudgetCounter.tenant_id == tenant_id,
                     Task.tenant_id == tenant_id,
-                    Task.created_at >= start,  # type: ignore[operator]
-                    Task.created_at < end,  # type: ignore[operator]
+                    Task.created_at >= start,
+                    Task.created_at < end,
                 )
-                .order_by(BudgetCounter.period, BudgetCounter.id)  # type: ignore[arg-type]
+                .order_by(col(BudgetCounter.period), col(BudgetCounter.id))
             ).all()
         return BudgetReport(
             tenant_id=tenant_id, month=month, budgets=budgets, tasks=[_line(c, "task") for c in tasks]

@@ -223,7 +223,7 @@ class BudgetBreach(BaseModel):
             return f"the tenant's month {self.period}"
         return f"{self.scope.removesuffix('_month')} '{self.subject}', month {self.period}"
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # mypy does not know pydantic stacks it on a property
     @property
     def message(self) -> str:
         """`task budget exceeded (task tsk_…): limit $0.05, spent $0.048, reserved $0.003, …`"""

@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import and_, func, literal, or_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from orchestrator import audit
 from orchestrator.budgets.limits import BudgetLimits, _line
@@ -82,16 +82,16 @@ def _add(column: Any, amount: Decimal) -> Any:
 
 def _breach(counter: BudgetCounter, requested: Decimal, during: str = "reserve") -> BudgetBreach:
     return BudgetBreach(
-        scope=counter.scope,  # type: ignore[arg-type]
+        scope=counter.scope,
         subject=counter.subject,
         period=counter.period,
         limit_usd=counter.limit_usd,
         spent_usd=counter.spent_usd,
         reserved_usd=counter.reserved_usd,
         requested_usd=requested,
-        on_breach=counter.on_breach,  # type: ignore[arg-type]
+        on_breach=counter.on_breach,
         counter_id=counter.id or 0,
-        during=during,  # type: ignore[arg-type]
+        during=during,
     )
 
 
@@ -104,7 +104,7 @@ def _reservation(
         task_id=row.task_id,
         amount_usd=row.amount_usd,
         counter_ids=[int(i) for i in row.counter_ids.split(",") if i],
-        status=row.status,  # type: ignore[arg-type]
+        status=row.status,
         settled_usd=row.settled_usd,
         replayed=replayed,
         over=over or [],
@@ -117,7 +117,7 @@ class BudgetService(BudgetLimits):
     def _task_spec(self, s: Session, tenant_id: str, task_id: str) -> Spec:
         """The task row's budget (set at submit), else the file's default capped by `task_max`."""
         task = s.exec(
-            select(Task.id, Task.budget_usd).where(Task.id == task_id, Task.tenant_id == tenant_id)
+            select(col(Task.id), col(Task.budget_usd)).where(Task.id == task_id, Task.tenant_id == tenant_id)
         ).first()
         if task is None:
             raise BudgetNotFound(f"task {task_id} of tenant {tenant_id} does not exist")
@@ -147,7 +147,11 @@ class BudgetService(BudgetLimits):
         """Ids of the wanted counters; missing ones are created when their spec gives a limit."""
         with self._session() as s:
             match = [
-                and_(BudgetCounter.scope == sc, BudgetCounter.subject == su, BudgetCounter.period == pe)
+                and_(
+                    col(BudgetCounter.scope) == sc,
+                    col(BudgetCounter.subject) == su,
+                    col(BudgetCounter.period) == pe,
+                )
                 for sc, su, pe in wanted
             ]
             rows = s.exec(
@@ -155,7 +159,7 @@ class BudgetService(BudgetLimits):
                     BudgetCounter.id, BudgetCounter.scope, BudgetCounter.subject, BudgetCounter.period
                 ).where(BudgetCounter.tenant_id == tenant_id, or_(*match))
             ).all()
-            found: dict[Key, int] = {(sc, su, pe): cid for cid, sc, su, pe in rows}
+            found: dict[Key, int] = {(sc, su, pe): cid for cid, sc, su, pe in rows if cid is not None}
             for key, make_spec in wanted.items():
                 spec = None if key in found or make_spec is None else make_spec(s)
                 if spec is not None and spec[0] is not None:
@@ -175,10 +179,11 @@ class BudgetService(BudgetLimits):
         s.add(counter)
         try:
             s.commit()
-            return counter.id  # type: ignore[return-value]
+            assert counter.id is not None  # the INSERT gave it one
+            return counter.id
         except IntegrityError:  # another worker created it first
             s.rollback()
-            return s.exec(
+            existing = s.exec(
                 select(BudgetCounter.id).where(
                     BudgetCounter.tenant_id == tenant_id,
                     BudgetCounter.scope == scope,
@@ -186,6 +191,8 @@ class BudgetService(BudgetLimits):
                     BudgetCounter.period == period,
                 )
             ).one()
+            assert existing is not None  # a primary key
+            return existing
 
     def _applicable(
         self, tenant_id: str, task_id: str, step: str, agent: str | None, tool: str | None,
@@ -200,11 +207,13 @@ class BudgetService(BudgetLimits):
             else lambda s: (step_limit, step_on_breach),
             ("tenant_month", "", month): lambda s: self._tenant_spec(s, tenant_id, "tenant_month", "")[:2],
         }
+
+        def tenant_spec(scope: str, subject: str) -> Callable[[Session], Spec]:
+            return lambda s: self._tenant_spec(s, tenant_id, scope, subject)[:2]
+
         for scope, name in (("agent_month", agent), ("tool_month", tool)):
             if name and (subject := subject_name(name)):
-                wanted[(scope, subject, month)] = lambda s, sc=scope, su=subject: self._tenant_spec(
-                    s, tenant_id, sc, su
-                )[:2]
+                wanted[(scope, subject, month)] = tenant_spec(scope, subject)
         return sorted(self._counters(tenant_id, wanted).values())
 
     def _find(self, reservation_id: str) -> BudgetReservation | None:
@@ -226,7 +235,7 @@ class BudgetService(BudgetLimits):
         for cid in ids:
             s.exec(
                 update(BudgetCounter)
-                .where(BudgetCounter.id == cid)  # type: ignore[arg-type]
+                .where(col(BudgetCounter.id) == cid)
                 .values(
                     spent_usd=_add(BudgetCounter.spent_usd, spent),
                     reserved_usd=_add(BudgetCounter.reserved_usd, reserved),
@@ -238,11 +247,11 @@ class BudgetService(BudgetLimits):
         over = s.exec(
             select(BudgetCounter)
             .where(
-                BudgetCounter.id.in_(ids),  # type: ignore[union-attr]
+                col(BudgetCounter.id).in_(ids),
                 BudgetCounter.spent_usd + BudgetCounter.reserved_usd
                 > BudgetCounter.limit_usd + literal(EPS, MONEY),
             )
-            .order_by(BudgetCounter.id)  # type: ignore[arg-type]
+            .order_by(col(BudgetCounter.id))
             .execution_options(populate_existing=True)
         ).all()
         return [_breach(c, spent, during) for c in over]
@@ -278,7 +287,7 @@ class BudgetService(BudgetLimits):
                 fits = BudgetCounter.spent_usd + BudgetCounter.reserved_usd + literal(amount, MONEY)
                 done = s.exec(
                     update(BudgetCounter)
-                    .where(BudgetCounter.id == cid, fits <= BudgetCounter.limit_usd + literal(EPS, MONEY))  # type: ignore[arg-type]
+                    .where(col(BudgetCounter.id) == cid, fits <= BudgetCounter.limit_usd + literal(EPS, MONEY))
                     .values(reserved_usd=_add(BudgetCounter.reserved_usd, amount), updated_at=utcnow())
                 )
                 if done.rowcount != 1:
@@ -312,7 +321,7 @@ class BudgetService(BudgetLimits):
             for was in ("reserved", "released"):
                 done = s.exec(
                     update(BudgetReservation)
-                    .where(BudgetReservation.id == reservation_id, BudgetReservation.status == was)  # type: ignore[arg-type]
+                    .where(col(BudgetReservation.id) == reservation_id, col(BudgetReservation.status) == was)
                     .values(status="settled", settled_usd=actual)
                 )
                 if done.rowcount == 1:
@@ -332,7 +341,7 @@ class BudgetService(BudgetLimits):
         with self._session() as s:
             done = s.exec(
                 update(BudgetReservation)
-                .where(BudgetReservation.id == reservation_id, BudgetReservation.status == "reserved")  # type: ignore[arg-type]
+                .where(col(BudgetReservation.id) == reservation_id, col(BudgetReservation.status) == "reserved")
                 .values(status="released")
             )
             if done.rowcount != 1:

@@ -251,7 +251,7 @@ def default_reply(body: dict[str, Any]) -> Reply:
     if skill is not None:
         reply = skill(body)
         if reply is not None:
-            return reply  # type: ignore[no-any-return]
+            return reply  # type: ignore[no-any-return]  # a skill is a plain callable; its reply is a dict
     if _is_refund(tools, schema):
         return refund_reply(messages, tools)
     if schema is not None and {"title", "summary", "key_points"} <= set(schema.get("properties", {})):

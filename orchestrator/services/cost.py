@@ -214,15 +214,15 @@ def cost_report(
     now = _utc(now or datetime.now(UTC))
     until = week_start(now) + timedelta(days=7)
     since = until - timedelta(days=7 * weeks)
-    in_window = (Task.tenant_id == tenant_id, Task.created_at >= since, Task.created_at < until)  # type: ignore[operator]
+    in_window = (Task.tenant_id == tenant_id, Task.created_at >= since, Task.created_at < until)
 
     tasks = session.exec(
-        select(Task.id, Task.workflow_name, Task.workflow_version, Task.outcome, Task.created_at).where(
+        select(Task.id, Task.workflow_name, Task.workflow_version, Task.outcome, Task.created_at).where(  # type: ignore[call-overload]  # sqlmodel types select() for at most 4 columns
             *in_window
         )
     ).all()
     calls = session.exec(
-        select(
+        select(  # type: ignore[call-overload]  # sqlmodel types select() for at most 4 columns
             ModelCall.task_id,
             ModelCall.tier,
             ModelCall.model_served,
@@ -233,7 +233,7 @@ def cost_report(
             ModelCall.cached_tokens,
             ModelCall.ok,
         )
-        .join(Task, Task.id == ModelCall.task_id)  # type: ignore[arg-type]
+        .join(Task, Task.id == ModelCall.task_id)
         .where(ModelCall.tenant_id == tenant_id, *in_window)
     ).all()
 

@@ -24,11 +24,11 @@ import logging
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import httpx
 from sqlalchemy import or_, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import CursorResult, Engine
 from sqlmodel import Session, col, select
 
 from orchestrator.db import session_scope
@@ -78,7 +78,7 @@ def enqueue(
         "attempts": 0,
         "created_at": utcnow(),
     }
-    return insert_missing(session, NotificationOutbox.__table__, values, ["dedupe_key"])  # type: ignore[arg-type]
+    return insert_missing(session, NotificationOutbox.__table__, values, ["dedupe_key"])  # type: ignore[attr-defined]  # SQLModel does not declare __table__
 
 
 def _iso(at: datetime | None) -> str | None:
@@ -299,13 +299,13 @@ class Dispatcher:
 
     def _due(self) -> list[tuple[int, int]]:
         now = self.clock()
-        pending = NotificationOutbox.status == "pending"
+        pending = col(NotificationOutbox.status) == "pending"
         with session_scope(self.engine) as session:
             # A dispatcher that died during the last allowed attempt leaves the row pending; its
             # lease has run out, so it has failed.
-            session.exec(  # type: ignore[call-overload]
+            session.execute(
                 update(NotificationOutbox)
-                .where(pending, NotificationOutbox.attempts >= self.max_attempts, self._due_filter(now))
+                .where(pending, col(NotificationOutbox.attempts) >= self.max_attempts, self._due_filter(now))
                 .values(status="failed", sent_at=None, last_error="no delivery confirmed within the lease")
             )
             rows = session.exec(
@@ -319,28 +319,28 @@ class Dispatcher:
     def _claim(self, row_id: int, attempts: int) -> NotificationOutbox | None:
         now = self.clock()
         with session_scope(self.engine) as session:
-            claimed = session.exec(  # type: ignore[call-overload]
+            claimed = session.execute(
                 update(NotificationOutbox)
                 .where(
-                    NotificationOutbox.id == row_id,
-                    NotificationOutbox.status == "pending",
-                    NotificationOutbox.attempts == attempts,
+                    col(NotificationOutbox.id) == row_id,
+                    col(NotificationOutbox.status) == "pending",
+                    col(NotificationOutbox.attempts) == attempts,
                     self._due_filter(now),
                 )
                 .values(attempts=attempts + 1, sent_at=now + self.lease)
             )
-            if claimed.rowcount != 1:
+            if cast("CursorResult[Any]", claimed).rowcount != 1:
                 return None
             return session.get(NotificationOutbox, row_id)
 
     def _finish(self, row: NotificationOutbox, **values: Any) -> None:
         with session_scope(self.engine) as session:
-            session.exec(  # type: ignore[call-overload]
+            session.execute(
                 update(NotificationOutbox)
                 .where(
-                    NotificationOutbox.id == row.id,
-                    NotificationOutbox.status == "pending",
-                    NotificationOutbox.attempts == row.attempts,  # still our claim
+                    col(NotificationOutbox.id) == row.id,
+                    col(NotificationOutbox.status) == "pending",
+                    col(NotificationOutbox.attempts) == row.attempts,  # still our claim
                 )
                 .values(**values)
             )

@@ -49,7 +49,7 @@ def list_people(session: Session, tenant_id: str) -> PeoplePublic:
     """Every member of the tenant with the roles they hold in it (never other tenants' roles)."""
     rows = session.exec(
         select(User, Membership.role)
-        .join(Membership, Membership.user_id == User.id)  # type: ignore[arg-type]
+        .join(Membership, col(Membership.user_id) == col(User.id))
         .where(Membership.tenant_id == tenant_id)
         .order_by(col(User.name), col(User.email))
     ).all()

@@ -115,7 +115,7 @@ def policies_public(state: AppState, tenant_id: str) -> PoliciesPublic:
         rules=[
             _rule_public(r, view.approvals.get(r.rule_id)) for r in view.rules if applies_in(r, tenant_id)
         ],
-        default_approval=approval_public(view.default_approval),  # type: ignore[arg-type]
+        default_approval=approval_public(view.default_approval),
     )
 
 

@@ -65,7 +65,7 @@ class TaskPublic(BaseModel):
             status=task.status,
             outcome=task.outcome,
             requester_id=task.requester_id,
-            created_at=_utc(task.created_at),  # type: ignore[arg-type]
+            created_at=_utc(task.created_at),
             ended_at=_utc(task.ended_at),
             cost=cost,
         )

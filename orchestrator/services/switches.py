@@ -138,7 +138,7 @@ class SwitchService:
         """
         subject, reason = (subject or "").strip(), (reason or "").strip()
         self._validate(scope, tenant_id, subject, active, mode, reason, actor)
-        key = {"scope": scope, "tenant_id": tenant_id, "subject": subject}
+        key: dict[str, Any] = {"scope": scope, "tenant_id": tenant_id, "subject": subject}
         now = utcnow()
         with session_scope(self._engine) as session:
             if scope != "global" and session.get(Tenant, tenant_id) is None:

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
@@ -52,8 +52,8 @@ def cost_of(session: Session, task_ids: list[str]) -> dict[str, CostSummary]:
         return summary
     # Summed in Decimal here, not in SQL: SQLite would add NUMERICs as floats.
     rows = session.exec(
-        select(ModelCall.task_id, ModelCall.cost_usd, ModelCall.cost_estimated).where(
-            ModelCall.task_id.in_(task_ids)  # type: ignore[attr-defined]
+        select(col(ModelCall.task_id), col(ModelCall.cost_usd), col(ModelCall.cost_estimated)).where(
+            col(ModelCall.task_id).in_(task_ids)
         )
     )
     for tid, cost, estimated in rows:
@@ -92,7 +92,7 @@ def list_visible(
     if workflow:
         query = query.where(Task.workflow_name == workflow)
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    tasks = session.exec(query.order_by(Task.created_at.desc()).offset(offset).limit(limit)).all()  # type: ignore[attr-defined]
+    tasks = session.exec(query.order_by(col(Task.created_at).desc()).offset(offset).limit(limit)).all()
     costs = cost_of(session, [t.id for t in tasks])
     return TaskList(items=[TaskPublic.build(t, costs[t.id]) for t in tasks], total=total)
 
@@ -102,7 +102,7 @@ def detail(session: Session, state: AppState, user: Principal, task_id: str) -> 
     task = visible_task(session, state, user, task_id)
     scoped = {"task_id": task.id, "tenant_id": user.tenant_id}
 
-    def rows(model, order):  # type: ignore[no-untyped-def]
+    def rows(model, order):
         q = select(model).where(*(getattr(model, k) == v for k, v in scoped.items()))
         return session.exec(q.order_by(*order)).all()
 

@@ -28,12 +28,12 @@ from sqlmodel import Session
 
 from orchestrator.api.deps import SessionDep, StateDep
 from orchestrator.api.errors import Forbidden, ServiceError, Unprocessable
-from orchestrator.api.routes.switches import wake_waiting_tasks
 from orchestrator.budgets.rules import TENANT_SCOPES, BudgetError, BudgetLine, check_month, current_month
+from orchestrator.catalog.registry import Kind
 from orchestrator.services import people
 from orchestrator.services.policies import ExplainRequest, explain_decision, policies_public
 from orchestrator.services.state import AppState
-from orchestrator.services.switches import SwitchError
+from orchestrator.services.switches import SwitchError, wake_waiting_tasks
 from orchestrator.web.deps import CsrfChecked, WebAllowed, WebUser, allowed
 from orchestrator.web.render import render
 from orchestrator.web.timeline import people_names
@@ -56,9 +56,9 @@ SCOPE_LABELS = {
 HISTORY = 50  # flips shown; the API pages further back
 
 
-def _names(state: AppState, kind: str) -> list[str]:
+def _names(state: AppState, kind: Kind) -> list[str]:
     """Agent or tool names (no versions: budgets and switches cover every version)."""
-    return sorted({ref.split("@", 1)[0] for ref in state.catalog.refs(kind)})  # type: ignore[arg-type]
+    return sorted({ref.split("@", 1)[0] for ref in state.catalog.refs(kind)})
 
 
 # --- budgets -------------------------------------------------------------------------------------
@@ -299,7 +299,7 @@ def policy_explain(
         body = ExplainRequest(
             agent=agent.strip(),
             tool=tool.strip(),
-            args=_json_object(args, "Arguments"),  # type: ignore[arg-type]
+            args=_json_object(args, "Arguments"),
             facts=_json_object(facts, "Facts", optional=True),
         )
         result = explain_decision(state, db, user.tenant_id, body)

@@ -48,7 +48,7 @@ class WebUser:
 def get_web_user(request: Request, db: SessionDep) -> WebUser:
     cached = getattr(request.state, "web_user", None)
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached  # type: ignore[no-any-return]  # request.state is untyped; only this function sets it
     row = sessions.lookup(db, request.cookies.get(sessions.COOKIE))
     if row is None:
         raise SignInRequired("Your session has ended or you are not signed in. Please sign in again.")

@@ -87,7 +87,7 @@ def _when(value: Any) -> str:
         value = datetime.fromisoformat(value)
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return str(value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"))
 
 
 def _iso(value: Any) -> str:
@@ -97,7 +97,7 @@ def _iso(value: Any) -> str:
         return value
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat()
+    return str(value.astimezone(UTC).isoformat())
 
 
 def _pretty(value: Any) -> str:

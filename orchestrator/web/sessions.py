@@ -17,7 +17,7 @@ import secrets
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, or_
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from orchestrator import audit
 from orchestrator.models import Membership, Tenant, User, WebSession, utcnow
@@ -72,10 +72,10 @@ def sign_in(
 def _purge(session: Session, user_id: str, now: datetime) -> None:
     """Forget this person's sessions that ended more than a day ago (no row lives for ever)."""
     cutoff = now - timedelta(days=1)
-    session.exec(  # type: ignore[call-overload]
+    session.exec(
         delete(WebSession).where(
-            WebSession.user_id == user_id,  # type: ignore[arg-type]
-            or_(WebSession.expires_at < cutoff, WebSession.revoked_at < cutoff),  # type: ignore[arg-type, operator]
+            col(WebSession.user_id) == user_id,
+            or_(col(WebSession.expires_at) < cutoff, col(WebSession.revoked_at) < cutoff),
         )
     )
 
@@ -124,7 +124,7 @@ def csrf_ok_token(expected: str, presented: str | None) -> bool:
 def open_sessions(session: Session, user_id: str) -> list[WebSession]:
     now = utcnow()
     rows = session.exec(
-        select(WebSession).where(WebSession.user_id == user_id, WebSession.revoked_at.is_(None))  # type: ignore[union-attr]
+        select(WebSession).where(col(WebSession.user_id) == user_id, col(WebSession.revoked_at).is_(None))
     ).all()
     live = [r for r in rows if _aware(r.expires_at) > now and _aware(r.last_seen_at) + IDLE > now]
     return sorted(live, key=lambda r: _aware(r.created_at), reverse=True)

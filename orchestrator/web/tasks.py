@@ -22,7 +22,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from pydantic import ValidationError
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
 from orchestrator.api.deps import SessionDep, StateDep
@@ -235,11 +235,11 @@ def _fingerprint(state: AppState, tenant_id: str, task_id: str) -> tuple[Any, ..
         select(func.count(), func.max(ToolCall.updated_at)).where(ToolCall.task_id == task_id),
         select(func.count(), func.max(Checkpoint.decided_at), func.sum(Checkpoint.escalation_level))
         .where(Checkpoint.task_id == task_id),
-        select(func.count()).where(CheckpointDecision.checkpoint_id.in_(cps)),  # type: ignore[attr-defined]
-        select(func.count()).where(CheckpointComment.checkpoint_id.in_(cps)),  # type: ignore[attr-defined]
+        select(func.count()).where(col(CheckpointDecision.checkpoint_id).in_(cps)),
+        select(func.count()).where(col(CheckpointComment.checkpoint_id).in_(cps)),
     ]
     with Session(state.engine) as db:
-        return tuple(db.exec(q).first() for q in parts)  # type: ignore[call-overload]
+        return tuple(db.exec(q).first() for q in parts)  # type: ignore[call-overload]  # a list of selects of different shapes
 
 
 def _still_allowed(state: AppState, cookie: str | None, user: WebUser, task_id: str) -> bool:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from orchestrator.contracts import TERMINAL_STATUSES
 from orchestrator.models import Checkpoint, Membership, User
@@ -58,7 +58,7 @@ def people_names(session: Session, tenant_id: str) -> dict[str, str]:
     """user id -> name, for the members of this tenant only."""
     rows = session.exec(
         select(User.id, User.name)
-        .join(Membership, Membership.user_id == User.id)  # type: ignore[arg-type]
+        .join(Membership, col(Membership.user_id) == col(User.id))
         .where(Membership.tenant_id == tenant_id)
     ).all()
     return dict(rows)
