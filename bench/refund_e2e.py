@@ -35,7 +35,8 @@ from orchestrator.db import make_engine, session_scope
 from orchestrator.demo.catalog.tables import DemoOrder
 from orchestrator.demo.devstack.processes import ManagedProcess, free_port
 from orchestrator.demo.seed import prepare_database
-from orchestrator.settings import PROJECT_ROOT, Settings
+from orchestrator.settings import Settings
+from tests.repo_paths import REPO_ROOT
 
 
 @dataclass
@@ -147,7 +148,7 @@ def start_stack(state: Path) -> tuple[ManagedProcess, Settings, float]:
         argv=[sys.executable, "-m", "orchestrator.cli.main", "dev"],
         log_path=log,
         env=env,
-        cwd=PROJECT_ROOT,
+        cwd=REPO_ROOT,
         ready_check=lambda: log.exists() and "is up" in log.read_text(),
         ready_timeout=180,
         stop_grace=30,

@@ -17,7 +17,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+from orchestrator.resources import MIGRATIONS_DIR
 
 # SQLite stores NUMERIC as a float-ish affinity; sums are done in Decimal in Python and the
 # columns are scaled to 1e-9 USD, so the driver's warning about native Decimal is noise here.

@@ -34,6 +34,8 @@ class Tenant(SQLModel, table=True):
     name: str = Field(max_length=200)
     domain: str = Field(default="", max_length=200)  # the tenant's own e-mail domain
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    # Set by `frontdesk tenant revoke`: nobody signs in or calls the API in it any more.
+    disabled_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
 
 
 class User(SQLModel, table=True):
@@ -61,6 +63,16 @@ class ApiToken(SQLModel, table=True):
     label: str = Field(default="", max_length=200)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
     revoked_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class LoginFailure(SQLModel, table=True):
+    """One failed sign-in, keyed by sha256(client address | e-mail): the login throttle counts
+    these in the database, so every API process sees the same attempts."""
+
+    __tablename__ = "login_failure"
+    id: int | None = Field(default=None, primary_key=True)
+    key_hash: str = Field(index=True, max_length=64)
+    failed_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False, index=True))
 
 
 class WebSession(SQLModel, table=True):

@@ -14,7 +14,8 @@ from typing import Any
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from orchestrator.resources import DEFAULT_POLICIES_DIR
+
 PLACEHOLDER_SECRETS = {"", "changeme", "sk-1234", "frontdesk-dev-router-key", "dev-secret"}
 
 
@@ -25,8 +26,9 @@ class Settings(BaseSettings):
         "development", description="`development` or `production`; production refuses placeholder secrets."
     )
     state_dir: Path = Field(
-        PROJECT_ROOT / ".frontdesk",
-        description="Where the dev stack keeps its files (SQLite, Temporal, logs).",
+        default_factory=lambda: Path.cwd() / ".frontdesk",
+        description="Where the dev stack keeps its files (SQLite, Temporal, logs, the LiteLLM venv); "
+        "default `./.frontdesk` in the folder it starts from.",
     )
     database_url: str = Field(
         "",
@@ -66,12 +68,16 @@ class Settings(BaseSettings):
     router_port: int = Field(4011, description="Port of the LiteLLM proxy started by the dev stack.")
     temporal_port: int = Field(7233, description="Port of the Temporal dev server started by the dev stack.")
     temporal_ui_port: int = Field(8233, description="Port of the Temporal web UI started by the dev stack.")
-    litellm_venv: Path = Field(
-        PROJECT_ROOT / ".frontdesk" / "litellm-venv", description="Virtualenv holding the LiteLLM proxy."
+    litellm_venv: Path | None = Field(
+        None,
+        description="Virtualenv holding the LiteLLM proxy of the dev stack; default `<state_dir>/litellm-venv` "
+        "(`frontdesk dev` installs it there on first run).",
     )
 
     policies_dir: Path = Field(
-        PROJECT_ROOT / "policies", description="Folder with casbin models, policies and the price table."
+        DEFAULT_POLICIES_DIR,
+        description="Folder with casbin models, policies, approvals, budgets and the price table; default: "
+        "the ones shipped in the package (`frontdesk policy init DIR` copies them to edit).",
     )
     catalog_packages: list[str] = Field(
         [],
@@ -121,6 +127,10 @@ class Settings(BaseSettings):
         if self.environment == "production" and self.router_api_key in PLACEHOLDER_SECRETS:
             raise ValueError("FRONTDESK_ROUTER_API_KEY is a placeholder; set a real router key in production")
         return self
+
+    @property
+    def router_venv(self) -> Path:
+        return self.litellm_venv or self.state_dir / "litellm-venv"
 
     @property
     def effective_database_url(self) -> str:

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from repo_paths import REPO_ROOT
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -33,10 +34,10 @@ from orchestrator.demo.catalog.tables import DemoOrder
 from orchestrator.demo.devstack.litellm import litellm_command, litellm_env, write_litellm_config
 from orchestrator.demo.devstack.processes import ManagedProcess, free_port, temporal_binary
 from orchestrator.demo.seed import ensure_tenant, ensure_token, ensure_user, seed_demo
-from orchestrator.settings import PROJECT_ROOT, Settings
+from orchestrator.settings import Settings
 from workers.worker import build_router, build_worker
 
-HISTORIES_DIR = PROJECT_ROOT / "tests" / "replay" / "histories"
+HISTORIES_DIR = REPO_ROOT / "tests" / "replay" / "histories"
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 ROUTER_KEY = "test-" + secrets.token_hex(8)
 TERMINAL = set(TERMINAL_STATUSES)
@@ -98,7 +99,7 @@ def demo_model_url(logs_dir: Path) -> Iterator[str]:
         argv=[sys.executable, "-m", "orchestrator.cli.main", "demo-model"],
         log_path=logs_dir / "demo-model.log",
         env={**os.environ, "FRONTDESK_DEMO_MODEL_PORT": str(port)},
-        cwd=PROJECT_ROOT,
+        cwd=REPO_ROOT,
         ready_url=f"http://127.0.0.1:{port}/health",
         ready_timeout=30,
     )
@@ -110,7 +111,7 @@ def demo_model_url(logs_dir: Path) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def router_url(demo_model_url: str, logs_dir: Path) -> Iterator[str]:
     """The real LiteLLM proxy (its own venv, installed by `make`), upstream = the demo model."""
-    venv = PROJECT_ROOT / ".frontdesk" / "litellm-venv"
+    venv = REPO_ROOT / ".frontdesk" / "litellm-venv"
     port = free_port()
     config = write_litellm_config(logs_dir / "litellm.yaml", demo_model_url=demo_model_url)
     proc = ManagedProcess(

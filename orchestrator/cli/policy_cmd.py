@@ -169,14 +169,38 @@ def policy_explain(args: argparse.Namespace) -> int:
     return 0 if result.decision.effect == "allow" else 1
 
 
+def policy_init(args: argparse.Namespace) -> int:
+    """Copy the shipped policies to a folder of the operator's own, to edit and deploy."""
+    import shutil
+
+    from orchestrator.resources import DEFAULT_POLICIES_DIR
+
+    target = Path(args.dir)
+    names = sorted(p.name for p in DEFAULT_POLICIES_DIR.iterdir() if p.is_file())  # budgets and prices too
+    clashes = [name for name in names if (target / name).exists()]
+    if clashes and not args.force:
+        print(f"error: {target} already has {', '.join(clashes)}; pass --force to overwrite")
+        return 2
+    target.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        shutil.copyfile(DEFAULT_POLICIES_DIR / name, target / name)
+    print(f"copied the default policies to {target}; point FRONTDESK_POLICIES_DIR={target.resolve()} at it")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the `policy` command group (`check`, `explain`); each sets `args.func(args) -> exit code`."""
+    """Add the `policy` command group (`check`, `explain`, `init`); each sets `args.func(args) -> exit code`."""
     group = subparsers.add_parser("policy", help="lint the policy files and explain tool decisions")
     commands = group.add_subparsers(dest="policy_command", required=True, metavar="COMMAND")
     text = "validate and lint the policy files; print every issue and the policy version"
     check = commands.add_parser("check", help=text, description=text)
     check.add_argument("--dir", help="policy folder (default: the settings' policies_dir)")
     check.set_defaults(func=policy_check)
+    text = "copy the default policies (shipped in the package) to DIR, to edit and deploy"
+    init = commands.add_parser("init", help=text, description=text)
+    init.add_argument("dir", metavar="DIR", help="folder to create (FRONTDESK_POLICIES_DIR then names it)")
+    init.add_argument("--force", action="store_true", help="overwrite policy files already in DIR")
+    init.set_defaults(func=policy_init)
     text = "explain the decision on one tool call: the deciding rule and every rule considered"
     explain = commands.add_parser("explain", help=text, description=text)
     explain.add_argument("--tenant", required=True, help="tenant id, e.g. acme")

@@ -13,7 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from orchestrator.settings import PROJECT_ROOT
+from orchestrator.resources import STATIC_DIR
 from orchestrator.web import admin, auth, catalog, cost, inbox, tasks
 from orchestrator.web.render import render
 
@@ -92,7 +92,7 @@ class SecurityHeaders:
 
 def install(app: FastAPI) -> None:
     app.state.login_throttle = auth.LoginThrottle()
-    app.mount("/static", StaticFiles(directory=str(PROJECT_ROOT / "ui" / "static")), name="static")
+    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     for module in (auth, tasks, inbox, catalog, admin, cost):
         app.include_router(module.router)
     app.add_middleware(SecurityHeaders)

@@ -12,8 +12,8 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from starlette.routing import NoMatchFound
 
+from orchestrator.resources import TEMPLATES_DIR
 from orchestrator.services.access import can
-from orchestrator.settings import PROJECT_ROOT
 from orchestrator.web.upstream import UpstreamProbe
 
 # (label, url name, object, action): shown to whoever the policy engine allows.
@@ -70,7 +70,7 @@ def _context(request: Request) -> dict[str, Any]:
     }
 
 
-templates = Jinja2Templates(directory=str(PROJECT_ROOT / "ui" / "templates"), context_processors=[_context])
+templates = Jinja2Templates(directory=str(TEMPLATES_DIR), context_processors=[_context])
 
 
 def _money(value: Any, places: int = 4) -> str:

@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 from playwright.async_api import Page
+from repo_paths import REPO_ROOT
 
-from orchestrator.settings import PROJECT_ROOT
-
-AXE_JS = PROJECT_ROOT / ".frontdesk" / "npm" / "node_modules" / "axe-core" / "axe.min.js"
+AXE_JS = REPO_ROOT / ".frontdesk" / "npm" / "node_modules" / "axe-core" / "axe.min.js"
 BLOCKING = ("serious", "critical")
 NODES_SHOWN = 3
 

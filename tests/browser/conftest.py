@@ -26,12 +26,12 @@ import pytest
 import uvicorn
 from conftest import SeededDb, Stack, running_stack
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from repo_paths import REPO_ROOT
 from sqlmodel import select
 from temporalio.testing import WorkflowEnvironment
 
 from orchestrator.db import session_scope
 from orchestrator.models import User
-from orchestrator.settings import PROJECT_ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -46,7 +46,7 @@ CHROMIUM_ARGS = [
 ]
 LAPTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
-SCREENSHOTS = PROJECT_ROOT / "artifacts" / "screenshots"
+SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"
 DEMO_DOMAIN = "acme.example"
 
 

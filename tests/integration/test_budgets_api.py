@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from repo_paths import SHIPPED_POLICIES
 
 from orchestrator.api import errors
 from orchestrator.api.routes import budgets as budget_routes
@@ -29,10 +30,10 @@ from orchestrator.db import session_scope
 from orchestrator.demo.seed import ensure_tenant, ensure_token, ensure_user
 from orchestrator.models import Task
 from orchestrator.policy.engine import PolicyEngine
-from orchestrator.settings import PROJECT_ROOT, Settings
+from orchestrator.settings import Settings
 
 BOTH = pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
-POLICIES = PROJECT_ROOT / "policies"
+POLICIES = SHIPPED_POLICIES
 
 
 @dataclass

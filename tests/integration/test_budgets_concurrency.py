@@ -16,6 +16,7 @@ from decimal import Decimal as D
 from typing import Any
 
 import pytest
+from repo_paths import SHIPPED_POLICIES
 from sqlmodel import select
 
 from orchestrator.budgets.pricing import PriceTable
@@ -32,10 +33,9 @@ from orchestrator.budgets.service import (
 from orchestrator.db import session_scope
 from orchestrator.demo.seed import ensure_tenant
 from orchestrator.models import AuditEvent, BudgetCounter, BudgetReservation, Task
-from orchestrator.settings import PROJECT_ROOT
 
 BOTH = pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
-PRICES = PriceTable.load(PROJECT_ROOT / "policies" / "prices.yaml")
+PRICES = PriceTable.load(SHIPPED_POLICIES / "prices.yaml")
 # One call's maximum: a 400-character prompt and max_tokens=140 at the frontier tier = $0.004.
 MAX_CALL = estimate_worst_case(PRICES, "tier-frontier", 400, 140)
 N = 50

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from repo_paths import REPO_ROOT
 from sqlmodel import select
 
 from orchestrator.db import session_scope
 from orchestrator.demo.catalog.tables import RefundLedger
 from orchestrator.demo.devstack.processes import ManagedProcess
-from orchestrator.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -57,7 +57,7 @@ class WorkerProcess:
             argv=[sys.executable, "-m", "orchestrator.cli.main", "worker"],
             log_path=log,
             env=self.env,
-            cwd=PROJECT_ROOT,
+            cwd=REPO_ROOT,
             ready_check=lambda: log.exists() and "worker polling" in log.read_text(),
             ready_timeout=60,
         )

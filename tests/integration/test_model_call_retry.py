@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+from repo_paths import SHIPPED_POLICIES
 from sqlmodel import select
 from temporalio.testing import ActivityEnvironment
 
@@ -17,7 +18,6 @@ from orchestrator.budgets.service import load_service
 from orchestrator.contracts import ChatMessage, ModelCallInput, RoutingFacts
 from orchestrator.db import session_scope
 from orchestrator.models import ModelCall, Task
-from orchestrator.settings import PROJECT_ROOT
 from workers.activities.model_calls import ModelActivities
 from workers.router_client import RouterClient
 
@@ -57,11 +57,11 @@ async def test_retried_call_returns_the_recorded_answer(db: Any) -> None:
     router = RouterClient(
         "http://router.test",
         "key",
-        prices=PriceTable.load(PROJECT_ROOT / "policies" / "prices.yaml"),
+        prices=PriceTable.load(SHIPPED_POLICIES / "prices.yaml"),
         transport=httpx.MockTransport(handler),
         backoff_seconds=0,
     )
-    activities = ModelActivities(db.engine, router, load_service(db.engine, PROJECT_ROOT / "policies"))
+    activities = ModelActivities(db.engine, router, load_service(db.engine, SHIPPED_POLICIES))
     call = ModelCallInput(
         facts=RoutingFacts(
             tenant_id="acme", requester_id="u", task_id=task.id, step="s", agent="a",

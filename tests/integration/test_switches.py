@@ -19,6 +19,7 @@ import httpx
 import psycopg
 import pytest
 from fastapi import FastAPI
+from repo_paths import SHIPPED_POLICIES
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -35,7 +36,6 @@ from orchestrator.models import AuditEvent, KillSwitchEvent, NotificationOutbox,
 from orchestrator.policy.engine import PolicyEngine
 from orchestrator.services import notify
 from orchestrator.services.switches import SwitchError, SwitchService
-from orchestrator.settings import PROJECT_ROOT
 
 BOTH = pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -252,7 +252,7 @@ def make_app(world: World, **extra: Any) -> FastAPI:
     app.include_router(switch_routes.router)
     app.state.frontdesk = SimpleNamespace(
         engine=world.db.engine,
-        policy=PolicyEngine(PROJECT_ROOT / "policies"),
+        policy=PolicyEngine(SHIPPED_POLICIES),
         switches=SwitchService(world.db.engine),
         **extra,
     )

@@ -7,15 +7,15 @@ from decimal import Decimal
 
 import pytest
 import yaml
+from repo_paths import SHIPPED_POLICIES
 from sqlmodel import select
 
 from orchestrator.audit import verify_chain
 from orchestrator.db import session_scope
 from orchestrator.demo.catalog.tables import RefundLedger
 from orchestrator.models import AuditEvent
-from orchestrator.settings import PROJECT_ROOT
 
-PRICES = yaml.safe_load((PROJECT_ROOT / "policies" / "prices.yaml").read_text())["models"]
+PRICES = yaml.safe_load((SHIPPED_POLICIES / "prices.yaml").read_text())["models"]
 
 
 def ledger_rows(stack, order_id: str) -> list[RefundLedger]:  # type: ignore[no-untyped-def]

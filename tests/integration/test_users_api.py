@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from repo_paths import SHIPPED_POLICIES
 from sqlmodel import col, select
 
 from orchestrator.api import errors
@@ -23,7 +24,6 @@ from orchestrator.db import session_scope
 from orchestrator.demo.seed import ensure_tenant, ensure_token, ensure_user
 from orchestrator.models import AuditEvent
 from orchestrator.policy.engine import PolicyEngine
-from orchestrator.settings import PROJECT_ROOT
 
 BOTH = pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
 
@@ -64,7 +64,7 @@ async def api(db: Any) -> AsyncIterator[Api]:
     app = FastAPI()
     errors.install(app)
     app.include_router(user_routes.router)
-    app.state.frontdesk = SimpleNamespace(engine=db.engine, policy=PolicyEngine(PROJECT_ROOT / "policies"))
+    app.state.frontdesk = SimpleNamespace(engine=db.engine, policy=PolicyEngine(SHIPPED_POLICIES))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://frontdesk") as http:
         yield Api(http, tenant, tokens, ids, db.engine)
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+from repo_paths import SHIPPED_POLICIES
 
 from orchestrator.budgets.pricing import PriceTable
 from orchestrator.budgets.rules import (
@@ -22,9 +23,8 @@ from orchestrator.budgets.rules import (
     to_usd,
     usd,
 )
-from orchestrator.settings import PROJECT_ROOT
 
-POLICIES = PROJECT_ROOT / "policies"
+POLICIES = SHIPPED_POLICIES
 PRICES = PriceTable.load(POLICIES / "prices.yaml")
 VALID: dict[str, Any] = {
     "version": 1,

@@ -10,6 +10,7 @@ import pytest
 from catalog_fixtures.bad_model_pkg import OpaqueAnswer
 from catalog_fixtures.broken_pkg import Answer, Flaky
 from catalog_fixtures.typed_pkg import Verdict
+from repo_paths import SHIPPED_POLICIES
 
 from orchestrator.catalog.loader import load_catalog
 from orchestrator.catalog.registry import Catalog, WorkflowDefinition
@@ -17,7 +18,6 @@ from orchestrator.catalog.validate import CatalogIssue, model_problems, policy_m
 from orchestrator.contracts import StepSpec
 from orchestrator.policy.engine import PolicyEngine
 from orchestrator.policy.rules import PolicyRule
-from orchestrator.settings import PROJECT_ROOT
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def broken() -> list[CatalogIssue]:
 
 def test_the_sample_catalog_has_no_errors() -> None:
     catalog = load_catalog(["orchestrator.demo.catalog"])
-    issues = validate_catalog(catalog, PolicyEngine(PROJECT_ROOT / "policies"))
+    issues = validate_catalog(catalog, PolicyEngine(SHIPPED_POLICIES))
     assert [str(i) for i in issues if i.severity == "error"] == []
     assert {"refund_request@1", "summary@1"} <= set(catalog.workflow_refs())
 

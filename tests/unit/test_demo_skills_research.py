@@ -166,13 +166,14 @@ def test_planner_picks_the_specialisms_the_request_names(catalog: Catalog) -> No
 
 
 def test_the_plan_passes_the_engines_plan_validation(catalog: Catalog) -> None:
+    from repo_paths import SHIPPED_POLICIES
+
     from orchestrator.policy.engine import PolicyEngine
-    from orchestrator.settings import PROJECT_ROOT
     from workers.activities.plans import PlanActivities
 
     spec = pinned(catalog, "research_brief@1")
     (step,) = spec.steps
-    checker = PlanActivities(PolicyEngine(PROJECT_ROOT / "policies"))
+    checker = PlanActivities(PolicyEngine(SHIPPED_POLICIES))
     for text in EXAMPLES["research_brief"]:
         checked = checker._validate(
             ValidatePlanInput(

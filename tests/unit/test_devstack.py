@@ -21,11 +21,15 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from repo_paths import SHIPPED_POLICIES
 
 from orchestrator.budgets.pricing import PriceTable
 from orchestrator.demo.devstack.litellm import (
     DEFAULT_TIERS,
+    LITELLM_REQUIREMENT,
+    LITELLM_VERSION,
     LiteLLMMissing,
+    ensure_litellm,
     litellm_command,
     litellm_env,
     write_litellm_config,
@@ -43,7 +47,7 @@ from orchestrator.demo.devstack.processes import (
     wait_tcp,
 )
 from orchestrator.demo.devstack.supervisor import DevStack, Stage, Supervisor, dev_lock, run_dev_stack
-from orchestrator.settings import PROJECT_ROOT, Settings
+from orchestrator.settings import Settings
 
 PY = sys.executable
 
@@ -99,7 +103,7 @@ def test_litellm_config_has_the_tiers_priced_like_the_price_table(tmp_path: Path
 
     groups = {entry["model_name"]: entry["litellm_params"] for entry in config["model_list"]}
     assert set(groups) == {"tier-frontier", "tier-open", "tier-slm"}
-    table = PriceTable.load(PROJECT_ROOT / "policies" / "prices.yaml")
+    table = PriceTable.load(SHIPPED_POLICIES / "prices.yaml")
     for tier, upstream in [
         ("tier-frontier", "demo-frontier"),
         ("tier-open", "demo-open"),
@@ -166,8 +170,8 @@ def test_litellm_env_is_complete_and_leaks_nothing_else() -> None:
     assert env.get("PATH") == os.environ.get("PATH")
 
 
-def test_missing_litellm_venv_names_the_make_target(tmp_path: Path) -> None:
-    with pytest.raises(LiteLLMMissing, match=r"run `make router` \(or `make run`\)"):
+def test_missing_litellm_venv_says_how_it_gets_installed(tmp_path: Path) -> None:
+    with pytest.raises(LiteLLMMissing, match=r"`frontdesk dev` installs it on its first run"):
         litellm_command(tmp_path / "venv", tmp_path / "litellm.yaml", 4011)
 
 
@@ -428,15 +432,50 @@ def test_a_port_configured_twice_is_refused(tmp_path: Path) -> None:
     assert "is configured for both the API and the Temporal web UI" in out.getvalue()
 
 
-def test_missing_litellm_stops_before_anything_starts(tmp_path: Path) -> None:
+def test_a_failed_router_install_stops_before_anything_starts(tmp_path: Path) -> None:
     settings = dev_settings(tmp_path)
     out = io.StringIO()
+    asked: list[Path] = []
 
-    assert run_dev_stack(settings, out=out) == 1
+    def failing_install(venv: Path, say: object) -> None:
+        asked.append(venv)
+        raise LiteLLMMissing("installing the LiteLLM proxy failed: no index")
 
-    assert "cannot start the dev stack" in out.getvalue()
-    assert "make router" in out.getvalue()
+    assert run_dev_stack(settings, out=out, install_router=failing_install) == 1
+
+    assert asked == [settings.router_venv]
+    assert "cannot start the dev stack: installing the LiteLLM proxy failed: no index" in out.getvalue()
     assert not (settings.state_dir / "logs" / "temporal.log").exists()
+
+
+def test_router_install_creates_the_venv_once_and_says_so(tmp_path: Path) -> None:
+    venv = tmp_path / "state" / "litellm-venv"
+    commands: list[list[str]] = []
+
+    def fake_run(argv: list[str]) -> None:  # stands in for `python -m venv` and pip
+        commands.append(argv)
+        (venv / "bin").mkdir(parents=True, exist_ok=True)
+        for name in ("python", "litellm"):
+            (venv / "bin" / name).write_text("#!/bin/sh\n")
+    said: list[str] = []
+
+    assert ensure_litellm(venv, said.append, run=fake_run) is True
+    assert commands[0][1:] == ["-m", "venv", str(venv)]
+    assert commands[1][-1] == LITELLM_REQUIREMENT
+    assert "installing the LiteLLM router" in said[0] and str(venv) in said[0]
+
+    assert ensure_litellm(venv, said.append, run=fake_run) is False  # second run: nothing to do
+    assert len(commands) == 2
+
+
+def test_router_install_that_leaves_no_binary_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(LiteLLMMissing, match="left no"):
+        ensure_litellm(tmp_path / "venv", lambda _: None, run=lambda argv: None)
+
+
+def test_makefile_installs_the_same_litellm_version() -> None:
+    makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
+    assert f"LITELLM_VERSION := {LITELLM_VERSION}" in makefile
 
 
 # --- the stack's wiring --------------------------------------------------------------------------

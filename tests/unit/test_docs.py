@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from orchestrator.settings import PROJECT_ROOT, Settings
+from repo_paths import REPO_ROOT
 
-README = (PROJECT_ROOT / "README.md").read_text()
+from orchestrator.settings import Settings
+
+README = (REPO_ROOT / "README.md").read_text()
 
 
 def test_every_setting_is_documented() -> None:
@@ -14,5 +16,5 @@ def test_every_setting_is_documented() -> None:
 
 def test_readme_shows_the_two_commands() -> None:
     assert "make run" in README and "make test" in README
-    ci = (PROJECT_ROOT / ".ci" / "run").read_text()
+    ci = (REPO_ROOT / ".ci" / "run").read_text()
     assert "make test" in ci

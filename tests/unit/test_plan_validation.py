@@ -3,9 +3,10 @@ denies the agent (checked against the shipped policies)."""
 
 from __future__ import annotations
 
+from repo_paths import SHIPPED_POLICIES
+
 from orchestrator.contracts import AgentSpec, ValidatePlanInput
 from orchestrator.policy.engine import PolicyEngine
-from orchestrator.settings import PROJECT_ROOT
 from workers.activities.plans import PlanActivities
 
 
@@ -26,7 +27,7 @@ AGENTS = {
     "refund_agent": agent("refund_agent", ["lookup_order@1", "issue_refund@1"]),
 }
 PLANNER_AGENTS = ["market_researcher@1", "refund_agent@1"]
-plans = PlanActivities(PolicyEngine(PROJECT_ROOT / "policies"))
+plans = PlanActivities(PolicyEngine(SHIPPED_POLICIES))
 
 
 def check(steps: list[dict]) -> tuple[bool, list[str]]:  # type: ignore[type-arg]

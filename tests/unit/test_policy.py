@@ -12,10 +12,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from repo_paths import SHIPPED_POLICIES
 
 from orchestrator.policy.engine import PolicyEngine, PolicyError, ToolFacts
 from orchestrator.policy.lint import lint
-from orchestrator.settings import PROJECT_ROOT
 
 # The facts of a refund task as the worker passes them (internal data, an irreversible tool).
 INTERNAL = ToolFacts(side_effect="irreversible", data_classification="internal", tenant_domain="acme.example")
@@ -25,7 +25,7 @@ READ = ToolFacts(side_effect="read", data_classification="internal", tenant_doma
 @pytest.fixture
 def policies(tmp_path: Path) -> Path:
     target = tmp_path / "policies"
-    shutil.copytree(PROJECT_ROOT / "policies", target)
+    shutil.copytree(SHIPPED_POLICIES, target)
     return target
 
 
@@ -289,7 +289,7 @@ def test_a_permission_revoked_under_load_is_denied_within_one_second(policies: P
 
 
 def test_the_shipped_policies_lint_clean() -> None:
-    assert [str(i) for i in lint(PROJECT_ROOT / "policies")] == []
+    assert [str(i) for i in lint(SHIPPED_POLICIES)] == []
 
 
 def lint_with(policies: Path, *tool_lines: str, approvals: str = "") -> list[str]:

@@ -13,13 +13,14 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from repo_paths import SHIPPED_POLICIES
 
 from orchestrator.api import errors
 from orchestrator.api.routes import policies as policy_routes
 from orchestrator.app import build_state
 from orchestrator.cli import policy_cmd
 from orchestrator.policy.engine import PolicyEngine
-from orchestrator.settings import PROJECT_ROOT, Settings
+from orchestrator.settings import Settings
 
 
 @pytest.fixture(autouse=True)
@@ -32,7 +33,7 @@ def sample_catalog(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def policies(tmp_path: Path) -> Path:
     target = tmp_path / "policies"
-    shutil.copytree(PROJECT_ROOT / "policies", target)
+    shutil.copytree(SHIPPED_POLICIES, target)
     return target
 
 
@@ -76,7 +77,7 @@ def test_check_warnings_do_not_fail(policies: Path, capsys: pytest.CaptureFixtur
 
 # --- explain ----------------------------------------------------------------------------------------
 
-SHIPPED_RULES = len(PolicyEngine(PROJECT_ROOT / "policies").view().rules)
+SHIPPED_RULES = len(PolicyEngine(SHIPPED_POLICIES).view().rules)
 INTERNAL = '{"data_classification": "internal", "tenant_domain": "acme.example"}'
 
 

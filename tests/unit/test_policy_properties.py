@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from repo_paths import SHIPPED_POLICIES
 
 from orchestrator.policy.engine import PolicyEngine, ToolDecision, ToolFacts
-from orchestrator.settings import PROJECT_ROOT
 
 SETTINGS = settings(
     max_examples=300,
@@ -55,7 +55,7 @@ def _parses(text: str) -> bool:
 
 @pytest.fixture(scope="module")
 def engine() -> PolicyEngine:
-    return PolicyEngine(PROJECT_ROOT / "policies", reload_interval=3600)
+    return PolicyEngine(SHIPPED_POLICIES, reload_interval=3600)
 
 
 def refund(engine: PolicyEngine, amount: Any, facts: ToolFacts | None = INTERNAL) -> ToolDecision:

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from repo_paths import SHIPPED_POLICIES
 
 from orchestrator.policy.engine import PolicyEngine, ToolFacts
 from orchestrator.policy.rules import split_line
-from orchestrator.settings import PROJECT_ROOT
 
-SHIPPED = PROJECT_ROOT / "policies"
+SHIPPED = SHIPPED_POLICIES
 
 # --- the intended tool policy -----------------------------------------------------------------------
 

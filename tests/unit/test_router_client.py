@@ -6,10 +6,10 @@ import json
 import logging
 from collections.abc import Callable
 from decimal import Decimal
-from pathlib import Path
 
 import httpx
 import pytest
+from repo_paths import SHIPPED_POLICIES
 
 from orchestrator.budgets.pricing import PriceTable
 from orchestrator.contracts import ChatMessage, ModelCallInput, RoutingFacts, ToolSpec
@@ -21,7 +21,7 @@ from workers.router_client import (
     RouterUnavailable,
 )
 
-PRICES_PATH = Path(__file__).resolve().parents[2] / "policies" / "prices.yaml"
+PRICES_PATH = SHIPPED_POLICIES / "prices.yaml"
 API_KEY = "sk-test-secret-key-123"
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 

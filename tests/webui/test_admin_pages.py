@@ -16,11 +16,11 @@ from typing import Any
 import httpx
 import pytest
 from markupsafe import escape
+from repo_paths import SHIPPED_POLICIES
 from sqlmodel import col, delete, select
 
 from orchestrator.db import session_scope
 from orchestrator.models import AuditEvent, KillSwitch, Membership, TenantBudget
-from orchestrator.settings import PROJECT_ROOT
 from orchestrator.web import admin
 from webui.conftest import Browser
 
@@ -28,7 +28,7 @@ ADMIN_PAGES = ["/admin/budgets", "/admin/switches", "/admin/policies", "/admin/u
 
 
 def rule_ids() -> list[str]:
-    with (PROJECT_ROOT / "policies" / "tool_policy.csv").open() as f:
+    with (SHIPPED_POLICIES / "tool_policy.csv").open() as f:
         rows = [r for r in csv.reader(f, skipinitialspace=True) if r and not r[0].startswith("#")]
     return [r[-1].strip() for r in rows if r[0] == "p"]
 

@@ -9,6 +9,9 @@ proxy returns match what Frontdesk would estimate itself.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,10 +19,15 @@ from typing import Any
 import yaml
 
 from orchestrator.budgets.pricing import PriceTable
-from orchestrator.settings import PROJECT_ROOT
+from orchestrator.resources import DEFAULT_POLICIES_DIR
 
-DEFAULT_PRICES_FILE = PROJECT_ROOT / "policies" / "prices.yaml"
-INSTALL_HINT = "run `make router` (or `make run`) to install the LiteLLM proxy into .frontdesk/litellm-venv"
+DEFAULT_PRICES_FILE = DEFAULT_POLICIES_DIR / "prices.yaml"
+LITELLM_VERSION = "1.106.2"  # the Makefile's LITELLM_VERSION installs the same
+LITELLM_REQUIREMENT = f"litellm[proxy]=={LITELLM_VERSION}"
+INSTALL_HINT = (
+    "`frontdesk dev` installs it on its first run (it needs the package index); "
+    "from a checkout, `make router` does the same"
+)
 
 
 class LiteLLMMissing(RuntimeError):
@@ -134,6 +142,38 @@ def litellm_binary(venv: Path) -> Path:
     if not binary.is_file() or not os.access(binary, os.X_OK):
         raise LiteLLMMissing(f"the LiteLLM proxy is not installed ({binary} is missing); {INSTALL_HINT}")
     return binary
+
+
+Runner = Callable[[list[str]], None]
+
+
+def _run(argv: list[str]) -> None:
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
+        raise LiteLLMMissing(f"installing the LiteLLM proxy failed: `{' '.join(argv)}` said:\n{tail}")
+
+
+def ensure_litellm(venv: Path, say: Callable[[str], None], *, run: Runner = _run) -> bool:
+    """Install the LiteLLM proxy into its own virtualenv at ``venv`` unless it is there already.
+
+    Returns whether it installed. The proxy pins its own fastapi/pydantic/openai, so it never
+    shares Frontdesk's environment; the first `frontdesk dev` after `pip install` does this once.
+    """
+    marker = venv / ".installed"
+    binary = venv / "bin" / "litellm"
+    if marker.is_file() and binary.is_file():
+        return False
+    say(f"installing the LiteLLM router ({LITELLM_REQUIREMENT}) into {venv} (first run only; about a minute) ...")
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    if not (venv / "bin" / "python").is_file():
+        run([sys.executable, "-m", "venv", str(venv)])
+    run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", LITELLM_REQUIREMENT])
+    if not binary.is_file():
+        raise LiteLLMMissing(f"installing the LiteLLM proxy left no {binary}")
+    marker.touch()
+    say("the LiteLLM router is installed")
+    return True
 
 
 def litellm_command(venv: Path, config: Path, port: int, host: str = "127.0.0.1") -> list[str]:

@@ -24,6 +24,7 @@ from typing import IO, Protocol
 
 from orchestrator.demo.devstack.litellm import (
     LiteLLMMissing,
+    ensure_litellm,
     litellm_command,
     litellm_env,
     write_litellm_config,
@@ -310,7 +311,7 @@ class DevStack:
         )
         router = ManagedProcess(
             name="router",
-            argv=litellm_command(s.litellm_venv, config, s.router_port),
+            argv=litellm_command(s.router_venv, config, s.router_port),
             env=litellm_env(s.router_api_key),
             log_path=self.logs_dir / "router.log",
             ready_url=f"{self.router_url}/health/liveliness",
@@ -369,15 +370,31 @@ class DevStack:
 
 
 def run_dev_stack(
-    settings: Settings, *, prepare: Prepare = default_prepare, out: IO[str] | None = None
+    settings: Settings,
+    *,
+    prepare: Prepare = default_prepare,
+    out: IO[str] | None = None,
+    install_router: Callable[[Path, Callable[[str], None]], object] = ensure_litellm,
 ) -> int:
-    """Start and supervise the local stack until Ctrl-C; return the process exit code."""
+    """Start and supervise the local stack until Ctrl-C; return the process exit code.
+
+    The first run installs the LiteLLM proxy into `<state_dir>/litellm-venv` (`install_router`)."""
     stream = out if out is not None else sys.stdout
+
+    def say(text: str) -> None:
+        stream.write(text + "\n")
+        stream.flush()
+
     try:
         with dev_lock(settings.state_dir / "dev.lock"):
             if problems := port_problems(settings):
                 for problem in problems:
-                    stream.write(problem + "\n")
+                    say(problem)
+                return 1
+            try:
+                install_router(settings.router_venv, say)
+            except (LiteLLMMissing, OSError) as exc:
+                say(f"cannot start the dev stack: {exc}")
                 return 1
             return asyncio.run(DevStack(settings, prepare=prepare, out=stream).run())
     except AlreadyRunning as exc:
