@@ -3,6 +3,7 @@ activity completed) returns the recorded answer: no second request, the cost cou
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import secrets
 from decimal import Decimal
@@ -83,3 +84,46 @@ async def test_retried_call_returns_the_recorded_answer(db: Any) -> None:
     with session_scope(db.engine) as session:
         rows = session.exec(select(ModelCall).where(ModelCall.request_id == call.request_id)).all()
     assert len(rows) == 1 and rows[0].ok and rows[0].response_json
+
+
+async def test_model_call_heartbeats_while_the_router_is_slow(db: Any) -> None:
+    """A worker that dies mid-call must be noticed by its heartbeat timeout, not after 5 minutes:
+    so the activity heartbeats while it waits (the router here answers only after two beats)."""
+    task = Task(
+        tenant_id="acme", requester_id=db.user_ids["riley"], workflow_name="summary",
+        workflow_version="1", input_text="x", definition_json="{}", status="running",
+    )  # fmt: skip
+    with session_scope(db.engine) as session:
+        session.add(task)
+    beats: list[object] = []
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        for _ in range(300):  # at most 30 s, so a missing heartbeat fails instead of hanging
+            if len(beats) >= 2:
+                break
+            await asyncio.sleep(0.1)
+        return answer(request)
+
+    router = RouterClient(
+        "http://router.test",
+        "key",
+        prices=PriceTable.load(SHIPPED_POLICIES / "prices.yaml"),
+        transport=httpx.MockTransport(slow),
+        backoff_seconds=0,
+    )
+    activities = ModelActivities(db.engine, router, load_service(db.engine, SHIPPED_POLICIES))
+    call = ModelCallInput(
+        facts=RoutingFacts(
+            tenant_id="acme", requester_id="u", task_id=task.id, step="s", agent="a",
+            category="c", risk_class="low", data_classification="internal",
+        ),
+        turn=1, request_id=f"{task.id}/s/{secrets.token_hex(3)}", tier="tier-slm",
+        messages=[ChatMessage(role="user", content="hi")],
+    )  # fmt: skip
+    env = ActivityEnvironment()
+    env.on_heartbeat = lambda *details: beats.append(details)
+    result = await env.run(activities.call, call)
+    await router.aclose()
+
+    assert len(beats) >= 2
+    assert result.message.content == '{"ok": true}'

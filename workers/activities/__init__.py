@@ -7,9 +7,11 @@ annotated input or result is not the contract's.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 import typing
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 from temporalio import activity
@@ -34,3 +36,25 @@ def implements(contract: ActivityContract[Any, Any]) -> Callable[[F], F]:
         return activity.defn(name=contract.name)(fn)
 
     return register
+
+
+@contextlib.asynccontextmanager
+async def heartbeating(every: float = 2.0) -> AsyncIterator[None]:
+    """Heartbeat every `every` seconds while the body runs (a long wait on another service).
+
+    With a heartbeat timeout on the activity, Temporal notices a worker that died mid-call within
+    that timeout and retries on another worker, instead of waiting out the start-to-close timeout.
+    """
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(every)
+
+    beater = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        beater.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beater

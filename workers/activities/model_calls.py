@@ -17,7 +17,7 @@ from orchestrator.budgets.service import BudgetService
 from orchestrator.contracts import CALL_MODEL, ChatMessage, ModelCallInput, ModelCallResult, failures
 from orchestrator.db import session_scope
 from orchestrator.models import ModelCall
-from workers.activities import implements
+from workers.activities import heartbeating, implements
 from workers.router_client import RouterClient, RouterError
 
 
@@ -29,6 +29,10 @@ class ModelActivities:
 
     @implements(CALL_MODEL)
     async def call(self, call: ModelCallInput) -> ModelCallResult:
+        async with heartbeating():  # a worker that dies mid-call is noticed in MODEL_OPTS' heartbeat timeout
+            return await self._call(call)
+
+    async def _call(self, call: ModelCallInput) -> ModelCallResult:
         activity_attempt = activity.info().attempt
         if activity_attempt > 1:
             # A retry after the router already answered (the worker died, or a write failed):

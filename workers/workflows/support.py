@@ -37,6 +37,9 @@ RECORD_OPTS = ActivityOptions(
 )
 MODEL_OPTS = ActivityOptions(
     start_to_close_timeout=timedelta(minutes=5),
+    # The activity heartbeats every 2 s while it waits on the router: a crashed worker's call is
+    # retried elsewhere after 10 s instead of after the 5-minute timeout.
+    heartbeat_timeout=timedelta(seconds=10),
     # The router client retries within its own request budget; its refusal is final.
     retry_policy=RetryPolicy(maximum_attempts=3, non_retryable_error_types=[failures.ROUTER_ERROR]),
 )
