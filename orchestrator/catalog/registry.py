@@ -163,6 +163,11 @@ class Catalog:
             return self.workflows[ref]
         except KeyError:
             known = sorted({r for r in self.workflows if "@" in r})
+            if not known:
+                raise CatalogError(
+                    f"unknown workflow {ref!r}: no workflow is registered; "
+                    "name your catalog packages in FRONTDESK_CATALOG_PACKAGES"
+                ) from None
             raise CatalogError(f"unknown workflow {ref!r}; known: {', '.join(known)}") from None
 
     def workflow_refs(self) -> list[str]:

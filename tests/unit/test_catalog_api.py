@@ -326,3 +326,11 @@ async def test_tool_rules_of_another_tenant_stay_hidden(sqlite_db: Any, tmp_path
     assert "globex-refund-cap" in globex["policies"]
     assert "globex-refund-cap" not in acme["policies"] and "refund-needs-approval" in acme["policies"]
     assert all("globex-refund-cap" not in t["policies"] for t in listed)
+
+
+def test_an_unknown_workflow_on_an_empty_catalog_says_none_is_registered() -> None:
+    with pytest.raises(CatalogError, match="no workflow is registered; name your catalog packages in "
+                                           "FRONTDESK_CATALOG_PACKAGES"):  # fmt: skip
+        load_catalog([]).workflow("refund_request@1")
+    with pytest.raises(CatalogError, match=r"known: fx_flow@1"):
+        load_catalog(["catalog_fixtures.typed_pkg"]).workflow("nope@1")
