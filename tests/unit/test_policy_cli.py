@@ -291,3 +291,23 @@ async def test_explain_refusals(
     body = {"agent": "refund_agent", "tool": "issue_refund", "args": {"amount": 5}, **extra}
     r = await api.post("/api/policies/explain", json=body, headers=auth(sqlite_db, who))
     assert r.status_code == status and detail in r.json()["detail"], r.text
+
+
+def test_init_copies_the_shipped_policies_to_edit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "ours"
+    code, out = run(capsys, "policy", "init", str(target))
+
+    assert code == 0 and f"FRONTDESK_POLICIES_DIR={target.resolve()}" in out
+    shipped = sorted(p.name for p in SHIPPED_POLICIES.iterdir() if p.is_file())
+    assert sorted(p.name for p in target.iterdir()) == shipped
+    assert {"prices.yaml", "budgets.yaml", "tool_policy.csv"} <= set(shipped)
+    assert all((target / n).read_bytes() == (SHIPPED_POLICIES / n).read_bytes() for n in shipped)
+    assert PolicyEngine(target).version == PolicyEngine(SHIPPED_POLICIES).version
+
+    (target / "tool_policy.csv").write_text("# ours\n")
+    code, out = run(capsys, "policy", "init", str(target))  # never overwrites an edited folder unasked
+    assert code == 2 and "pass --force to overwrite" in out
+    assert (target / "tool_policy.csv").read_text() == "# ours\n"
+
+    code, _ = run(capsys, "policy", "init", str(target), "--force")
+    assert code == 0 and (target / "tool_policy.csv").read_bytes() == (SHIPPED_POLICIES / "tool_policy.csv").read_bytes()
