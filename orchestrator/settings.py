@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orchestrator.resources import DEFAULT_POLICIES_DIR
@@ -38,6 +38,45 @@ class Settings(BaseSettings):
     temporal_address: str = Field("127.0.0.1:7233", description="Temporal frontend address.")
     temporal_namespace: str = Field("default", description="Temporal namespace.")
     task_queue: str = Field("frontdesk-tasks", description="Temporal task queue the worker polls.")
+    temporal_tls: bool = Field(
+        False,
+        description="Connect to Temporal over TLS (system root CAs unless a CA file is given). Required "
+        "with an API key in production; Temporal Cloud and most clusters need it.",
+    )
+    temporal_tls_ca_file: str = Field(
+        "", description="PEM file of the CA that signed Temporal's server certificate; empty: system roots."
+    )
+    temporal_tls_cert_file: str = Field(
+        "", description="PEM client certificate for mTLS; goes with FRONTDESK_TEMPORAL_TLS_KEY_FILE."
+    )
+    temporal_tls_key_file: str = Field(
+        "", description="PEM private key of the mTLS client certificate; goes with FRONTDESK_TEMPORAL_TLS_CERT_FILE."
+    )
+    temporal_tls_server_name: str = Field(
+        "",
+        description="Server name for SNI and certificate verification when it differs from the host in "
+        "FRONTDESK_TEMPORAL_ADDRESS; empty: that host.",
+    )
+    temporal_api_key: SecretStr = Field(
+        SecretStr(""),
+        description="API key for Temporal (Temporal Cloud), sent as a bearer token; never logged. It does "
+        "not switch TLS on by itself: set FRONTDESK_TEMPORAL_TLS too (production refuses a key without TLS).",
+    )
+    worker_build_id: str = Field(
+        "",
+        max_length=255,
+        description="Build id of this worker (the image tag or git sha), so a rollout can be told apart: "
+        "the worker joins the Temporal worker deployment named after the task queue as this build, with "
+        "versioning-based routing off. The id is recorded on every workflow task it completes and shown "
+        "with its pollers; tasks still go to any worker on the queue (no `temporal worker deployment "
+        "set-current-version` step). Empty: the SDK's checksum of the loaded code.",
+    )
+    worker_shutdown_grace_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="On SIGTERM/SIGINT the worker stops polling at once and gives the activities it is "
+        "running this long to finish before cancelling them.",
+    )
 
     router_url: str = Field(
         "http://127.0.0.1:4011", description="Base URL of the OpenAI-compatible LLM router (LiteLLM proxy)."
@@ -60,6 +99,12 @@ class Settings(BaseSettings):
 
     api_host: str = Field("127.0.0.1", description="Bind address of the API + UI.")
     api_port: int = Field(8000, description="Port of the API + UI.")
+    api_shutdown_grace_seconds: int = Field(
+        30,
+        ge=0,
+        description="On SIGTERM/SIGINT the API stops accepting connections and gives requests in flight "
+        "this long to finish (live timeline streams end at once; browsers reconnect elsewhere).",
+    )
     max_input_bytes: int = Field(
         65536, description="Largest accepted request body for task submission, in bytes."
     )
@@ -126,6 +171,43 @@ class Settings(BaseSettings):
     def _refuse_placeholders_in_production(self) -> Settings:
         if self.environment == "production" and self.router_api_key in PLACEHOLDER_SECRETS:
             raise ValueError("FRONTDESK_ROUTER_API_KEY is a placeholder; set a real router key in production")
+        return self
+
+    @model_validator(mode="after")
+    def _refuse_contradicting_temporal_tls(self) -> Settings:
+        """TLS settings that cannot be what was meant. Messages name settings, never the key."""
+        if bool(self.temporal_tls_cert_file) != bool(self.temporal_tls_key_file):
+            raise ValueError(
+                "FRONTDESK_TEMPORAL_TLS_CERT_FILE and FRONTDESK_TEMPORAL_TLS_KEY_FILE go together "
+                "(mTLS needs the certificate and its key): set both or neither"
+            )
+        if not self.temporal_tls:
+            given = [
+                f"FRONTDESK_TEMPORAL_TLS_{name.upper()}"
+                for name, value in [
+                    ("ca_file", self.temporal_tls_ca_file),
+                    ("cert_file", self.temporal_tls_cert_file),
+                    ("key_file", self.temporal_tls_key_file),
+                    ("server_name", self.temporal_tls_server_name),
+                ]
+                if value
+            ]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)} set but FRONTDESK_TEMPORAL_TLS is off: set FRONTDESK_TEMPORAL_TLS=true "
+                    "(or remove them)"
+                )
+        key = self.temporal_api_key.get_secret_value()
+        if self.environment == "production" and key:
+            if key.strip() != key or key in PLACEHOLDER_SECRETS:
+                raise ValueError(
+                    "FRONTDESK_TEMPORAL_API_KEY is a placeholder or has surrounding spaces; set the real key"
+                )
+            if not self.temporal_tls:
+                raise ValueError(
+                    "FRONTDESK_TEMPORAL_API_KEY is set but FRONTDESK_TEMPORAL_TLS is off: the key would cross "
+                    "the network in clear text; set FRONTDESK_TEMPORAL_TLS=true"
+                )
         return self
 
     @property

@@ -6,10 +6,13 @@ import asyncio
 import logging
 import signal
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.common import WorkerDeploymentVersion
+from temporalio.worker import Worker, WorkerDeploymentConfig
 
 from orchestrator import telemetry
 from orchestrator.budgets.pricing import PriceTable
@@ -20,7 +23,7 @@ from orchestrator.policy.engine import PolicyEngine
 from orchestrator.services.notify import Dispatcher
 from orchestrator.services.switches import SwitchService
 from orchestrator.settings import Settings
-from orchestrator.temporal_client import connect
+from orchestrator.temporal_client import connect, describe
 from workers.activities.budgets import BudgetActivities
 from workers.activities.governance import GovernanceActivities
 from workers.activities.model_calls import ModelActivities
@@ -42,6 +45,25 @@ def build_router(settings: Settings) -> RouterClient:
         timeout_seconds=settings.router_timeout_seconds,
         backoff_seconds=settings.router_backoff_seconds,
     )
+
+
+def worker_options(settings: Settings) -> dict[str, Any]:
+    """The Worker options that come from settings: the shutdown grace and the build id.
+
+    With a build id the worker joins the worker deployment named after its task queue as that build,
+    routing by version off (`use_worker_versioning=False`): the id is recorded on the workflow tasks
+    it completes and reported with its pollers, and any worker on the queue still takes any task.
+    Versioned routing (pinned workflows, ramps) would need a versioning behaviour on the workflow and
+    a `set-current-version` step in every rollout; that is a later choice, not a default."""
+    options: dict[str, Any] = {
+        "graceful_shutdown_timeout": timedelta(seconds=settings.worker_shutdown_grace_seconds)
+    }
+    if settings.worker_build_id:
+        options["deployment_config"] = WorkerDeploymentConfig(
+            version=WorkerDeploymentVersion(deployment_name=settings.task_queue, build_id=settings.worker_build_id),
+            use_worker_versioning=False,
+        )
+    return options
 
 
 def build_worker(
@@ -85,24 +107,51 @@ def build_worker(
             *tools.activities(),
         ],
         activity_executor=ThreadPoolExecutor(max_workers=8),
+        **worker_options(settings),
     )
 
 
 async def run_worker(settings: Settings) -> None:
+    """Poll until SIGTERM or SIGINT, then shut down gracefully: stop polling at once, give running
+    activities `worker_shutdown_grace_seconds` to finish, stop the notification dispatcher, return."""
     telemetry.configure(settings.otel_console)
-    client = await connect(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        if not stop.is_set():
+            log.info(
+                "%s: worker stops polling; running activities get %.0f s to finish",
+                sig.name,
+                settings.worker_shutdown_grace_seconds,
+            )
+        stop.set()
+
+    client = await connect(settings)  # until connected, a signal simply ends the process
     engine = make_engine(settings.effective_database_url)
-    async with build_router(settings) as router:
-        worker = build_worker(client, settings, engine=engine, router=router)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        log.info("worker polling %s on %s", settings.task_queue, settings.temporal_address)
-        dispatcher = Dispatcher.from_settings(engine, settings)
-        async with worker:
-            # The notifier runs beside the worker; kept referenced and awaited on the way out.
-            notifications = asyncio.create_task(dispatcher.run(stop, settings.notify_poll_seconds))
-            await stop.wait()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        async with build_router(settings) as router:
+            worker = build_worker(client, settings, engine=engine, router=router)
+            dispatcher = Dispatcher.from_settings(engine, settings)
+            log.info("worker polling %s on %s", settings.task_queue, describe(settings))
+            # Both run beside each other; kept referenced and awaited on the way out.
+            polling = asyncio.create_task(worker.run(), name="temporal-worker")
+            notifications = asyncio.create_task(
+                dispatcher.run(stop, settings.notify_poll_seconds), name="notification-dispatcher"
+            )
+            stopped = asyncio.create_task(stop.wait())
+            await asyncio.wait({polling, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            stop.set()  # also when the worker failed on its own: the dispatcher goes with it
+            stopped.cancel()
+            shutdown = asyncio.create_task(worker.shutdown())  # polling stops now, not after the notifier
             await notifications
-    engine.dispose()
+            log.info("notification dispatcher stopped")
+            await shutdown
+            await polling  # re-raises a worker failure, so the process exits non-zero
+            log.info("worker stopped")
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        engine.dispose()
