@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from orchestrator import health
 from orchestrator.api import errors
 from orchestrator.api.routes import budgets, catalog, checkpoints, cost, policies, switches, tasks, users
 from orchestrator.budgets.service import load_service
@@ -116,6 +119,9 @@ def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.frontdesk = state
+    # Set by the server when it begins to shut down (orchestrator/server.py): /readyz answers 503
+    # and live streams end, so shutdown waits only for ordinary requests.
+    app.state.shutting_down = threading.Event()
     errors.install(app, pages=web.error_page)
     app.include_router(tasks.router)
     app.include_router(checkpoints.router)
@@ -128,7 +134,15 @@ def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, Any]:
+        """Alive: the process answers. Nothing it depends on is asked (that is /readyz)."""
         return {"status": "ok", "policy_version": state.policy.version[:12]}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        """Ready to serve: database at the newest schema, Temporal, the router, policies; 503 names
+        each check that failed and why."""
+        report = await health.readiness(state, shutting_down=app.state.shutting_down.is_set())
+        return JSONResponse(report.body(), status_code=200 if report.ready else 503)
 
     web.install(app)
     app.add_middleware(BodyLimit, limit=settings.max_input_bytes)
