@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 from starlette.exceptions import HTTPException
 
 from orchestrator.api.errors import Forbidden
-from orchestrator.models import ApiToken, Membership, User
+from orchestrator.models import ApiToken, Membership, Tenant, User
 from orchestrator.security import hash_token
 from orchestrator.services.access import Principal
 from orchestrator.services.state import AppState
@@ -46,10 +46,15 @@ def get_principal(
     row = session.exec(
         select(ApiToken, User)
         .join(User, col(User.id) == col(ApiToken.user_id))
-        .where(col(ApiToken.token_hash) == hash_token(token.strip()), col(ApiToken.revoked_at).is_(None))
+        .join(Tenant, col(Tenant.id) == col(ApiToken.tenant_id))
+        .where(
+            col(ApiToken.token_hash) == hash_token(token.strip()),
+            col(ApiToken.revoked_at).is_(None),
+            col(Tenant.disabled_at).is_(None),  # `frontdesk tenant revoke`: its tokens stop at once
+        )
     ).first()
     if row is None:
-        raise HTTPException(401, "The API token is invalid or revoked.")
+        raise HTTPException(401, "The API token is invalid or revoked, or its tenant is disabled.")
     api_token, user = row
     roles = session.exec(
         select(Membership.role).where(

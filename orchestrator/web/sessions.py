@@ -1,7 +1,8 @@
 """Web sign-in: sessions kept server-side, keyed by the sha256 of a random cookie value.
 
     sign_in(email, password)  -> (cookie value, WebSession) or None
-    lookup(cookie value)      -> the live session, or None (unknown, expired or revoked)
+    lookup(cookie value)      -> the live session, or None (unknown, expired, revoked, or its
+                                 tenant disabled by `frontdesk tenant revoke`)
     revoke(session)           -> logout: the cookie stops working at once, everywhere
     switch_tenant(session, t) -> work in another tenant the person is a member of
 
@@ -34,8 +35,15 @@ def _aware(at: datetime) -> datetime:
 
 
 def tenants_of(session: Session, user_id: str) -> list[Tenant]:
+    """The tenants the person can work in: a member, and the tenant not disabled."""
     ids = set(session.exec(select(Membership.tenant_id).where(Membership.user_id == user_id)).all())
-    return sorted((t for t in (session.get(Tenant, i) for i in ids) if t is not None), key=lambda t: t.id)
+    tenants = (session.get(Tenant, i) for i in ids)
+    return sorted((t for t in tenants if t is not None and t.disabled_at is None), key=lambda t: t.id)
+
+
+def _tenant_enabled(session: Session, tenant_id: str) -> bool:
+    tenant = session.get(Tenant, tenant_id)
+    return tenant is not None and tenant.disabled_at is None
 
 
 def sign_in(
@@ -46,7 +54,7 @@ def sign_in(
         return None
     tenants = tenants_of(session, user.id)
     if not tenants:
-        return None  # a person with no role anywhere has nothing to sign in to
+        return None  # a person with no role in an enabled tenant has nothing to sign in to
     if user.password_hash and needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
         session.add(user)
@@ -84,7 +92,7 @@ def lookup(session: Session, cookie: str | None) -> WebSession | None:
     if not cookie or len(cookie) > 200:
         return None
     row = session.get(WebSession, hash_token(cookie))
-    if row is None or row.revoked_at is not None:
+    if row is None or row.revoked_at is not None or not _tenant_enabled(session, row.tenant_id):
         return None
     now = utcnow()
     if _aware(row.expires_at) <= now or _aware(row.last_seen_at) + IDLE <= now:
@@ -107,7 +115,7 @@ def switch_tenant(session: Session, row: WebSession, tenant_id: str) -> bool:
     member = session.exec(
         select(Membership).where(Membership.user_id == row.user_id, Membership.tenant_id == tenant_id)
     ).first()
-    if member is None:
+    if member is None or not _tenant_enabled(session, tenant_id):
         return False
     row.tenant_id = tenant_id
     row.csrf_token = secrets.token_urlsafe(32)  # a token seen in one tenant is not good in another
