@@ -17,11 +17,11 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from orchestrator import audit
 from orchestrator.db import make_engine, migrate, session_scope
 from orchestrator.demo.catalog.tables import DemoOrder, DemoTicket
-from orchestrator.models import ApiToken, Membership, Tenant, User
-from orchestrator.security import TOKEN_PREFIX, hash_password, hash_token, new_token
+from orchestrator.models import Tenant, User
+from orchestrator.security import TOKEN_PREFIX
+from orchestrator.services import accounts
 from orchestrator.settings import Settings
 
 DEMO_TENANT = "acme"
@@ -104,43 +104,26 @@ def _derive(secret: bytes, purpose: str, email: str) -> str:
     return hmac.new(secret, f"{purpose}:{email}".encode(), hashlib.sha256).hexdigest()
 
 
+# The rows are built by the same helpers as `frontdesk tenant|user|token` (services.accounts); the
+# seed, as before, audits only the tenants it creates.
+
+
 def ensure_user(
     session: Session, tenant_id: str, email: str, name: str, roles: list[str], *, password: str | None = None
 ) -> User:
-    user = session.exec(select(User).where(User.email == email)).first()
-    if user is None:
-        user = User(email=email, name=name, password_hash=hash_password(password) if password else None)
-        session.add(user)
-        session.flush()
-    for role in roles:
-        held = session.exec(
-            select(Membership).where(
-                Membership.tenant_id == tenant_id, Membership.user_id == user.id, Membership.role == role
-            )
-        ).first()
-        if held is None:
-            session.add(Membership(tenant_id=tenant_id, user_id=user.id, role=role))
+    user, _ = accounts.put_user(session, email, name, password)
+    accounts.put_roles(session, tenant_id, user.id, roles)
     return user
 
 
 def ensure_token(
     session: Session, user: User, tenant_id: str, token: str | None = None, label: str = ""
 ) -> str:
-    token = token or new_token()
-    digest = hash_token(token)
-    if session.exec(select(ApiToken).where(ApiToken.token_hash == digest)).first() is None:
-        session.add(ApiToken(user_id=user.id, tenant_id=tenant_id, token_hash=digest, label=label))
-    return token
+    return accounts.put_token(session, user.id, tenant_id, label, token)[1]
 
 
 def ensure_tenant(session: Session, tenant_id: str, name: str, domain: str = "") -> Tenant:
-    tenant = session.get(Tenant, tenant_id)
-    if tenant is None:
-        tenant = Tenant(id=tenant_id, name=name, domain=domain or f"{tenant_id}.example")
-        session.add(tenant)
-        session.flush()
-        audit.record(session, tenant_id=tenant_id, actor="system", action="tenant.created", subject=tenant_id)
-    return tenant
+    return accounts.ensure_tenant(session, "system", tenant_id, name, domain or f"{tenant_id}.example")
 
 
 def seed_demo(engine: Engine, state_dir: Path) -> SeedInfo:
