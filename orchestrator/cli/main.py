@@ -4,6 +4,8 @@ frontdesk dev          the whole local stack (what `make run` starts)
 frontdesk api          API + UI alone          frontdesk worker       one Temporal worker
 frontdesk demo-model   the offline demo model  frontdesk migrate      upgrade the database
 frontdesk seed         migrate + demo tenant, prints logins and tokens
+frontdesk tenant ...   add | list | revoke     (on the database: the operator's bootstrap)
+frontdesk user ...     add | list | revoke     frontdesk token ...    add | list | revoke
 frontdesk task ...     submit | show | list | cancel
 frontdesk checkpoint   list | approve | reject
 """
@@ -80,7 +82,15 @@ def cmd_seed(_: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from orchestrator.cli import budget_cmd, catalog_cmd, checkpoint_cmd, policy_cmd, switch_cmd, task_cmd
+    from orchestrator.cli import (
+        accounts_cmd,
+        budget_cmd,
+        catalog_cmd,
+        checkpoint_cmd,
+        policy_cmd,
+        switch_cmd,
+        task_cmd,
+    )
 
     parser = argparse.ArgumentParser(
         prog="frontdesk", description="Frontdesk: the control plane for AI agents."
@@ -101,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     budget_cmd.register(sub)
     policy_cmd.register(sub)
     catalog_cmd.register(sub)
+    accounts_cmd.register(sub)
     return parser
 
 
