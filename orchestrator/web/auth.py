@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import secrets
-import time
-from collections import deque
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import delete, func
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session, col, select
 
 from orchestrator.api.deps import SessionDep, StateDep
 from orchestrator.api.errors import ServiceError, Unprocessable
+from orchestrator.db import session_scope
+from orchestrator.models import LoginFailure, utcnow
 from orchestrator.web import sessions
 from orchestrator.web.deps import CsrfChecked, CsrfRefused, WebUserDep, allowed
 from orchestrator.web.render import render
 
+log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 LOGIN_COOKIE = "__Host-frontdesk_login"  # double-submit token: no one can sign you in as someone else
 
@@ -25,35 +33,59 @@ class TooManyAttempts(ServiceError):
 
 
 class LoginThrottle:
-    """At most `limit` failed sign-ins per (client address, e-mail) in `window` seconds, per API
-    process. Keyed by both, so a stranger elsewhere cannot lock a person out by guessing wrong;
-    at most `max_keys` are remembered, so random e-mails cannot grow it without bound."""
+    """At most `limit` failed sign-ins per (client address, e-mail) in `window` seconds, counted in
+    the database (`login_failure`), so every API process behind a load balancer sees the same
+    attempts. Keyed by both, so a stranger elsewhere cannot lock a person out by guessing wrong;
+    only sha256("address|e-mail") is stored. A success clears the key; rows older than the window
+    are deleted as new failures come in.
 
-    def __init__(self, limit: int = 5, window: float = 900, max_keys: int = 10_000) -> None:
-        self.limit, self.window, self.max_keys = limit, window, max_keys
-        self._failures: dict[str, deque[float]] = {}
+    An attempt is recorded *before* the password is checked (:meth:`attempt`), so parallel guesses
+    cannot all pass a count taken before any of them failed: an attempt counts the rows committed
+    before it and its own, so at most `limit` attempts pass; a burst may be refused a little early
+    (its attempts count each other before the refused ones are removed), never late."""
 
-    def _recent(self, key: str) -> deque[float]:
-        q = self._failures.get(key, deque())
-        cutoff = time.monotonic() - self.window
-        while q and q[0] < cutoff:
-            q.popleft()
-        if not q:
-            self._failures.pop(key, None)
-        return q
+    def __init__(self, engine: Engine, limit: int = 5, window: float = 900) -> None:
+        self.engine, self.limit, self.window = engine, limit, timedelta(seconds=window)
+
+    @staticmethod
+    def key_hash(key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    def _count(self, session: Session, digest: str) -> int:
+        since = utcnow() - self.window
+        query = select(func.count()).where(LoginFailure.key_hash == digest, col(LoginFailure.failed_at) >= since)
+        return int(session.exec(query).one())
 
     def blocked(self, key: str) -> bool:
-        return len(self._recent(key)) >= self.limit
+        with Session(self.engine) as session:
+            return self._count(session, self.key_hash(key)) >= self.limit
 
-    def failed(self, key: str) -> None:
-        q = self._recent(key)
-        q.append(time.monotonic())
-        self._failures[key] = q
-        while len(self._failures) > self.max_keys:  # dicts keep insertion order: drop the oldest
-            self._failures.pop(next(iter(self._failures)))
+    def attempt(self, key: str) -> bool:
+        """Count one more attempt (kept as a failure unless :meth:`succeeded` follows); False when
+        the key has used up its attempts, and then nothing is kept."""
+        digest, now = self.key_hash(key), utcnow()
+        row = LoginFailure(key_hash=digest, failed_at=now)
+        with session_scope(self.engine) as session:
+            session.add(row)
+        with session_scope(self.engine) as session:
+            allowed = self._count(session, digest) <= self.limit
+            if not allowed:  # a flood of refused attempts does not grow the table
+                session.execute(delete(LoginFailure).where(col(LoginFailure.id) == row.id))
+        self._prune(now)
+        return allowed
+
+    def _prune(self, now: datetime) -> None:
+        """Delete failures older than the window (best effort: two processes pruning at once may
+        collide, and the next failure prunes again)."""
+        try:
+            with session_scope(self.engine) as session:
+                session.execute(delete(LoginFailure).where(col(LoginFailure.failed_at) < now - self.window))
+        except SQLAlchemyError as exc:
+            log.info("login failures not pruned this time (%s)", type(exc).__name__)
 
     def succeeded(self, key: str) -> None:
-        self._failures.pop(key, None)
+        with session_scope(self.engine) as session:
+            session.execute(delete(LoginFailure).where(col(LoginFailure.key_hash) == self.key_hash(key)))
 
 
 def safe_next(target: str | None) -> str:
@@ -98,13 +130,15 @@ def login(
     throttle: LoginThrottle = request.app.state.login_throttle
     address = email.strip().lower()
     key = f"{request.client.host if request.client else '?'}|{address}"
+    too_many = "Too many failed sign-ins for this address. Wait 15 minutes and try again."
     if throttle.blocked(key):
-        raise TooManyAttempts("Too many failed sign-ins for this address. Wait 15 minutes and try again.")
+        raise TooManyAttempts(too_many)
     if not email or not password:
         return _login_page(request, safe_next(next), email, "Enter your e-mail and password.", 422)
+    if not throttle.attempt(key):
+        raise TooManyAttempts(too_many)
     result = sessions.sign_in(db, address, password, request.headers.get("user-agent", ""))
-    if result is None:
-        throttle.failed(key)
+    if result is None:  # the attempt stays counted as a failure
         return _login_page(request, safe_next(next), email, "That e-mail and password do not match.", 401)
     throttle.succeeded(key)
     cookie, _row = result

@@ -17,7 +17,7 @@ from orchestrator.resources import STATIC_DIR
 from orchestrator.web import admin, auth, catalog, cost, inbox, tasks
 from orchestrator.web.render import render
 
-NOT_PAGES = ("/api/", "/docs", "/redoc", "/openapi.json", "/healthz", "/static/")
+NOT_PAGES = ("/api/", "/docs", "/redoc", "/openapi.json", "/healthz", "/readyz", "/static/")
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
@@ -91,7 +91,8 @@ class SecurityHeaders:
 
 
 def install(app: FastAPI) -> None:
-    app.state.login_throttle = auth.LoginThrottle()
+    # Counted in the database, so every API process sees the same failed sign-ins.
+    app.state.login_throttle = auth.LoginThrottle(app.state.frontdesk.engine)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     for module in (auth, tasks, inbox, catalog, admin, cost):
         app.include_router(module.router)
