@@ -31,17 +31,10 @@ def cmd_dev(_: argparse.Namespace) -> int:
 
 
 def cmd_api(_: argparse.Namespace) -> int:
-    import uvicorn
+    from orchestrator.server import serve
 
-    settings = get_settings()
     _logging()
-    uvicorn.run(
-        "orchestrator.app:app_from_settings",
-        factory=True,
-        host=settings.api_host,
-        port=settings.api_port,
-        log_level="info",
-    )
+    serve(get_settings())  # SIGTERM: streams end, requests in flight get the shutdown grace
     return 0
 
 

@@ -257,9 +257,13 @@ def _still_allowed(state: AppState, cookie: str | None, user: WebUser, task_id: 
 @router.get("/tasks/{task_id}/events", name="web_task_events")
 async def task_events(request: Request, state: StateDep, user: WebUserDep, task_id: str) -> StreamingResponse:
     """Server-sent events: the rendered timeline each time it changes (checked every 0.5 s by a
-    cheap fingerprint; the session and the person's roles are re-checked every few seconds)."""
+    cheap fingerprint; the session and the person's roles are re-checked every few seconds).
+
+    When the server begins to shut down the stream ends at its next poll, so it does not hold the
+    shutdown; the browser reconnects by itself (to another replica behind a load balancer)."""
     first, ended = await run_in_threadpool(_timeline_html, request, state, user, task_id)
     cookie = request.cookies.get(sessions.COOKIE)
+    shutting_down = request.app.state.shutting_down
 
     async def stream() -> AsyncIterator[str]:
         last, done = first, ended
@@ -272,7 +276,7 @@ async def task_events(request: Request, state: StateDep, user: WebUserDep, task_
         while not done and loop.time() < deadline:
             await asyncio.sleep(SSE_POLL_SECONDS)
             polls += 1
-            if await request.is_disconnected():
+            if shutting_down.is_set() or await request.is_disconnected():
                 return
             if polls % SSE_RECHECK_POLLS == 0 and not await run_in_threadpool(
                 _still_allowed, state, cookie, user, task_id
