@@ -41,6 +41,8 @@ from orchestrator.models import KillSwitch, KillSwitchEvent, Task, Tenant, utcno
 
 log = logging.getLogger(__name__)
 WAKE_AT_MOST = 5000  # waiting tasks signalled per flip; the rest see the flip at their own recheck
+# Every process answers checks from a snapshot younger than this (cache_seconds < 1 is enforced).
+CACHE_LIMIT_SECONDS = 1.0
 
 Scope = Literal["global", "tenant", "agent", "tool"]
 Mode = Literal["pause", "stop"]
@@ -109,7 +111,7 @@ class SwitchService:
     """Flip, check, list and audit kill switches. Thread-safe; one instance per process."""
 
     def __init__(self, engine: Engine, *, cache_seconds: float = 0.5) -> None:
-        if not 0 <= cache_seconds < 1:
+        if not 0 <= cache_seconds < CACHE_LIMIT_SECONDS:
             raise ValueError("cache_seconds must be in [0, 1): a flip must apply within 1 s")
         self._engine = engine
         self._cache_seconds = cache_seconds
@@ -301,7 +303,12 @@ async def wake_waiting_tasks(state: Any, tenant_id: str | None) -> int:
 
     Best effort: a task that misses it re-checks the switches on its own timer. Returns how many
     signals were delivered. `state` is the process's AppState; without a Temporal client (a
-    process that has none) nothing is signalled."""
+    process that has none) nothing is signalled.
+
+    The signals go out CACHE_LIMIT_SECONDS after the flip: the woken task checks the switches in a
+    worker, another process whose cache may hold a snapshot read just before the flip, and would
+    go back to sleep until its next recheck (minutes). Every snapshot in use by then was read
+    after the flip. (Callers run this after the response, as a background task.)"""
     connect = getattr(state, "temporal_client", None)
     if connect is None:
         return 0
@@ -320,6 +327,7 @@ async def wake_waiting_tasks(state: Any, tenant_id: str | None) -> int:
         workflow_ids = await run_in_threadpool(waiting)
         if not workflow_ids:
             return 0
+        await asyncio.sleep(CACHE_LIMIT_SECONDS)
         client = await connect()
     except Exception as exc:
         log.warning("switch flipped; waiting tasks not signalled (%s), they re-check on their own", exc)
