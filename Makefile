@@ -11,11 +11,12 @@ LITELLM_VERSION := 1.106.2
 NPM_PREFIX := $(STATE)/npm
 AXE_VERSION := 4.10.3
 CHROMIUM := /usr/bin/chromium
+DOCKER_COMPOSE := /usr/bin/docker-compose
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install router browser-deps run test test-unit lint bench replay-record services clean
+.PHONY: help install router browser-deps deploy-deps run test test-unit lint bench replay-record services clean
 
 help: ## show this help
 	@echo "Frontdesk — control plane for AI agents"
@@ -54,6 +55,14 @@ $(NPM_PREFIX)/.axe-core-$(AXE_VERSION):
 
 browser-deps: $(CHROMIUM) $(NPM_PREFIX)/.axe-core-$(AXE_VERSION) ## install what the browser tests need: Debian's chromium and axe-core (.frontdesk/npm)
 
+# tests/unit/test_deploy_files.py renders docker-compose.yml with Debian's docker-compose (no Docker
+# engine needed; --no-install-recommends keeps docker.io out).
+$(DOCKER_COMPOSE):
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends docker-compose || { \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends docker-compose; }
+
+deploy-deps: $(DOCKER_COMPOSE) ## install what the deployment-file tests need: Debian's docker-compose (renders docker-compose.yml, no engine)
+
 run: install ## start Temporal, the demo model, LiteLLM, a worker and the API + UI (with the sample catalog) on 127.0.0.1:8000
 	$(BIN)/frontdesk dev
 
@@ -63,10 +72,10 @@ services: ## make sure PostgreSQL (needed by the database tests) is running
 	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -1) main start; \
 	  for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; }
 
-test: install services browser-deps ## run the full test suite (real Temporal, real LiteLLM, SQLite and PostgreSQL)
+test: install services browser-deps deploy-deps ## run the full test suite (real Temporal, real LiteLLM, SQLite and PostgreSQL)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test-unit: $(BIN)/.installed ## run the unit tests only (no services needed)
+test-unit: $(BIN)/.installed deploy-deps ## run the unit tests only (no services needed)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 lint: $(BIN)/.installed ## ruff over the code, tests and benchmarks; mypy over orchestrator/ and workers/
