@@ -154,7 +154,7 @@ async def test_two_apis_two_workers_on_postgres_from_the_installed_wheel(site: S
     assert "rita@acme.example" in site.cli("user", "list", "--tenant", "acme")
 
     engine = make_engine(database)
-    orders = [f"ORD-{secrets.token_hex(4).upper()}" for _ in range(TASKS)]
+    orders = [f"ORD-{secrets.randbelow(10**8):08d}" for _ in range(TASKS)]  # the demo model reads ORD-<digits>
     with session_scope(engine) as session:  # the demo catalog's own data: what its refund tool works on
         for order in orders:
             session.add(DemoOrder(id=order, tenant_id="acme", customer="C", email="c@example.com",
@@ -199,7 +199,7 @@ async def test_two_apis_two_workers_on_postgres_from_the_installed_wheel(site: S
                 if t["status"] in statuses:
                     return t
                 assert t["status"] not in {"failed", "rejected", "cancelled"}, t
-                assert asyncio.get_running_loop().time() < deadline, f"{task_id} still {t['status']}"
+                assert asyncio.get_running_loop().time() < deadline, f"{task_id} still {t['status']}: {t}"
                 await asyncio.sleep(0.2)
 
         # ... and decide every checkpoint through the other.
@@ -211,6 +211,8 @@ async def test_two_apis_two_workers_on_postgres_from_the_installed_wheel(site: S
             assert r.status_code == 200, r.text
 
         # 4. One worker dies mid-run, while the approved refunds execute.
+        unfinished = [t for t in [await task(one, i) for i in ids] if t["status"] != "completed"]
+        assert unfinished, "every task had already completed: the kill would not land mid-run"
         assert first.pid is not None
         os.killpg(first.pid, signal.SIGKILL)
         first.stop()
