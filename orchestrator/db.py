@@ -10,11 +10,13 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, create_engine
 
 from orchestrator.resources import MIGRATIONS_DIR
@@ -67,3 +69,53 @@ def migrate(url: str) -> None:
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     command.upgrade(cfg, "head")
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    """Where a database's schema stands against the migrations this release ships.
+
+    `newer`: the database is at a revision this release does not know, so a later release has
+    migrated it. Migrations only add (expand first, drop in a later release), so the previous
+    release's processes keep serving while an upgrade rolls out.
+    """
+
+    current: frozenset[str]
+    heads: frozenset[str]
+    known: frozenset[str]
+
+    @property
+    def empty(self) -> bool:
+        return not self.current
+
+    @property
+    def at_head(self) -> bool:
+        return self.current == self.heads
+
+    @property
+    def newer(self) -> bool:
+        return bool(self.current) and not self.current <= self.known
+
+    @property
+    def behind(self) -> bool:
+        return not self.empty and not self.at_head and not self.newer
+
+    def describe(self) -> str:
+        return ", ".join(sorted(self.current)) or "none"
+
+
+@lru_cache(maxsize=1)
+def _shipped_revisions() -> tuple[frozenset[str], frozenset[str]]:
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory(str(MIGRATIONS_DIR))
+    return frozenset(scripts.get_heads()), frozenset(r.revision for r in scripts.walk_revisions())
+
+
+def schema_state(connection: Connection) -> SchemaState:
+    """The schema of the database behind `connection` against this release's migrations."""
+    from alembic.runtime.migration import MigrationContext
+
+    heads, known = _shipped_revisions()
+    current = frozenset(MigrationContext.configure(connection).get_current_heads())
+    return SchemaState(current=current, heads=heads, known=known)

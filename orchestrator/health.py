@@ -3,7 +3,8 @@
 Four checks run at once, each under its own timeout, so the answer comes within about
 :data:`CHECK_TIMEOUT_SECONDS` even when a dependency hangs:
 
-    database   answers `SELECT 1` and its schema is at the newest migration (alembic head)
+    database   answers `SELECT 1` and its schema is at this release's newest migration, or newer
+               (a later release migrated it first); behind or empty is not ready
     temporal   the namespace can be described
     router     `GET /v1/models` with the router key answers 200
     policies   loaded, with their version
@@ -20,17 +21,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import lru_cache
 from typing import Any
 
 import httpx
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.service import RPCError, RPCStatusCode
 
-from orchestrator.resources import MIGRATIONS_DIR
+from orchestrator.db import schema_state
 from orchestrator.services.state import AppState
 from orchestrator.temporal_client import TemporalConfigError
 
@@ -71,31 +69,28 @@ def _why(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
-@lru_cache(maxsize=1)
-def schema_heads() -> frozenset[str]:
-    """The newest migration(s) this code ships (read once: they do not change while it runs)."""
-    return frozenset(ScriptDirectory(str(MIGRATIONS_DIR)).get_heads())
-
-
 def check_database(state: AppState) -> Check:
     where = state.engine.url.render_as_string(hide_password=True)
     try:
         with state.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-            current = set(MigrationContext.configure(conn).get_current_heads())
+            schema = schema_state(conn)
     except Exception as exc:
         return Check(False, f"database {where} does not answer ({_why(exc)}); check that it is up and reachable")
-    heads = schema_heads()
-    if not current:
+    if schema.empty:
         return Check(False, f"database {where} has no Frontdesk schema; run `frontdesk migrate`")
-    if current != heads:
-        have, need = ", ".join(sorted(current)), ", ".join(sorted(heads))
+    if schema.newer:
+        # A later release migrated it: this process keeps serving until it is replaced (upgrades
+        # migrate first, then roll the processes), so the balancer does not drop every replica.
+        return Check(True, f"answers; schema at revision {schema.describe()}, newer than this release")
+    if schema.behind:
+        need = ", ".join(sorted(schema.heads))
         return Check(
             False,
-            f"database schema is at revision {have}, this code needs {need}; run `frontdesk migrate` "
+            f"database schema is at revision {schema.describe()}, this code needs {need}; run `frontdesk migrate` "
             "(or roll back to the code that matches)",
         )
-    return Check(True, f"answers; schema at revision {', '.join(sorted(current))}")
+    return Check(True, f"answers; schema at revision {schema.describe()}")
 
 
 async def check_temporal(state: AppState, within: float) -> Check:

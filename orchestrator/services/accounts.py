@@ -30,10 +30,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from orchestrator import audit
+from orchestrator.db import schema_state
 from orchestrator.errors import Conflict, NotFound, Unprocessable
 from orchestrator.models import ApiToken, Membership, Tenant, User, WebSession, new_id, utcnow
 from orchestrator.policy.rules import ALL_TENANTS
-from orchestrator.resources import MIGRATIONS_DIR
 from orchestrator.security import hash_password, hash_token, new_token
 from orchestrator.services.people import ROLES, PersonPublic
 
@@ -90,20 +90,15 @@ class UserRemoved(BaseModel):
 
 def schema_problem(engine: Engine) -> str | None:
     """Why these commands must not run on this database yet, or None when it is at the newest schema."""
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-
-    heads = set(ScriptDirectory(str(MIGRATIONS_DIR)).get_heads())
     with engine.connect() as connection:
-        current = set(MigrationContext.configure(connection).get_current_heads())
-    if current == heads:
+        schema = schema_state(connection)
+    if schema.at_head:
         return None
-    found = (
-        f"at schema revision {', '.join(sorted(current))}"
-        if current
-        else "not migrated (no Frontdesk schema)"
-    )
-    return f"the database is {found}, this release needs {', '.join(sorted(heads))}: run `frontdesk migrate` first"
+    heads = ", ".join(sorted(schema.heads))
+    if schema.newer:
+        return f"the database is at schema revision {schema.describe()}, newer than this release ({heads}): use the newer frontdesk"
+    found = f"at schema revision {schema.describe()}" if not schema.empty else "not migrated (no Frontdesk schema)"
+    return f"the database is {found}, this release needs {heads}: run `frontdesk migrate` first"
 
 
 def check_tenant_id(tenant_id: str) -> str:

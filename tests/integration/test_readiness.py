@@ -19,12 +19,14 @@ import pytest
 from alembic import command
 from alembic.config import Config
 from conftest import PG_ADMIN_URL, ROUTER_KEY, SeededDb, stack_settings
+from sqlalchemy import text
 from temporalio.testing import WorkflowEnvironment
 
 from orchestrator.app import build_state, create_app
-from orchestrator.db import make_engine
+from orchestrator.db import make_engine, migrate
 from orchestrator.demo.devstack.processes import free_port
 from orchestrator.resources import MIGRATIONS_DIR
+from orchestrator.services.accounts import schema_problem
 
 BOTH = pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
 
@@ -176,3 +178,23 @@ async def test_a_database_that_does_not_answer(
     assert r.status_code == 503 and list(failed(r)) == ["database"]
     assert "does not answer (OperationalError" in failed(r)["database"]
     assert "pw-not-shown" not in r.text and "***" in failed(r)["database"]
+
+
+async def test_a_database_a_later_release_migrated_stays_ready(
+    temporal_env: WorkflowEnvironment, router_url: str, tmp_path: Path
+) -> None:
+    """Upgrades migrate first: the previous release's APIs keep serving until they are replaced,
+    so a balancer that drops unready backends never drops them all. The account commands of the
+    older release refuse to write into it."""
+    url = f"sqlite:///{tmp_path / 'newer.db'}"
+    migrate(url)
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0099'"))  # a revision this code lacks
+    r, _ = await readyz(url, router_url, tmp_path, temporal_env.client, engine)
+    assert r.status_code == 200, r.text
+    assert r.json()["checks"]["database"]["detail"] == "answers; schema at revision 0099, newer than this release"
+    assert "newer than this release" in (schema_problem(engine) or "") and "use the newer frontdesk" in (
+        schema_problem(engine) or ""
+    )
+    engine.dispose()
