@@ -66,6 +66,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+# casbin logs the whole policy and every request (arguments included) at INFO and each denial at
+# WARNING. Frontdesk records its decisions itself (audited, without secrets), so casbin's own log
+# would only repeat them, tool arguments and all, into every process's log: errors only.
+logging.getLogger("casbin").setLevel(logging.ERROR)
 
 
 @dataclass(frozen=True)

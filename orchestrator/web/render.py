@@ -65,6 +65,7 @@ def _context(request: Request) -> dict[str, Any]:
         "csrf": user.csrf if user else "",
         "nav": nav,
         "router_url": state.settings.router_url,
+        "development": state.settings.environment != "production",  # hints that only fit the dev stack
         "simulated_upstream": _upstream(request).simulated(),  # the demo-model banner
         "can": (lambda obj, act: user is not None and can(state, user.principal, obj, act)),
     }

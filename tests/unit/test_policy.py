@@ -391,3 +391,15 @@ def test_settings_for_a_rule_that_does_not_approve_are_a_warning(policies: Path)
         "warning: approvals.yaml:29: rule refund-small does not approve: its settings are unused"
     ]
     assert PolicyEngine(policies).approval_for("refund-small") is None
+
+
+def test_casbin_logs_neither_the_policy_nor_each_request(caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
+    """Decisions are recorded by Frontdesk (audited); casbin's own INFO/WARNING lines would copy
+    the policy and every request's arguments into the process log."""
+    target = tmp_path / "policies"
+    shutil.copytree(SHIPPED_POLICIES, target)
+    with caplog.at_level("INFO"):
+        engine = PolicyEngine(target)
+        engine.allowed(["requester"], "acme", "task", "submit")
+        engine.allowed(["requester"], "acme", "checkpoint", "decide")  # a denial: casbin warns on these
+    assert not [r for r in caplog.records if r.name.startswith("casbin")]

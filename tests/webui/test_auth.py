@@ -200,3 +200,19 @@ async def test_sessions_on_postgresql(postgres_db, tmp_path) -> None:  # type: i
     ) as replay:
         assert (await replay.get("/account")).status_code == 303
     await b.client.aclose()
+
+
+async def test_the_dev_stack_hint_shows_only_outside_production(sqlite_db, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from conftest import stack_settings
+
+    from orchestrator.app import build_state, create_app
+
+    shown = {}
+    for environment in ("development", "production"):
+        settings = stack_settings(sqlite_db, "http://127.0.0.1:9", tmp_path, environment=environment)
+        app = create_app(settings, state=build_state(settings, engine=sqlite_db.engine))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://frontdesk") as c:
+            page = await c.get("/login")
+        assert page.status_code == 200
+        shown[environment] = "prints the demo logins" in page.text
+    assert shown == {"development": True, "production": False}
