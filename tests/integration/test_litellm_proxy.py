@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from repo_paths import REPO_ROOT
 
 from orchestrator.demo.devstack.litellm import (
     LiteLLMMissing,
@@ -27,7 +28,6 @@ from orchestrator.demo.devstack.litellm import (
     write_litellm_config,
 )
 from orchestrator.demo.devstack.processes import ManagedProcess, free_port
-from orchestrator.settings import Settings
 
 pytestmark = pytest.mark.router
 
@@ -130,7 +130,7 @@ class Proxy:
 
 @pytest.fixture(scope="module")
 def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
-    venv = Settings().litellm_venv
+    venv = REPO_ROOT / ".frontdesk" / "litellm-venv"  # installed by make (make router)
     try:
         litellm_command(venv, Path("unused.yaml"), 0)
     except LiteLLMMissing as exc:
