@@ -8,6 +8,9 @@
   does not have fails here rather than on an operator's machine.
 - The Dockerfile builds a wheel in one stage and installs only that wheel, as a non-root user, in
   the last; the proxy streams the live timeline unbuffered.
+- The files the guide's route B (the wheel on a Debian host, no checkout) writes with heredocs say
+  the same as their originals in deploy/: the router config, and nginx's proxy.conf inside a site
+  file that gives it what it needs on Debian 12's nginx 1.22.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -361,14 +365,71 @@ def test_the_proxy_streams_the_live_timeline_unbuffered() -> None:
     assert matching, f"no regex location of deploy/nginx/proxy.conf matches {path}"
     assert re.search(r"proxy_buffering\s+off;", matching[0])
     assert re.search(r"proxy_pass\s+\$frontdesk_api;", matching[0])
-    assert re.search(r"set\s+\$frontdesk_api\s+http://api:8000;", conf)
     # The web UI's CSRF check compares Origin with Host: the proxy must pass the original Host on.
     assert re.search(r"proxy_set_header\s+Host\s+\$http_host;", conf)
+    # proxy.conf is the same file with and without Docker: where the API is comes from around it.
+    assert not re.search(r"^\s*(set|resolver)\s", _nginx_directives_text(conf), flags=re.M)
     for site in ("http", "https"):
         text = (DEPLOY / "nginx" / f"{site}.conf").read_text()
         assert "include /etc/nginx/frontdesk/proxy.conf;" in text, site
         health = _nginx_blocks(text, r"location\s*=\s*/nginx-health")
         assert health and "return 200" in health[0], site
+        # The API replicas through Docker's DNS, set before proxy.conf is included.
+        including = text[: text.index("include /etc/nginx/frontdesk/proxy.conf;")]
+        assert re.search(r"resolver\s+127\.0\.0\.11\b", including), site
+        assert re.search(r"set\s+\$frontdesk_api\s+http://api:8000;", including), site
+        assert re.search(r"^map\s+\S+\s+\$frontdesk_scheme\s*\{", text, flags=re.M), site
+
+
+# --- what route B writes without a checkout --------------------------------------------------------
+
+
+def _nginx_directives_text(text: str) -> str:
+    """nginx configuration without its comments and blank lines (no `#` is quoted in these files)."""
+    lines = (re.sub(r"#.*$", "", line).strip() for line in text.splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def _guide_heredoc(target: str) -> str:
+    """The text the guide's shell blocks write to `target` with `cat > target <<'EOF'`, as the
+    operator pastes it (the block's list indentation removed)."""
+    found = []
+    for block in re.findall(r"```bash\n(.*?)```", GUIDE.read_text(), flags=re.S):
+        block = textwrap.dedent(block)
+        found += re.findall(rf"^cat > {re.escape(target)} <<'EOF'\n(.*?)^EOF$", block, flags=re.S | re.M)
+    assert len(found) == 1, f"the guide writes {target} {len(found)} times with a quoted heredoc"
+    return found[0]
+
+
+def test_the_guides_router_config_is_deploy_litellm_yaml() -> None:
+    """Route B has no deploy/ folder, so the guide writes the router config itself: the same
+    models, keys and settings as deploy/litellm.yaml (comments may differ)."""
+    written = yaml.safe_load(_guide_heredoc("/etc/frontdesk/litellm.yaml"))
+    assert written == yaml.safe_load((DEPLOY / "litellm.yaml").read_text())
+
+
+def test_the_guides_proxy_conf_is_deploy_proxy_conf() -> None:
+    written = _guide_heredoc("/etc/nginx/frontdesk/proxy.conf")
+    original = (DEPLOY / "nginx" / "proxy.conf").read_text()
+    assert _nginx_directives_text(written) == _nginx_directives_text(original)
+
+
+def test_the_guides_nginx_site_gives_proxy_conf_what_it_needs_on_nginx_1_22() -> None:
+    """The site file of route B (Debian 12, nginx 1.22.1; checked there with `nginx -t`): an
+    upstream and the $frontdesk_scheme map in the http{} context, the HTTPS server setting
+    $frontdesk_api to the upstream before including proxy.conf, HTTP/2 in the form 1.22 knows."""
+    site = _nginx_directives_text(_guide_heredoc("/etc/nginx/sites-available/frontdesk"))
+    assert re.search(r"^upstream frontdesk_api \{\nserver 127\.0\.0\.1:8000;", site, flags=re.M)
+    assert re.search(r"^map \S+ \$frontdesk_scheme \{\ndefault https;\n\}", site, flags=re.M)
+    servers = re.findall(r"^server \{\n(.*?)^\}$", site, flags=re.S | re.M)
+    tls = [s for s in servers if "listen 443" in s]
+    assert len(tls) == 1
+    assert "listen 443 ssl http2;" in tls[0] and "http2 on;" not in site
+    assert re.search(
+        r"set \$frontdesk_api http://frontdesk_api;\ninclude /etc/nginx/frontdesk/proxy\.conf;", tls[0]
+    )
+    plain = [s for s in servers if "listen 80;" in s]
+    assert len(plain) == 1 and "return 301 https://$host$request_uri;" in plain[0]
 
 
 # --- commands the image and compose run --------------------------------------------------------------
