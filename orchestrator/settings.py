@@ -89,13 +89,24 @@ class Settings(BaseSettings):
         3,
         ge=1,
         le=10,
-        description="At most this many HTTP requests per logical model call "
-        "(retries of 5xx and timeouts included).",
+        description="At most this many HTTP requests per logical model call that may have reached "
+        "a provider (5xx answers and timeouts after sending included; refused connections and 429s "
+        "are not counted).",
     )
     router_timeout_seconds: float = Field(
         60.0, gt=0, description="Timeout of one HTTP request to the router."
     )
-    router_backoff_seconds: float = Field(0.5, ge=0, description="First retry delay; doubles per retry.")
+    router_backoff_seconds: float = Field(
+        0.5, ge=0, description="First retry delay; doubles per retry, up to 15 s."
+    )
+    router_outage_max_seconds: float = Field(
+        600.0,
+        ge=0,
+        le=1500,
+        description="How long a model call waits out an unreachable router (connection refused, "
+        "timeouts, 429, 5xx) before its step fails; the task shows it is waiting meanwhile. At most "
+        "1500: the model-call activity's 30-minute timeout must also cover the last request.",
+    )
 
     api_host: str = Field("127.0.0.1", description="Bind address of the API + UI.")
     api_port: int = Field(8000, description="Port of the API + UI.")

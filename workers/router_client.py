@@ -1,15 +1,25 @@
 """The one place Frontdesk talks to models: an async client for the OpenAI-compatible router.
 
-One ``chat()`` call is one logical model call. It makes at most ``max_requests`` HTTP requests
-(5xx, 429, timeouts and connection errors are retried with exponential backoff) and records
-every request as an ``AttemptRecord``, because each of them may have cost money. The request id
-is the same on every request so the router and upstream can deduplicate.
+One ``chat()`` call is one logical model call. Failures are classified by whether the request
+may have reached a provider (and so may have cost money):
+
+- never sent (connection refused, connect or pool timeout): not counted, not recorded;
+- answered 429 (rate limited, nothing served): recorded, not counted;
+- may have reached a provider (5xx, a timeout or a dropped connection after the request was
+  sent): recorded and counted against ``max_requests``.
+
+All of them are transient: the client waits with capped exponential backoff and tries again,
+for up to ``outage_max_seconds`` since the first failure (a router restart takes 6-9 s; an
+outage is waited out for minutes) and until ``max_requests`` counted requests were made. 4xx
+other than 429 fail at once. The request id is the same on every request so the router and
+upstream can deduplicate. An optional ``CallLedger`` hears of every request before it is sent
+and after it ended, so the caller can write it down before any money can be spent.
 
 Errors::
 
     RouterError                 every failure; ``.attempts`` holds all attempt records
     ├── RouterRejected          4xx other than 429; not retried, the router's message is kept
-    ├── RouterUnavailable       5xx / 429 / timeout / connection error on every allowed request
+    ├── RouterUnavailable       transient failures past ``max_requests`` or ``outage_max_seconds``
     └── RouterProtocolError     HTTP 200 but the body is not a chat completion
 """
 
@@ -20,7 +30,7 @@ import json
 import logging
 import time
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
@@ -89,6 +99,27 @@ class RouterUnavailable(RouterError):
 
 class RouterProtocolError(RouterError):
     pass
+
+
+class CallLedger(Protocol):
+    """Where a caller writes requests down (see `workers.activities.model_ledger`)."""
+
+    async def sending(self, attempt: int) -> None:
+        """Before request `attempt` leaves: from here on it may cost money."""
+
+    async def not_sent(self, attempt: int) -> None:
+        """Request `attempt` never reached the router (no connection): forget it."""
+
+    async def ended(self, record: AttemptRecord, answer: str | None = None) -> None:
+        """Request `record.attempt` ended with this outcome (`answer`: the message, as JSON)."""
+
+    async def waiting(self, note: str | None) -> None:
+        """The router is unreachable (`note` says since when), or reachable again (None)."""
+
+
+# Connection never made: the request cannot have reached the router, let alone a provider.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+MAX_BACKOFF_SECONDS = 15.0
 
 
 class _BadBody(Exception):
@@ -225,6 +256,7 @@ class RouterClient:
         max_requests: int = 3,
         timeout_seconds: float = 60,
         backoff_seconds: float = 0.5,
+        outage_max_seconds: float = 600,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if max_requests < 1:
@@ -234,6 +266,7 @@ class RouterClient:
         self.max_requests = max_requests
         self.timeout_seconds = timeout_seconds
         self.backoff_seconds = backoff_seconds
+        self.outage_max_seconds = outage_max_seconds
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {api_key}"},
@@ -253,13 +286,19 @@ class RouterClient:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    async def chat(self, call: ModelCallInput, *, traceparent: str | None = None) -> ChatOutcome:
+    async def chat(
+        self, call: ModelCallInput, *, traceparent: str | None = None, ledger: CallLedger | None = None
+    ) -> ChatOutcome:
         body = build_body(call)
         attempts: list[AttemptRecord] = []
-        last_error = "no request made"
-        for n in range(1, self.max_requests + 1):
-            if n > 1 and self.backoff_seconds > 0:
-                await asyncio.sleep(self.backoff_seconds * 2 ** (n - 2))
+        counted = 0  # requests that may have reached a provider
+        failed_since: float | None = None  # monotonic time of the first failure of this call
+        failed_wall = ""
+        n = 0
+        while True:
+            n += 1
+            if ledger is not None:
+                await ledger.sending(n)
             started = time.perf_counter()
             try:
                 response = await self._http.post(
@@ -267,8 +306,16 @@ class RouterClient:
                 )
             except httpx.TransportError as exc:
                 kind = "timeout" if isinstance(exc, httpx.TimeoutException) else "connection error"
-                last_error = f"{kind}: {str(exc) or type(exc).__name__}"
-                attempts.append(AttemptRecord(attempt=n, latency_ms=_ms(started), ok=False, error=last_error))
+                error = f"{kind}: {str(exc) or type(exc).__name__}"
+                if isinstance(exc, _NOT_SENT):
+                    if ledger is not None:
+                        await ledger.not_sent(n)
+                else:
+                    counted += 1
+                    record = AttemptRecord(attempt=n, latency_ms=_ms(started), ok=False, error=error)
+                    attempts.append(record)
+                    if ledger is not None:
+                        await ledger.ended(record)
             else:
                 common = {
                     "attempt": n,
@@ -278,26 +325,50 @@ class RouterClient:
                     "fallbacks": _int(response.headers.get("x-litellm-attempted-fallbacks")),
                 }
                 if response.is_success:
-                    return self._success(call, response, common, attempts)
+                    if ledger is not None and failed_since is not None:
+                        await ledger.waiting(None)
+                    return await self._success(call, response, common, attempts, ledger)
                 status, detail = response.status_code, _error_detail(response)
                 cost = _reported_cost(response) or Decimal(0)
-                attempts.append(AttemptRecord(**common, ok=False, error=detail, cost_usd=cost))
+                record = AttemptRecord(**common, ok=False, error=detail, cost_usd=cost)
+                attempts.append(record)
+                if ledger is not None:
+                    await ledger.ended(record)
                 if status != 429 and status < 500:
+                    if ledger is not None and failed_since is not None:
+                        await ledger.waiting(None)
                     raise RouterRejected(status, detail, attempts)
-                last_error = f"HTTP {status}: {detail}"
+                counted += status != 429  # a 429 served nothing: it costs no request
+                error = f"HTTP {status}: {detail}"
+            now = time.monotonic()
+            if failed_since is None:
+                failed_since, failed_wall = now, time.strftime("%H:%M:%S UTC", time.gmtime())
+            waited = now - failed_since
             logger.warning(
-                "router call %s attempt %d/%d: %s", call.request_id, n, self.max_requests, last_error
-            )
-        raise RouterUnavailable(
-            f"router failed after {len(attempts)} requests: last error {last_error}", attempts
-        )
+                "router call %s request %d (%d of %d counted, %.0f s failing): %s",
+                call.request_id, n, counted, self.max_requests, waited, error,
+            )  # fmt: skip
+            if counted >= self.max_requests or waited >= self.outage_max_seconds:
+                if ledger is not None:
+                    await ledger.waiting(None)
+                why = (
+                    f"router failed after {counted} requests"
+                    if counted >= self.max_requests
+                    else f"router unreachable for {waited:.0f} s ({n} tries, {counted} requests counted)"
+                )
+                raise RouterUnavailable(f"{why}: last error {error}", attempts)
+            if ledger is not None:
+                await ledger.waiting(f"waiting for the router since {failed_wall} (attempt {n}): {error}")
+            delay = min(self.backoff_seconds * 2 ** (n - 1), MAX_BACKOFF_SECONDS)
+            await asyncio.sleep(min(delay, max(self.outage_max_seconds - waited, 0)))
 
-    def _success(
+    async def _success(
         self,
         call: ModelCallInput,
         response: httpx.Response,
         common: dict[str, Any],
         attempts: list[AttemptRecord],
+        ledger: CallLedger | None,
     ) -> ChatOutcome:
         try:
             data = response.json()
@@ -322,11 +393,15 @@ class RouterClient:
         except _BadBody as exc:
             # Not retried: the router answered and may have charged; a new call could charge again.
             attempts.append(AttemptRecord(**record, cost_estimated=estimated, ok=False, error=str(exc)))
+            if ledger is not None:
+                await ledger.ended(attempts[-1])
             raise RouterProtocolError(
                 f"router returned an unreadable chat completion (HTTP {response.status_code}): {exc}",
                 attempts,
             ) from None
         attempts.append(AttemptRecord(**record, cost_estimated=estimated, ok=True))
+        if ledger is not None:
+            await ledger.ended(attempts[-1], answer=message.model_dump_json())
         return ChatOutcome(
             message=message,
             attempts=attempts,

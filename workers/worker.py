@@ -44,6 +44,7 @@ def build_router(settings: Settings) -> RouterClient:
         max_requests=settings.router_max_requests,
         timeout_seconds=settings.router_timeout_seconds,
         backoff_seconds=settings.router_backoff_seconds,
+        outage_max_seconds=settings.router_outage_max_seconds,
     )
 
 

@@ -364,16 +364,16 @@ async def test_timeout_is_retried(client_for):
     outcome = await client_for(router).chat(make_call())
     assert outcome.message.content == "late"
     assert len(router.requests) == 3
-    assert [(a.http_status, a.ok) for a in outcome.attempts] == [(None, False), (None, False), (200, True)]
+    # The refused connection never reached the router: no attempt record, no request counted.
+    assert [(a.attempt, a.http_status, a.ok) for a in outcome.attempts] == [(1, None, False), (3, 200, True)]
     assert outcome.attempts[0].error.startswith("timeout")
-    assert outcome.attempts[1].error.startswith("connection error")
 
 
 async def test_connection_error_without_message_names_the_exception(client_for):
     router = Router(httpx.ConnectError(""))
     with pytest.raises(RouterUnavailable, match=r"last error connection error: ConnectError$"):
-        await client_for(router, max_requests=2).chat(make_call())
-    assert len(router.requests) == 2
+        await client_for(router, max_requests=2, outage_max_seconds=0).chat(make_call())
+    assert len(router.requests) == 1
 
 
 async def test_timeouts_exhaust_retries(client_for):
@@ -407,7 +407,7 @@ async def test_backoff_doubles(client_for, monkeypatch):
 
 async def test_api_key_never_logged(client_for, caplog):
     caplog.set_level(logging.DEBUG)
-    router = Router(err(500, "x"), httpx.ConnectError("refused"), err(503, "y"))
+    router = Router(err(500, "x"), httpx.ConnectError("refused"), err(503, "y"), err(500, "z"))
     client = client_for(router)
     with pytest.raises(RouterUnavailable):
         await client.chat(make_call())
@@ -423,3 +423,123 @@ async def test_context_manager_closes_client(prices):
     ) as client:
         await client.chat(make_call())
     assert client._http.is_closed
+
+
+# --- outages: what is waited out, what counts --------------------------------------------------------
+
+
+class Ledger:
+    """A CallLedger that keeps what it heard, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+
+    async def sending(self, attempt: int) -> None:
+        self.events.append(("sending", attempt))
+
+    async def not_sent(self, attempt: int) -> None:
+        self.events.append(("not_sent", attempt))
+
+    async def ended(self, record, answer: str | None = None) -> None:
+        self.events.append(("ended", record.attempt, record.http_status, answer is not None))
+
+    async def waiting(self, note: str | None) -> None:
+        self.events.append(("waiting", note))
+
+
+@pytest.fixture
+def no_sleep(monkeypatch):
+    delays: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        delays.append(seconds)
+
+    monkeypatch.setattr("workers.router_client.asyncio.sleep", fake_sleep)
+    return delays
+
+
+@pytest.mark.parametrize(
+    "not_sent",
+    [httpx.ConnectError("refused"), httpx.ConnectTimeout("connect timed out"), httpx.PoolTimeout("pool")],
+)
+async def test_unsent_requests_are_waited_out_and_not_counted(client_for, no_sleep, not_sent):
+    # Far more refusals than max_requests: a router restart (6-9 s) is ridden out.
+    router = Router(*[not_sent] * 12, ok(completion("back")))
+    ledger = Ledger()
+    outcome = await client_for(router, backoff_seconds=0.5).chat(make_call(), ledger=ledger)
+    assert outcome.message.content == "back"
+    assert len(router.requests) == 13
+    assert [(a.attempt, a.ok) for a in outcome.attempts] == [(13, True)]
+    assert no_sleep[:6] == [0.5, 1.0, 2.0, 4.0, 8.0, 15.0] and max(no_sleep) == 15.0
+    assert ledger.events.count(("not_sent", 1)) == 1
+    assert sum(1 for e in ledger.events if e[0] == "not_sent") == 12
+    notes = [e[1] for e in ledger.events if e[0] == "waiting"]
+    assert notes[0].startswith("waiting for the router since ") and "(attempt 1)" in notes[0]
+    assert "(attempt 12)" in notes[-2] and notes[-1] is None  # cleared once the router answers
+    assert ledger.events[-3:] == [("sending", 13), ("waiting", None), ("ended", 13, 200, True)]
+
+
+async def test_sent_requests_count_against_max_requests(client_for, no_sleep):
+    # A read timeout or a 5xx may have reached a provider: each counts; refusals in between do not.
+    router = Router(
+        httpx.ReadTimeout("slow"),
+        httpx.ConnectError("refused"),
+        err(502, "bad gateway"),
+        httpx.ConnectError("refused"),
+        httpx.RemoteProtocolError("server disconnected"),
+        ok(completion()),
+    )
+    with pytest.raises(
+        RouterUnavailable, match=r"^router failed after 3 requests: last error connection error"
+    ) as info:
+        await client_for(router).chat(make_call())
+    assert len(router.requests) == 5
+    assert [(a.attempt, a.http_status) for a in info.value.attempts] == [(1, None), (3, 502), (5, None)]
+
+
+async def test_counted_attempts_are_recorded(client_for, no_sleep):
+    router = Router(httpx.ReadTimeout("slow"), httpx.ConnectError("refused"), err(504, "gw"), err(503, "x"))
+    ledger = Ledger()
+    with pytest.raises(RouterUnavailable) as info:
+        await client_for(router).chat(make_call(), ledger=ledger)
+    assert [(a.attempt, a.http_status) for a in info.value.attempts] == [(1, None), (3, 504), (4, 503)]
+    assert [e for e in ledger.events if e[0] in ("sending", "not_sent", "ended")] == [
+        ("sending", 1), ("ended", 1, None, False),
+        ("sending", 2), ("not_sent", 2),
+        ("sending", 3), ("ended", 3, 504, False),
+        ("sending", 4), ("ended", 4, 503, False),
+    ]  # fmt: skip
+    assert ledger.events[-1] == ("waiting", None)
+
+
+async def test_429_is_waited_out_without_counting(client_for, no_sleep):
+    router = Router(*[err(429, "slow down")] * 5, ok(completion()))
+    outcome = await client_for(router).chat(make_call())
+    assert [a.http_status for a in outcome.attempts] == [429] * 5 + [200]
+
+
+async def test_outage_limit_ends_the_wait(client_for, monkeypatch):
+    clock = [1000.0]
+
+    async def fake_sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    monkeypatch.setattr("workers.router_client.asyncio.sleep", fake_sleep)
+    monkeypatch.setattr("workers.router_client.time.monotonic", lambda: clock[0])
+    router = Router(httpx.ConnectError("refused"))
+    with pytest.raises(
+        RouterUnavailable, match=r"^router unreachable for 600 s \(\d+ tries, 0 requests counted\)"
+    ):
+        await client_for(router, backoff_seconds=0.5, outage_max_seconds=600).chat(make_call())
+    assert 40 < len(router.requests) < 50  # 0.5 s doubling to 15 s apart, for 600 s
+    assert clock[0] == 1600.0
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
+async def test_4xx_fails_at_once_even_during_an_outage(client_for, no_sleep, status):
+    router = Router(httpx.ConnectError("refused"), err(status, "no"))
+    ledger = Ledger()
+    with pytest.raises(RouterRejected):
+        await client_for(router).chat(make_call(), ledger=ledger)
+    assert len(router.requests) == 2
+    assert ledger.events[-1] == ("waiting", None)

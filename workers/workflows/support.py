@@ -36,9 +36,11 @@ RECORD_OPTS = ActivityOptions(
     retry_policy=RetryPolicy(maximum_attempts=20, maximum_interval=timedelta(seconds=10)),
 )
 MODEL_OPTS = ActivityOptions(
-    start_to_close_timeout=timedelta(minutes=5),
+    # Router outages are waited out inside the activity (see workers/activities/model_calls.py)
+    # for up to router_outage_max_seconds (at most 25 minutes), plus the last request's timeout.
+    start_to_close_timeout=timedelta(minutes=30),
     # The activity heartbeats every 2 s while it waits on the router: a crashed worker's call is
-    # retried elsewhere after 10 s instead of after the 5-minute timeout.
+    # retried elsewhere after 10 s instead of after the start-to-close timeout.
     heartbeat_timeout=timedelta(seconds=10),
     # The router client retries within its own request budget; its refusal is final.
     retry_policy=RetryPolicy(maximum_attempts=3, non_retryable_error_types=[failures.ROUTER_ERROR]),
