@@ -9,6 +9,8 @@ that the workflow applies too) to answer with a clear status at once.
 from __future__ import annotations
 
 import json
+import logging
+import secrets
 from typing import Any
 
 from sqlalchemy import ColumnElement, or_
@@ -27,7 +29,7 @@ from orchestrator.contracts import (
     ReassignRequest,
 )
 from orchestrator.contracts.deciders import Refusal, why_not_decide
-from orchestrator.contracts.failures import EDIT_REFUSED, FORBIDDEN
+from orchestrator.contracts.failures import CHECKPOINT_NOT_OPEN, CONFLICT, EDIT_REFUSED, FORBIDDEN
 from orchestrator.errors import Conflict, Forbidden, NotFound, ServiceError, ServiceUnavailable, Unprocessable
 from orchestrator.models import Checkpoint, CheckpointComment, CheckpointDecision, Membership, Task, User
 from orchestrator.services.access import Principal, can
@@ -40,6 +42,11 @@ from orchestrator.services.schemas import (
     _utc,
 )
 from orchestrator.services.state import AppState
+
+log = logging.getLogger(__name__)
+
+# The ApplicationError types the checkpoint updates refuse with (their messages are for people).
+REFUSALS = frozenset({CHECKPOINT_NOT_OPEN, CONFLICT, EDIT_REFUSED, FORBIDDEN})
 
 NEEDS_APPROVER = "Deciding a checkpoint needs the approver role."
 APPROVALS = ("approve", "approve_with_edits")
@@ -294,9 +301,7 @@ async def _update(
 ) -> None:
     client = await state.temporal_client()
     try:
-        await client.get_workflow_handle(workflow_id).execute_update(
-            name, req, result_type=DecisionResult
-        )
+        await client.get_workflow_handle(workflow_id).execute_update(name, req, result_type=DecisionResult)
     except WorkflowUpdateFailedError as exc:
         raise _update_refusal(exc) from exc
     except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
@@ -313,8 +318,16 @@ def _update_refusal(exc: WorkflowUpdateFailedError) -> ServiceError:
     cause: Any = exc.cause
     while cause is not None and not isinstance(cause, ApplicationError):
         cause = cause.cause
-    if not isinstance(cause, ApplicationError):
-        return Conflict(f"The checkpoint cannot take this decision: {exc}")
+    if not isinstance(cause, ApplicationError) or cause.type not in REFUSALS:
+        # Not a refusal of the workflow's own: recording failed (a database error, whose text
+        # names tables and statements). The workflow changed nothing; the detail stays in the log.
+        ref = secrets.token_hex(6)
+        log.error("checkpoint update failed ref=%s", ref, exc_info=exc)
+        return ServiceUnavailable(
+            "The decision could not be recorded, so nothing changed. Try again shortly; if it keeps "
+            f"failing, tell an administrator (reference {ref}).",
+            extra={"reference": ref},
+        )
     if cause.type == FORBIDDEN:
         return Forbidden(cause.message)
     if cause.type == EDIT_REFUSED:
@@ -331,8 +344,9 @@ def current_approvers(session: Session, checkpoint_ids: list[str]) -> dict[str, 
     if not checkpoint_ids:
         return {}
     rows = session.exec(
-        select(CheckpointDecision.checkpoint_id, CheckpointDecision.round, CheckpointDecision.decider_id)
-        .where(
+        select(
+            CheckpointDecision.checkpoint_id, CheckpointDecision.round, CheckpointDecision.decider_id
+        ).where(
             col(CheckpointDecision.checkpoint_id).in_(checkpoint_ids),
             col(CheckpointDecision.decision).in_(APPROVALS),
         )

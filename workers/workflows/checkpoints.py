@@ -129,9 +129,6 @@ class Checkpoints:
         return state
 
     async def _escalate(self, state: CheckpointState, level: int, add_roles: list[str]) -> None:
-        for role in add_roles:
-            if role not in state.extra_roles:
-                state.extra_roles.append(role)
         escalation = EscalateInput(
             checkpoint_id=state.checkpoint_id,
             task_id=self._inp.task_id,
@@ -141,6 +138,9 @@ class Checkpoints:
             reason=f"no decision within the SLA; escalation level {level}",
         )
         await call(ESCALATE_CHECKPOINT, escalation, RECORD_OPTS)
+        for role in add_roles:  # once recorded, so the inbox shows everyone who may decide
+            if role not in state.extra_roles:
+                state.extra_roles.append(role)
 
     async def _auto_reject(self, state: CheckpointState) -> None:
         async with self._locks[state.checkpoint_id]:
@@ -159,7 +159,12 @@ class Checkpoints:
         *,
         resolved: CheckpointStatus,
         edited: ReauthorizeResult | None = None,
+        round_: int | None = None,
+        needed: int | None = None,
     ) -> None:
+        """Record a decision taken in round `round_` (default: the current one) under a rule
+        needing `needed` approvers (default: the current number)."""
+        needed = state.approval.approvers_required if needed is None else needed
         record = CheckpointDecisionRecord(
             checkpoint_id=state.checkpoint_id,
             task_id=self._inp.task_id,
@@ -167,12 +172,12 @@ class Checkpoints:
             decision=decision,
             decider_id=decider,
             comment=comment,
-            round=state.round,
+            round=state.round if round_ is None else round_,
             edited_args=edited.args if edited else None,
             edit_diff=edited.diff if edited else None,
             args_digest=edited.args_digest if edited else None,
             resolved_status=resolved,
-            approvers_required=state.approval.approvers_required if edited else None,
+            approvers_required=needed if edited else None,
         )
         await call(RECORD_DECISION, record, RECORD_OPTS)
 
@@ -181,25 +186,34 @@ class Checkpoints:
         state = self._known(req.checkpoint_id)
         async with self._locks[req.checkpoint_id]:  # decisions on one checkpoint are taken in turn
             self._check_decision(state, req)  # again: the state may have moved while we queued
+            # Worked out on the side and applied only once the decision is recorded: if recording
+            # fails, the checkpoint stays exactly as the database and the inbox show it.
             edited: ReauthorizeResult | None = None
+            round_, prior, needed = state.round, state.approvals, state.approval.approvers_required
             if req.decision == "approve_with_edits":
                 edited = await self._reauthorize(state, req.edited_args or {})
-                state.round += 1
-                state.approvals = []
+                round_, prior = round_ + 1, []
                 if edited.approval is not None:
                     # Edited arguments that a stricter rule covers need that rule's approvers.
-                    needed = max(state.approval.approvers_required, edited.approval.approvers_required)
-                    state.approval.approvers_required = needed
+                    needed = max(needed, edited.approval.approvers_required)
             resolved: CheckpointStatus
             if req.decision in ("approve", "approve_with_edits"):
-                approvals = [*state.approvals, req.decider_id]
-                resolved = "approved" if len(approvals) >= state.approval.approvers_required else "open"
+                approvals = [*prior, req.decider_id]
+                resolved = "approved" if len(approvals) >= needed else "open"
             else:
-                approvals = state.approvals
+                approvals = prior
                 resolved = "rejected" if req.decision == "reject" else "changes_requested"
             await self._record_decision(
-                state, req.decision, req.decider_id, req.comment, resolved=resolved, edited=edited
+                state,
+                req.decision,
+                req.decider_id,
+                req.comment,
+                resolved=resolved,
+                edited=edited,
+                round_=round_,
+                needed=needed,
             )
+            state.round, state.approval.approvers_required = round_, needed
             if edited is not None and edited.args is not None:
                 state.args = edited.args
             state.approvals = approvals
@@ -270,20 +284,20 @@ class Checkpoints:
     # -- the reassign update --------------------------------------------------------------------------
     async def reassign(self, req: ReassignRequest) -> DecisionResult:
         state = self._states[req.checkpoint_id]
-        if req.assignee_role:
-            state.approval.assignee_role = req.assignee_role
-        if req.named_approvers is not None:
-            state.approval.named_approvers = list(req.named_approvers)
+        role = req.assignee_role or state.approval.assignee_role
+        named = state.approval.named_approvers if req.named_approvers is None else list(req.named_approvers)
         record = ReassignRecord(
             checkpoint_id=state.checkpoint_id,
             task_id=self._inp.task_id,
             tenant_id=self._inp.tenant_id,
             actor_id=req.actor_id,
-            assignee_role=state.approval.assignee_role,
-            named_approvers=state.approval.named_approvers,
+            assignee_role=role,
+            named_approvers=named,
             comment=req.comment,
         )
         await call(RECORD_REASSIGN, record, RECORD_OPTS)
+        # Only now: a reassignment the database refused must not move who may decide.
+        state.approval.assignee_role, state.approval.named_approvers = role, named
         return DecisionResult(
             checkpoint_id=state.checkpoint_id,
             decision="approve",
