@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orchestrator import health
 from orchestrator.api import errors
+from orchestrator.api.inputs import RefuseNul
 from orchestrator.api.routes import budgets, catalog, checkpoints, cost, policies, switches, tasks, users
 from orchestrator.budgets.service import load_service
 from orchestrator.catalog.loader import load_catalog
@@ -145,6 +146,8 @@ def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
         return JSONResponse(report.body(), status_code=200 if report.ready else 503)
 
     web.install(app)
+    # Inside the body limit, which has buffered the body by the time the NUL check reads it.
+    app.add_middleware(RefuseNul, is_page=web.is_page_path, page=web.refused_page)
     app.add_middleware(BodyLimit, limit=settings.max_input_bytes)
     return app
 

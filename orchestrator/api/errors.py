@@ -43,8 +43,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+def problem(
+    status: int, title: str, detail: str, *, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    headers = {**(headers or {}), **({"WWW-Authenticate": "Bearer"} if status == 401 else {})}
     body = {"type": "about:blank", "status": status, "title": title, "detail": detail, **extra}
     return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
 
@@ -67,9 +69,19 @@ PageRenderer = Callable[[Request, int, str, str, dict[str, Any]], Response | Non
 
 
 def install(app: FastAPI, pages: PageRenderer | None = None) -> None:
-    def answer(request: Request, status: int, title: str, detail: str, **extra: Any) -> Response:
+    def answer(
+        request: Request,
+        status: int,
+        title: str,
+        detail: str,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> Response:
         page = pages(request, status, title, detail, extra) if pages is not None else None
-        return page if page is not None else problem(status, title, detail, **extra)
+        if page is not None:
+            page.headers.update(headers or {})
+            return page
+        return problem(status, title, detail, headers=headers, **extra)
 
     @app.exception_handler(ServiceError)
     async def _api_error(request: Request, exc: ServiceError) -> Response:
@@ -83,12 +95,30 @@ def install(app: FastAPI, pages: PageRenderer | None = None) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         titles = {401: "Unauthorized", 404: "Not found", 405: "Method not allowed"}
-        return answer(request, exc.status_code, titles.get(exc.status_code, "Error"), str(exc.detail))
+        # Keep the exception's headers: a 405 names the methods it allows (`Allow`).
+        return answer(
+            request,
+            exc.status_code,
+            titles.get(exc.status_code, "Error"),
+            str(exc.detail),
+            headers=dict(exc.headers or {}),
+        )
+
+    @app.exception_handler(RecursionError)
+    async def _too_deep(request: Request, exc: RecursionError) -> Response:
+        # JSON nested thousands of levels deep exhausts the parser's stack before any model sees it.
+        return answer(
+            request, 400, "Nested too deeply", "The request body nests too deeply to read; flatten it."
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         ref = secrets.token_hex(6)
         log.error("unexpected error ref=%s", ref, exc_info=exc)
         return answer(
-            request, 500, "Internal error", f"Something went wrong on our side (reference {ref}).", reference=ref
+            request,
+            500,
+            "Internal error",
+            f"Something went wrong on our side (reference {ref}).",
+            reference=ref,
         )

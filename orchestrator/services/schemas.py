@@ -5,11 +5,26 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_serializer
 
 from orchestrator.models import Checkpoint, ModelCall, Task, TaskStep, ToolCall
+from orchestrator.services.limits import MAX_JSON_DEPTH, json_depth
+
+
+def _not_too_deep(value: dict[str, Any]) -> dict[str, Any]:
+    if json_depth(value) > MAX_JSON_DEPTH:
+        raise ValueError(
+            f"nested more than {MAX_JSON_DEPTH} levels deep; flatten the structure "
+            "(or send a long document as text, or attach it)"
+        )
+    return value
+
+
+# A JSON object whose nesting is bounded: deeper values cannot be stored, shown or handed on.
+JsonObject = Annotated[dict[str, Any], AfterValidator(_not_too_deep)]
+DEPTH_NOTE = f" At most {MAX_JSON_DEPTH} levels deep; text may not contain NUL (U+0000)."
 
 
 def _utc(dt: datetime | None) -> datetime | None:
@@ -27,7 +42,7 @@ class TaskCreate(BaseModel):
         description="Workflow name, optionally `name@version`; leave it out to let intake pick one.",
     )
     input: str = Field(min_length=1, max_length=32000, description="The request in plain words.")
-    data: dict[str, Any] = Field(default_factory=dict, description="Optional structured input.")
+    data: JsonObject = Field(default_factory=dict, description="Optional structured input." + DEPTH_NOTE)
     budget_usd: Decimal | None = Field(
         None,
         gt=0,
@@ -279,9 +294,10 @@ class DecisionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     decision: Literal["approve", "reject", "approve_with_edits", "request_changes"]
     comment: str = Field("", max_length=2000)
-    edited_args: dict[str, Any] | None = Field(
+    edited_args: JsonObject | None = Field(
         None,
-        description="approve_with_edits only: the arguments to run instead (validated and re-authorized).",
+        description="approve_with_edits only: the arguments to run instead (validated and re-authorized)."
+        + DEPTH_NOTE,
     )
 
 

@@ -27,7 +27,7 @@ from orchestrator.contracts import (
     WorkflowSpec,
 )
 from orchestrator.errors import Conflict, Forbidden, NotFound, ServiceUnavailable, Unprocessable
-from orchestrator.models import Checkpoint, ModelCall, Task, TaskStep, ToolCall, utcnow
+from orchestrator.models import AuditEvent, Checkpoint, ModelCall, Task, TaskStep, ToolCall, utcnow
 from orchestrator.services.access import Principal, can
 from orchestrator.services.schemas import (
     CheckpointPublic,
@@ -43,6 +43,9 @@ from orchestrator.services.schemas import (
 from orchestrator.services.state import AppState
 
 log = logging.getLogger(__name__)
+
+# The audit action of a task whose workflow Temporal never received: a retry may start it.
+START_FAILED = "task.start_failed"
 
 
 def cost_of(session: Session, task_ids: list[str]) -> dict[str, CostSummary]:
@@ -155,7 +158,9 @@ async def submit(
     """
     spec = pin(state, body.workflow or pick_workflow(state, body.input))
     task, created = await run_in_threadpool(_create, session, state, user, body, idempotency_key, spec)
-    if created or task.status == "queued":  # a replay of a first attempt that died before the start
+    # A replay starts what its first attempt could not: that attempt died before the start
+    # (`queued`), or Temporal was unreachable (failed with START_FAILED, and nothing ever ran).
+    if created or task.status == "queued" or await run_in_threadpool(_reopen_unstarted, session, task):
         await _start(session, state, task, WorkflowSpec.model_validate_json(task.definition_json))
     return task, created
 
@@ -238,15 +243,23 @@ def _same_request(task: Task, spec: WorkflowSpec, body: TaskCreate) -> Task:
 
 
 async def _start(session: Session, state: AppState, task: Task, spec: WorkflowSpec) -> None:
-    inp = TaskWorkflowInput(
-        task_id=task.id,
-        tenant_id=task.tenant_id,
-        requester_id=task.requester_id,
-        definition=spec,
-        input_text=task.input_text,
-        input_data=json.loads(task.input_json),
-    )
+    """Start the task's workflow; the task row is written already, so every way out of here
+    leaves it in a known state: started, or `failed` with the reason.
+
+    Failed, not left `queued`: a queued row with no workflow looks alive to its reader and cannot
+    be cancelled. When Temporal was unreachable the failure is recorded as START_FAILED, and the
+    same request with the same Idempotency-Key starts the task again (`_reopen_unstarted`); any
+    other failure is not one a retry would cure.
+    """
     try:
+        inp = TaskWorkflowInput(
+            task_id=task.id,
+            tenant_id=task.tenant_id,
+            requester_id=task.requester_id,
+            definition=spec,
+            input_text=task.input_text,
+            input_data=json.loads(task.input_json),
+        )
         client = await state.temporal_client()
         await client.start_workflow(
             TASK_WORKFLOW_NAME,
@@ -258,12 +271,18 @@ async def _start(session: Session, state: AppState, task: Task, spec: WorkflowSp
     except (RPCError, ServiceUnavailable) as exc:
         if await _started_anyway(state, task):
             return  # the request reached Temporal although its answer did not reach us
-        # Never leave the task in an unknown state: it is failed, with the reason.
         log.warning("could not start workflow for %s: %s", task.id, exc)
-        await run_in_threadpool(_mark_unstarted, session, task, f"could not start the workflow: {exc}")
+        reason = "could not start the workflow: Temporal was unreachable"
+        await run_in_threadpool(_mark_unstarted, session, task, reason, START_FAILED)
         raise ServiceUnavailable(
-            f"Task {task.id} could not be started: Temporal is unavailable. It is marked failed."
+            f"Task {task.id} could not be started: Temporal is unavailable. It is marked failed; "
+            "send the same request with the same Idempotency-Key to start it when Temporal is back."
         ) from exc
+    except Exception:
+        log.exception("could not start workflow for %s", task.id)
+        reason = "could not start the workflow (an internal error; see the server log)"
+        await run_in_threadpool(_mark_unstarted, session, task, reason, "task.ended")
+        raise
 
 
 async def _started_anyway(state: AppState, task: Task) -> bool:
@@ -276,7 +295,7 @@ async def _started_anyway(state: AppState, task: Task) -> bool:
     return True
 
 
-def _mark_unstarted(session: Session, task: Task, error: str) -> None:
+def _mark_unstarted(session: Session, task: Task, error: str, action: str) -> None:
     task.status, task.error, task.ended_at = "failed", error, utcnow()
     session.add(task)
     audit.record(
@@ -284,11 +303,42 @@ def _mark_unstarted(session: Session, task: Task, error: str) -> None:
         tenant_id=task.tenant_id,
         task_id=task.id,
         actor="api",
-        action="task.ended",
+        action=action,
         subject=task.id,
         reason=error,
     )
     session.commit()
+
+
+def _reopen_unstarted(session: Session, task: Task) -> bool:
+    """Back to `queued` if the task failed only because its workflow could not be started.
+
+    Known from the task's audit trail: its last event is START_FAILED, so no workflow ever wrote
+    to it (a running workflow records its steps)."""
+    if task.status != "failed":
+        return False
+    last = session.exec(
+        select(AuditEvent.action)
+        .where(AuditEvent.tenant_id == task.tenant_id, AuditEvent.task_id == task.id)
+        .order_by(col(AuditEvent.seq).desc())
+        .limit(1)
+    ).first()
+    if last != START_FAILED:
+        session.rollback()
+        return False
+    task.status, task.error, task.ended_at = "queued", None, None
+    session.add(task)
+    audit.record(
+        session,
+        tenant_id=task.tenant_id,
+        task_id=task.id,
+        actor="api",
+        action="task.restarted",
+        subject=task.id,
+        reason="the same request was sent again after its workflow could not be started",
+    )
+    session.commit()
+    return True
 
 
 async def cancel(session: Session, state: AppState, user: Principal, task_id: str) -> Task:

@@ -5,6 +5,7 @@ Pages sign in with a session cookie; the API keeps bearer tokens.
 
 from __future__ import annotations
 
+from html import escape
 from typing import Any
 from urllib.parse import quote
 
@@ -43,6 +44,19 @@ def too_large_page(limit: int) -> Response:
         "</section></main></body></html>"
     )
     return Response(body, status_code=413, media_type="text/html")
+
+
+def refused_page(status: int, title: str, detail: str) -> Response:
+    """A refusal before the app (the input checks in front of it), so no template is at hand."""
+    body = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(title)} · Frontdesk</title>"
+        '<link rel="stylesheet" href="/static/app.css"></head><body><main id="main">'
+        f'<section class="card error-page" role="alert"><h1>{escape(title)}</h1>'
+        f"<p>{escape(detail)}</p><p>Use your browser's Back button to return to the form, or go to "
+        '<a href="/">the start page</a>.</p></section></main></body></html>'
+    )
+    return Response(body, status_code=status, media_type="text/html")
 
 
 def error_page(request: Request, status: int, title: str, detail: str, extra: dict[str, Any]) -> Response | None:

@@ -33,7 +33,12 @@ def get_cost(
     user: Annotated[Principal, Depends(Allowed("cost", "read"))],
     db: SessionDep,
     weeks: Annotated[
-        int, Query(description=f"ISO weeks back from the current one, {MIN_WEEKS} to {MAX_WEEKS}")
+        int,
+        Query(
+            ge=MIN_WEEKS,
+            le=MAX_WEEKS,
+            description=f"ISO weeks back from the current one, {MIN_WEEKS} to {MAX_WEEKS}",
+        ),
     ] = DEFAULT_WEEKS,
 ) -> CostReport:
     try:

@@ -11,6 +11,7 @@ from orchestrator.api.deps import Allowed, CurrentUser, SessionDep, StateDep
 from orchestrator.models import Task
 from orchestrator.services import tasks as task_service
 from orchestrator.services.access import Principal
+from orchestrator.services.limits import MAX_OFFSET
 from orchestrator.services.preview_request import preview_request
 from orchestrator.services.schemas import TaskCreate, TaskDetail, TaskList, TaskPublic
 
@@ -58,7 +59,7 @@ def list_tasks(
     status: str | None = TaskStatusFilter,
     workflow: str | None = Query(None, max_length=120, description="workflow name"),
     limit: int = Query(50, ge=1, le=200),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
 ) -> TaskList:
     """My tasks, newest first (all tasks of the tenant for approvers and admins)."""
     return task_service.list_visible(session, state, user, status, workflow, limit, offset)
