@@ -131,6 +131,8 @@ class TaskStep(SQLModel, table=True):
     status: str = Field(max_length=20)
     output_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # Why a running step stands still, e.g. "waiting for the router since 08:31:02 UTC (attempt 4)".
+    note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     started_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
     ended_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
 
@@ -164,6 +166,10 @@ class ModelCall(SQLModel, table=True):
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     # The answer of the successful attempt, so a retried activity returns it instead of asking again.
     response_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # "sent": written before the request left, no outcome yet (cost_usd holds the call's estimate);
+    # "done": its outcome is recorded; "interrupted": the worker died before recording it, so the
+    # estimate stands in the books until someone reconciles it with the router's own logs.
+    status: str = Field(default="done", max_length=20, sa_column_kwargs={"server_default": "done"})
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
 
 

@@ -96,6 +96,9 @@ class StepPublic(BaseModel):
     status: str
     output: dict[str, Any] | None
     error: str | None
+    note: str | None = Field(
+        None, description="why a running step stands still, e.g. 'waiting for the router since …'"
+    )
     started_at: datetime | None = None
     ended_at: datetime | None = None
 
@@ -113,6 +116,7 @@ class StepPublic(BaseModel):
             status=s.status,
             output=json.loads(s.output_json) if s.output_json else None,
             error=s.error,
+            note=s.note if s.status == "running" else None,
         )
 
 
@@ -136,6 +140,11 @@ class ModelCallPublic(BaseModel):
     http_status: int | None
     ok: bool
     error: str | None
+    status: str = Field(
+        "done",
+        description="sent: in flight, cost estimated; done; interrupted: the worker stopped before "
+        "the answer was recorded, cost estimated from the reservation",
+    )
     created_at: datetime
 
     @field_serializer("cost_usd")

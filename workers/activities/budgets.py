@@ -29,6 +29,7 @@ from orchestrator.models import utcnow
 from orchestrator.services.switches import SwitchService
 from workers.activities import implements
 from workers.activities.governance import switch_info
+from workers.activities.model_ledger import interrupt
 
 
 def breach_info(breach: BudgetBreach) -> BudgetBreachInfo:
@@ -86,8 +87,18 @@ class BudgetActivities:
 
     @implements(RELEASE_BUDGET)
     async def release(self, inp: ReleaseInput) -> Ack:
-        await asyncio.to_thread(self._budgets.release, inp.reservation_id)
+        await asyncio.to_thread(self._release, inp.reservation_id)
         return Ack()
+
+    def _release(self, reservation_id: str) -> None:
+        """A model call that ended without settling (cancelled, or its worker gave up) gives its
+        reservation back, unless requests of it may have reached a provider: then what the books
+        hold for them (estimates of interrupted ones included) is spent, never silently dropped."""
+        cost = interrupt(self._budgets.engine, reservation_id)
+        if cost > 0:
+            self._budgets.settle(reservation_id, cost)
+        else:
+            self._budgets.release(reservation_id)
 
     @implements(CHECK_SWITCHES)
     async def check_switches(self, inp: SwitchCheckInput) -> SwitchCheckResult:

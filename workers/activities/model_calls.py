@@ -1,14 +1,24 @@
-"""The model-call activity: one logical call to the router, every HTTP attempt recorded."""
+"""The model-call activity: one logical call to the router, every HTTP request recorded.
+
+Router outages are waited out *inside* the activity (the router client backs off for up to
+`router_outage_max_seconds` while `heartbeating()` keeps Temporal informed), not by Temporal
+activity retries: the per-call request budget (`router_max_requests`) and the outage clock are
+state of one logical call, which a retry would have to rebuild from the database; the workflow's
+history stays one activity per call (no new commands, replay unchanged); and the step's
+"waiting for the router" note is written by the one attempt that waits. MODEL_OPTS' start-to-close
+timeout bounds the whole wait, and its 10 s heartbeat timeout still catches a dead worker.
+
+Each request is written down before it is sent (`ModelCallLedger`), so spend survives a worker
+that dies between the router's answer and its record.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -18,6 +28,7 @@ from orchestrator.contracts import CALL_MODEL, ChatMessage, ModelCallInput, Mode
 from orchestrator.db import session_scope
 from orchestrator.models import ModelCall
 from workers.activities import heartbeating, implements
+from workers.activities.model_ledger import DONE, ModelCallLedger, spent
 from workers.router_client import RouterClient, RouterError
 
 
@@ -39,40 +50,45 @@ class ModelActivities:
             # return that answer instead of asking again, so the call stays within its requests.
             answered = await asyncio.to_thread(self._answered, call.request_id)
             if answered is not None:
-                await self._settle(call, Decimal(answered.cost_usd))
+                await self._settle(call)
                 return answered
+        ledger = await asyncio.to_thread(
+            ModelCallLedger.open, self._engine, self._router.prices, call, activity_attempt
+        )
         facts = call.facts
         with telemetry.task_span(
             facts.task_id, "model.call", tier=call.tier, step=facts.step, turn=call.turn
         ) as tp:
             try:
-                outcome = await self._router.chat(call, traceparent=tp)
+                outcome = await self._router.chat(call, traceparent=tp, ledger=ledger)
             except RouterError as err:
-                await asyncio.to_thread(self._record, call, err.attempts, activity_attempt, str(err), None)
-                await self._settle(call, sum((a.cost_usd for a in err.attempts), Decimal(0)))
-                # The client already retried within its request budget; retrying the activity
-                # would multiply it, so this fails the step with the router's reason.
+                await asyncio.to_thread(self._audit, call, len(err.attempts), str(err))
+                await self._settle(call)
+                # The client already waited out the outage and spent the call's request budget;
+                # retrying the activity would multiply both, so this fails the step with the reason.
                 raise ApplicationError(str(err), type=failures.ROUTER_ERROR, non_retryable=True) from err
-        answer = outcome.message.model_dump_json()
-        await asyncio.to_thread(self._record, call, outcome.attempts, activity_attempt, None, answer)
-        await self._settle(call, outcome.cost_usd)
+        await asyncio.to_thread(self._audit, call, len(outcome.attempts), None)
+        cost = await self._settle(call)
         return ModelCallResult(
             message=outcome.message,
             model_served=outcome.model_served,
-            cost_usd=str(outcome.cost_usd),
+            cost_usd=str(cost),
             attempts=len(outcome.attempts),
         )
 
-    async def _settle(self, call: ModelCallInput, cost: Decimal) -> None:
-        """Replace the call's worst-case reservation by what it really cost (idempotent)."""
+    async def _settle(self, call: ModelCallInput) -> Decimal:
+        """Replace the call's worst-case reservation by what the books say it cost (idempotent):
+        every request of every activity attempt, interrupted ones at their estimate."""
+        cost = await asyncio.to_thread(spent, self._engine, call.request_id)
         if call.reservation_id:
             await asyncio.to_thread(self._budgets.settle, call.reservation_id, cost)
+        return cost
 
     def _answered(self, request_id: str) -> ModelCallResult | None:
         """The recorded answer of this logical call, with the cost of every request it made."""
         with session_scope(self._engine) as session:
             rows = session.exec(select(ModelCall).where(ModelCall.request_id == request_id)).all()
-        done = next((r for r in rows if r.ok and r.response_json), None)
+        done = next((r for r in rows if r.ok and r.response_json and r.status == DONE), None)
         if done is None:
             return None
         return ModelCallResult(
@@ -82,45 +98,16 @@ class ModelActivities:
             attempts=len(rows),
         )
 
-    def _record(
-        self,
-        call: ModelCallInput,
-        attempts: Sequence[Any],
-        activity_attempt: int,
-        error: str | None,
-        answer: str | None,
-    ) -> None:
+    def _audit(self, call: ModelCallInput, requests: int, error: str | None) -> None:
         facts = call.facts
-        total = Decimal(0)
         with session_scope(self._engine) as session:
-            for a in attempts:
-                total += a.cost_usd
-                session.add(
-                    ModelCall(
-                        tenant_id=facts.tenant_id,
-                        task_id=facts.task_id,
-                        step=facts.step,
-                        agent=facts.agent,
-                        turn=call.turn,
-                        request_id=call.request_id,
-                        activity_attempt=activity_attempt,
-                        attempt=a.attempt,
-                        tier=call.tier,
-                        model_served=a.model_served,
-                        model_group=a.model_group,
-                        fallbacks=a.fallbacks,
-                        prompt_tokens=a.prompt_tokens,
-                        completion_tokens=a.completion_tokens,
-                        cached_tokens=a.cached_tokens,
-                        cost_usd=a.cost_usd,
-                        cost_estimated=a.cost_estimated,
-                        latency_ms=a.latency_ms,
-                        http_status=a.http_status,
-                        ok=a.ok,
-                        error=a.error,
-                        response_json=answer if a.ok else None,
-                    )
+            rows = session.exec(
+                select(col(ModelCall.cost_usd)).where(
+                    ModelCall.request_id == call.request_id,
+                    ModelCall.activity_attempt == activity.info().attempt,
                 )
+            ).all()
+            total = sum((Decimal(c) for c in rows), Decimal(0))
             audit.record(
                 session,
                 tenant_id=facts.tenant_id,
@@ -129,5 +116,5 @@ class ModelActivities:
                 action="model.call" if error is None else "model.call_failed",
                 subject=call.request_id,
                 reason=error or f"tier {call.tier}",
-                data={"tier": call.tier, "attempts": len(attempts), "cost_usd": str(total)},
+                data={"tier": call.tier, "attempts": requests, "cost_usd": str(total)},
             )

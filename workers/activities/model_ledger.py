@@ -1,0 +1,169 @@
+"""The model-call ledger: every router request is written down before it is sent.
+
+A request that may reach a provider may cost money, and the worker can die between the answer
+and its record. So `sending` inserts the request's `ModelCall` row first (status "sent", cost =
+the call's estimate: its budget reservation, else the worst case), `ended` fills in the outcome
+(status "done", the real cost), and `not_sent` deletes the row of a request that never got a
+connection. A retried activity marks the rows its dead predecessor left "sent" as "interrupted":
+their estimate stays in the task's cost and the tenant's spend until someone reconciles them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from decimal import Decimal
+
+from sqlalchemy import ColumnElement, and_, update
+from sqlalchemy.engine import Engine
+from sqlmodel import col, select
+
+from orchestrator.budgets.pricing import PriceTable
+from orchestrator.budgets.rules import estimate_worst_case
+from orchestrator.contracts import ModelCallInput
+from orchestrator.db import session_scope
+from orchestrator.models import BudgetReservation, ModelCall, TaskStep
+from workers.router_client import AttemptRecord
+
+IN_FLIGHT = "sent"
+DONE = "done"
+INTERRUPTED = "interrupted"
+SENT_NOTE = "sent; no answer recorded yet (cost estimated)"
+INTERRUPTED_NOTE = "the worker stopped before the answer was recorded; cost estimated from the reservation"
+
+
+class ModelCallLedger:
+    """`workers.router_client.CallLedger` over the database, for one activity attempt."""
+
+    def __init__(
+        self, engine: Engine, call: ModelCallInput, activity_attempt: int, estimate: Decimal
+    ) -> None:
+        self._engine = engine
+        self._call = call
+        self._activity_attempt = activity_attempt
+        self._estimate = estimate
+        # A retried attempt may inherit its predecessor's "waiting" note: clear it when done.
+        self._noted = activity_attempt > 1
+
+    @classmethod
+    def open(
+        cls, engine: Engine, prices: PriceTable, call: ModelCallInput, activity_attempt: int
+    ) -> ModelCallLedger:
+        """The ledger of this attempt; rows an earlier attempt left in flight become interrupted."""
+        interrupt(engine, call.request_id)
+        with session_scope(engine) as session:
+            reserved = session.get(BudgetReservation, call.reservation_id) if call.reservation_id else None
+        if reserved is not None:
+            estimate = Decimal(reserved.amount_usd)
+        else:
+            chars = len(json.dumps([m.to_openai() for m in call.messages]))
+            estimate = estimate_worst_case(prices, call.tier, chars, call.max_tokens)
+        return cls(engine, call, activity_attempt, estimate)
+
+    def _key(self, attempt: int) -> ColumnElement[bool]:
+        return and_(
+            col(ModelCall.request_id) == self._call.request_id,
+            col(ModelCall.activity_attempt) == self._activity_attempt,
+            col(ModelCall.attempt) == attempt,
+        )
+
+    async def sending(self, attempt: int) -> None:
+        await asyncio.to_thread(self._sending, attempt)
+
+    def _sending(self, attempt: int) -> None:
+        c, facts = self._call, self._call.facts
+        with session_scope(self._engine) as session:
+            session.add(
+                ModelCall(
+                    tenant_id=facts.tenant_id,
+                    task_id=facts.task_id,
+                    step=facts.step,
+                    agent=facts.agent,
+                    turn=c.turn,
+                    request_id=c.request_id,
+                    activity_attempt=self._activity_attempt,
+                    attempt=attempt,
+                    tier=c.tier,
+                    cost_usd=self._estimate,
+                    cost_estimated=True,
+                    ok=False,
+                    error=SENT_NOTE,
+                    status=IN_FLIGHT,
+                )
+            )
+
+    async def not_sent(self, attempt: int) -> None:
+        await asyncio.to_thread(self._not_sent, attempt)
+
+    def _not_sent(self, attempt: int) -> None:
+        with session_scope(self._engine) as session:
+            for row in session.exec(select(ModelCall).where(self._key(attempt))):
+                session.delete(row)
+
+    async def ended(self, record: AttemptRecord, answer: str | None = None) -> None:
+        await asyncio.to_thread(self._ended, record, answer)
+
+    def _ended(self, a: AttemptRecord, answer: str | None) -> None:
+        with session_scope(self._engine) as session:
+            session.exec(
+                update(ModelCall)
+                .where(self._key(a.attempt))
+                .values(
+                    status=DONE,
+                    model_served=a.model_served,
+                    model_group=a.model_group,
+                    fallbacks=a.fallbacks,
+                    prompt_tokens=a.prompt_tokens,
+                    completion_tokens=a.completion_tokens,
+                    cached_tokens=a.cached_tokens,
+                    cost_usd=a.cost_usd,
+                    cost_estimated=a.cost_estimated,
+                    latency_ms=a.latency_ms,
+                    http_status=a.http_status,
+                    ok=a.ok,
+                    error=a.error,
+                    response_json=answer if a.ok else None,
+                )
+            )
+
+    async def waiting(self, note: str | None) -> None:
+        if note is None and not self._noted:
+            return
+        self._noted = note is not None
+        await asyncio.to_thread(self._note, note)
+
+    def _note(self, note: str | None) -> None:
+        """The note goes on the step's row (a judge or sub-step without a row of its own: on the
+        task's running step), where the API and the task page show it."""
+        facts = self._call.facts
+        with session_scope(self._engine) as session:
+            rows = session.exec(
+                select(TaskStep)
+                .where(TaskStep.task_id == facts.task_id, TaskStep.tenant_id == facts.tenant_id)
+                .order_by(col(TaskStep.index).desc())
+            ).all()
+            step = next((r for r in rows if r.name == facts.step), None) or next(
+                (r for r in rows if r.status == "running"), None
+            )
+            if step is not None:
+                step.note = note
+                session.add(step)
+
+
+def spent(engine: Engine, request_id: str) -> Decimal:
+    """What the logical call `request_id` cost, as far as the books know (estimates included)."""
+    with session_scope(engine) as session:
+        costs = session.exec(select(col(ModelCall.cost_usd)).where(ModelCall.request_id == request_id)).all()
+    return sum((Decimal(c) for c in costs), Decimal(0))
+
+
+def interrupt(engine: Engine, request_id: str) -> Decimal:
+    """Mark the requests of `request_id` still in flight as interrupted (their attempt is gone);
+    return what the call cost, as far as the books know."""
+    with session_scope(engine) as session:
+        session.exec(
+            update(ModelCall)
+            .where(col(ModelCall.request_id) == request_id, col(ModelCall.status) == IN_FLIGHT)
+            .values(status=INTERRUPTED, error=INTERRUPTED_NOTE)
+        )
+    return spent(engine, request_id)
