@@ -108,6 +108,15 @@ class Settings(BaseSettings):
         "1500: the model-call activity's 30-minute timeout must also cover the last request.",
     )
 
+    infra_outage_max_seconds: float = Field(
+        900.0,
+        ge=0,
+        le=86400,
+        description="How long an activity waits out an unreachable database (connection refused or "
+        "cut, server shutting down) before its task fails; retried with backoff up to 10 s apart. "
+        "Refused data (constraint violations, invalid values) fails at once.",
+    )
+
     api_host: str = Field("127.0.0.1", description="Bind address of the API + UI.")
     api_port: int = Field(8000, description="Port of the API + UI.")
     api_shutdown_grace_seconds: int = Field(

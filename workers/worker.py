@@ -27,6 +27,7 @@ from orchestrator.temporal_client import connect, describe
 from workers.activities.budgets import BudgetActivities
 from workers.activities.governance import GovernanceActivities
 from workers.activities.model_calls import ModelActivities
+from workers.activities.outages import OutageInterceptor, OutagePolicy
 from workers.activities.plans import PlanActivities
 from workers.activities.records import RecordActivities
 from workers.activities.tools import ToolActivities
@@ -108,6 +109,9 @@ def build_worker(
             *tools.activities(),
         ],
         activity_executor=ThreadPoolExecutor(max_workers=8),
+        # Classifies every activity's failure (database outage: waited out; refused data: final)
+        # and heartbeats activities that have a heartbeat timeout: workers/activities/outages.py.
+        interceptors=[OutageInterceptor(OutagePolicy(settings.infra_outage_max_seconds))],
         **worker_options(settings),
     )
 

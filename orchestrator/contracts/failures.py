@@ -10,6 +10,10 @@ message text. They travel in recorded histories and update answers, so a name ne
     FORBIDDEN             the decider may not decide (own task, not assigned)
     CONFLICT              the decider already approved in this round
     EDIT_REFUSED          edited arguments that cannot be accepted (invalid, or no longer allowed)
+    INFRA_UNAVAILABLE     the database (or another service an activity needs) could not be reached;
+                          retried until FRONTDESK_INFRA_OUTAGE_MAX_SECONDS, then final
+    DATA_ERROR            the database refused the data itself (constraint, invalid value, NUL byte)
+                          or a row the activity needs is missing: final, retrying cannot help
 """
 
 from __future__ import annotations
@@ -21,3 +25,5 @@ CHECKPOINT_NOT_OPEN = "CheckpointNotOpen"
 FORBIDDEN = "Forbidden"
 CONFLICT = "Conflict"
 EDIT_REFUSED = "EditRefused"
+INFRA_UNAVAILABLE = "InfraUnavailable"
+DATA_ERROR = "DataError"

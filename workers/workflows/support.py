@@ -31,9 +31,31 @@ class ActivityOptions:
     heartbeat_timeout: timedelta | None = None
 
 
+# Timeouts and retries per activity kind. A task interrupted by a worker crash resumes about 11 s
+# after a worker is available: every activity has a 10 s heartbeat timeout (the worker heartbeats
+# every 2 s while any activity runs, workers/activities/outages.py), and the first retry follows 1 s
+# later. Attempts are unlimited here because the worker decides what is final: refused data
+# (DataError) at once, a database outage after FRONTDESK_INFRA_OUTAGE_MAX_SECONDS (InfraUnavailable),
+# any other error after 10 attempts. Changing these is replay-safe (options are not history checks).
+#
+#   kind                                  options      start-to-close  heartbeat  retry
+#   task/step records, governance         RECORD_OPTS  60 s            10 s       1 s doubling to 10 s;
+#   (authorize, checkpoints), budgets,                 (SQLite waits up to        outage: setting;
+#   switches, plan + output validation                 30 s for its lock)         data: final
+#   catalog tools                         TOOL_OPTS    2 min           10 s       same as records
+#   model calls (another owner)           MODEL_OPTS   30 min          10 s       3 attempts;
+#                                                                                 RouterError final
+_WAIT_OUT = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=0,  # unlimited: bounded by the worker (see above)
+    non_retryable_error_types=[failures.DATA_ERROR, failures.TASK_MISSING],
+)
 RECORD_OPTS = ActivityOptions(
-    start_to_close_timeout=timedelta(seconds=30),
-    retry_policy=RetryPolicy(maximum_attempts=20, maximum_interval=timedelta(seconds=10)),
+    start_to_close_timeout=timedelta(seconds=60),
+    heartbeat_timeout=timedelta(seconds=10),
+    retry_policy=_WAIT_OUT,
 )
 MODEL_OPTS = ActivityOptions(
     # Router outages are waited out inside the activity (see workers/activities/model_calls.py)
@@ -45,10 +67,13 @@ MODEL_OPTS = ActivityOptions(
     # The router client retries within its own request budget; its refusal is final.
     retry_policy=RetryPolicy(maximum_attempts=3, non_retryable_error_types=[failures.ROUTER_ERROR]),
 )
+# The worker heartbeats around the tool call itself, so catalog code that never calls
+# `ctx.heartbeat` is not timed out for that, and a dead worker is still noticed in 10 s; a tool that
+# hangs is bounded by the 2-minute start-to-close timeout, and its retry reuses the idempotency key.
 TOOL_OPTS = ActivityOptions(
     start_to_close_timeout=timedelta(minutes=2),
-    heartbeat_timeout=timedelta(seconds=5),
-    retry_policy=RetryPolicy(maximum_attempts=10, maximum_interval=timedelta(seconds=10)),
+    heartbeat_timeout=timedelta(seconds=10),
+    retry_policy=_WAIT_OUT,
 )
 
 
