@@ -148,7 +148,6 @@ def _seed(url: str, state_dir: Path) -> SeededDb:
     with session_scope(engine) as session:
         ensure_tenant(session, "globex", "Globex (test)")
         extra = [
-            ("acme", "blake@acme.example", ["approver"]),
             ("acme", "dev@acme.example", ["developer"]),
             ("globex", "gina@globex.example", ["requester", "approver", "admin"]),
         ]

@@ -1,5 +1,5 @@
-"""Migrations plus the demo tenant `acme`: a requester, an approver, an admin, demo orders and
-helpdesk tickets.
+"""Migrations plus the demo tenant `acme`: a requester, two approvers, an admin, a developer, demo
+orders and helpdesk tickets.
 
 Demo credentials are derived from a random secret kept in the state dir, so they are stable
 for one installation (the dev stack can print them every start) and differ between installs.
@@ -28,6 +28,8 @@ DEMO_TENANT = "acme"
 DEMO_USERS: list[tuple[str, str, list[str]]] = [
     ("riley@acme.example", "Riley Requester", ["requester"]),
     ("avery@acme.example", "Avery Approver", ["approver"]),
+    # A second approver: refunds of 500 to 1000 need two distinct approvers (orchestrator/policy/defaults/approvals.yaml).
+    ("blake@acme.example", "Blake Approver", ["approver"]),
     ("ada@acme.example", "Ada Admin", ["admin"]),
     ("dana@acme.example", "Dana Developer", ["developer"]),
 ]
