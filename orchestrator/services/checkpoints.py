@@ -170,8 +170,22 @@ async def decide(
             "edited_args": edited_args,
         }
     )
-    await _update(session, state, cp, workflow_id, DECIDE_UPDATE_NAME, req)
+    recorded = (user.user_id, decision)
+    await _update(session, state, cp, workflow_id, DECIDE_UPDATE_NAME, req, recorded=recorded)
     return await run_in_threadpool(_reload, session, cp.id)
+
+
+def _recorded(session: Session, cp: Checkpoint, decider_id: str, decision: str) -> bool:
+    """Whether this person's `decision` is recorded in the checkpoint's latest round."""
+    rows = session.exec(
+        select(CheckpointDecision.round, CheckpointDecision.decider_id, CheckpointDecision.decision).where(
+            CheckpointDecision.checkpoint_id == cp.id, CheckpointDecision.tenant_id == cp.tenant_id
+        )
+    ).all()
+    if not rows:
+        return False
+    latest = max(r for r, _, _ in rows)
+    return (latest, decider_id, decision) in set(rows)
 
 
 def _decidable(
@@ -184,6 +198,13 @@ def _decidable(
 ) -> tuple[Checkpoint, str]:
     cp = get_checkpoint(session, user, checkpoint_id)
     refusal = refusal_for(session, state, user, cp)
+    if refusal is not None and refusal.kind == "not_open" and _recorded(session, cp, user.user_id, decision):
+        # A retry of a decision that was recorded although its answer was lost (Temporal went
+        # away): say so, rather than leave the person wondering whether it counted.
+        raise Conflict(
+            f"Your decision ({decision.replace('_', ' ')}) on checkpoint {cp.id} is recorded; "
+            f"the checkpoint is {cp.status.replace('_', ' ')}. There is nothing more to do."
+        )
     if refusal is not None:
         raise refused(refusal)
     if (decision == "approve_with_edits") != (edited_args is not None):
@@ -297,8 +318,17 @@ def _members(session: Session, tenant_id: str, refs: list[str]) -> list[str]:
 
 
 async def _update(
-    session: Session, state: AppState, cp: Checkpoint, workflow_id: str, name: str, req: Any
+    session: Session,
+    state: AppState,
+    cp: Checkpoint,
+    workflow_id: str,
+    name: str,
+    req: Any,
+    *,
+    recorded: tuple[str, str] | None = None,
 ) -> None:
+    """Send the update. `recorded` (decider id, decision): when Temporal's answer is lost but the
+    database shows that decision recorded, it went through and the request succeeded."""
     client = await state.temporal_client()
     try:
         await client.get_workflow_handle(workflow_id).execute_update(name, req, result_type=DecisionResult)
@@ -308,6 +338,12 @@ async def _update(
         # The task may have ended meanwhile (a competing decision finished it, which aborts the
         # updates still queued): then this is a conflict with that decision, not an outage.
         now = await run_in_threadpool(_reload, session, cp.id)
+        lost = not (isinstance(exc, RPCError) and exc.status == RPCStatusCode.NOT_FOUND)
+        # Not when the workflow had ended (NOT_FOUND): a competing decision won, this one did not
+        # reach it, even if the same person had decided the same way.
+        if lost and recorded is not None and await run_in_threadpool(_recorded, session, now, *recorded):
+            log.warning("decision on %s recorded, but its answer was lost: %s", cp.id, exc)
+            return
         if now.status != "open" or (isinstance(exc, RPCError) and exc.status == RPCStatusCode.NOT_FOUND):
             by = f" by {now.decided_by}" if now.decided_by else ""
             raise Conflict(f"Checkpoint {cp.id} is already {now.status}{by}; the task moved on.") from exc
