@@ -93,3 +93,8 @@ def test_record_and_tool_options_wait_and_notice_a_dead_worker_within_15_seconds
         assert (opts.heartbeat_timeout + first_retry).total_seconds() <= 15
         assert opts.retry_policy.maximum_attempts == 0  # bounded by the worker's classification
         assert failures.DATA_ERROR in (opts.retry_policy.non_retryable_error_types or [])
+
+
+def test_an_os_error_that_is_no_outage_is_not_waited_out() -> None:
+    missing = FileNotFoundError("no such file: prices.yaml")
+    assert POLICY.classify(missing, attempt=1, waited=0) is missing  # retried as an unexpected error

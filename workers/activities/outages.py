@@ -47,7 +47,8 @@ INFRA_ERRORS: tuple[type[BaseException], ...] = (
     sa_exc.InterfaceError,
     sa_exc.DisconnectionError,
     sa_exc.TimeoutError,  # no pooled connection came free
-    OSError,  # ConnectionError, TimeoutError
+    ConnectionError,  # refused, reset, aborted (not every OSError: a missing file is no outage)
+    TimeoutError,
 )
 DATA_ERRORS: tuple[type[BaseException], ...] = (
     sa_exc.IntegrityError,
