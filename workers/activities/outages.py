@@ -1,7 +1,7 @@
 """What an activity's failure means, decided once for every activity: a worker interceptor.
 
     database unreachable      sqlalchemy OperationalError / InterfaceError / DisconnectionError,
-    (infrastructure)          pool timeouts, OSError (refused, reset, timed out): retried, and the
+    (infrastructure)          pool timeouts, ConnectionError, TimeoutError: retried, and the
                               task waits, until FRONTDESK_INFRA_OUTAGE_MAX_SECONDS have passed
                               since the activity was first scheduled; then final
                               (ApplicationError InfraUnavailable, non-retryable).
