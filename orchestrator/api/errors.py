@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orchestrator.errors import (
@@ -29,10 +30,12 @@ from orchestrator.errors import (
 )
 
 __all__ = [
+    "PROBLEMS",
     "Conflict",
     "Forbidden",
     "NotFound",
     "PayloadTooLarge",
+    "Problem",
     "ServiceError",
     "ServiceUnavailable",
     "Unprocessable",
@@ -41,6 +44,42 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+class Problem(BaseModel):
+    """An error answer (RFC 9457 problem details); some kinds add fields, e.g. `reference`."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str = "about:blank"
+    status: int
+    title: str
+    detail: str
+
+
+def _declared(description: str) -> dict[str, Any]:
+    return {
+        "model": Problem,
+        "description": description,
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
+# The error answers every API route may give, declared on each router so the OpenAPI is honest
+# about them (422 here also replaces FastAPI's own validation-error schema, which we never send).
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    400: _declared("Malformed JSON, or a body nested too deeply to read."),
+    401: _declared("No bearer token, or an invalid or revoked one."),
+    403: _declared("Your roles do not allow this."),
+    404: _declared("No such resource in your tenant."),
+    409: _declared("The resource's state refuses the request (e.g. a checkpoint already decided)."),
+    413: _declared("The request body is over the limit (64 KiB by default)."),
+    422: _declared(
+        "Invalid input: a field out of its range or pattern, structured input nested over 32 levels, "
+        "or a NUL character (U+0000) anywhere in the path, query or body."
+    ),
+    500: _declared("An error on our side; the answer carries a reference to quote."),
+    503: _declared("Temporal or the database is unreachable; try again shortly."),
+}
 
 
 def problem(

@@ -167,3 +167,13 @@ async def test_a_task_temporal_never_received_starts_on_the_idempotent_retry(api
     # A task that did run and failed is not started again by a retry.
     third = await api_only.api.post("/api/tasks", json=body, headers=headers)
     assert third.status_code == 200 and third.json()["status"] == "queued"
+
+
+async def test_the_openapi_declares_the_problem_answers(api_only: Any) -> None:
+    spec = api_only.app.openapi()
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            for status in ("400", "401", "403", "404", "409", "413", "422"):
+                content = op["responses"][status]["content"]
+                assert "application/problem+json" in content, (method, path, status)
+    assert "HTTPValidationError" not in spec["components"]["schemas"]

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.api.deps import Allowed, StateDep
-from orchestrator.api.errors import ServiceUnavailable, Unprocessable
+from orchestrator.api.errors import PROBLEMS, ServiceUnavailable, Unprocessable
 from orchestrator.budgets.rules import (
     MAX_USD,
     BudgetError,
@@ -28,7 +28,7 @@ from orchestrator.budgets.rules import (
 from orchestrator.budgets.service import BudgetService
 from orchestrator.services.access import Principal
 
-router = APIRouter(prefix="/api/budgets", tags=["budgets"])
+router = APIRouter(prefix="/api/budgets", tags=["budgets"], responses=PROBLEMS)
 
 TenantScope = Literal["tenant_month", "agent_month", "tool_month", "task_max"]
 

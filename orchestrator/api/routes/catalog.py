@@ -16,7 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from orchestrator.api.deps import Allowed, CurrentUser, StateDep
-from orchestrator.api.errors import NotFound
+from orchestrator.api.errors import PROBLEMS, NotFound
 from orchestrator.catalog.registry import CatalogError
 from orchestrator.services.access import Principal
 from orchestrator.services.catalog import (
@@ -29,7 +29,7 @@ from orchestrator.services.catalog import (
 )
 from orchestrator.services.schemas import Me
 
-router = APIRouter(prefix="/api", tags=["catalog"])
+router = APIRouter(prefix="/api", tags=["catalog"], responses=PROBLEMS)
 CatalogReader = Annotated[Principal, Depends(Allowed("catalog", "read"))]
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query
 from sqlmodel import col, select
 
 from orchestrator.api.deps import Allowed, CurrentUser, SessionDep, StateDep
+from orchestrator.api.errors import PROBLEMS
 from orchestrator.models import Checkpoint
 from orchestrator.services import checkpoints as service
 from orchestrator.services.access import Principal
@@ -21,7 +22,7 @@ from orchestrator.services.schemas import (
     ReassignIn,
 )
 
-router = APIRouter(prefix="/api/checkpoints", tags=["checkpoints"])
+router = APIRouter(prefix="/api/checkpoints", tags=["checkpoints"], responses=PROBLEMS)
 
 
 @router.get("", response_model=CheckpointList, summary="List checkpoints (oldest first)")

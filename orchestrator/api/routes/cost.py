@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from orchestrator.api.deps import Allowed, SessionDep
-from orchestrator.api.errors import Unprocessable
+from orchestrator.api.errors import PROBLEMS, Unprocessable
 from orchestrator.services.access import Principal
 from orchestrator.services.cost import (
     DEFAULT_WEEKS,
@@ -25,7 +25,7 @@ from orchestrator.services.cost import (
     cost_report,
 )
 
-router = APIRouter(prefix="/api", tags=["cost"])
+router = APIRouter(prefix="/api", tags=["cost"], responses=PROBLEMS)
 
 
 @router.get("/cost", response_model=CostReport, summary="Cost per resolved task by workflow, week and tier")

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from orchestrator.api.deps import Allowed, SessionDep, StateDep
+from orchestrator.api.errors import PROBLEMS
 from orchestrator.services.access import Principal
 from orchestrator.services.policies import (
     ExplainPublic,
@@ -19,7 +20,7 @@ from orchestrator.services.policies import (
     policies_public,
 )
 
-router = APIRouter(prefix="/api", tags=["policies"])
+router = APIRouter(prefix="/api", tags=["policies"], responses=PROBLEMS)
 
 
 @router.get("/policies", response_model=PoliciesPublic, summary="The tool policy in force")

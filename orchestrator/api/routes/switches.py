@@ -14,12 +14,12 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from orchestrator.api.deps import Allowed, StateDep
-from orchestrator.api.errors import Forbidden, ServiceUnavailable, Unprocessable
+from orchestrator.api.errors import PROBLEMS, Forbidden, ServiceUnavailable, Unprocessable
 from orchestrator.models import KillSwitch, KillSwitchEvent
 from orchestrator.services.access import Principal, can
 from orchestrator.services.switches import SwitchError, SwitchService, wake_waiting_tasks
 
-router = APIRouter(prefix="/api/switches", tags=["switches"])
+router = APIRouter(prefix="/api/switches", tags=["switches"], responses=PROBLEMS)
 
 
 class SwitchIn(BaseModel):

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Header, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from orchestrator.api.deps import Allowed, CurrentUser, SessionDep, StateDep
+from orchestrator.api.errors import PROBLEMS
 from orchestrator.models import Task
 from orchestrator.services import tasks as task_service
 from orchestrator.services.access import Principal
@@ -15,7 +16,7 @@ from orchestrator.services.limits import MAX_OFFSET
 from orchestrator.services.preview_request import preview_request
 from orchestrator.services.schemas import TaskCreate, TaskDetail, TaskList, TaskPublic
 
-router = APIRouter(prefix="/api/tasks", tags=["tasks"])
+router = APIRouter(prefix="/api/tasks", tags=["tasks"], responses=PROBLEMS)
 
 TaskStatusFilter = Query(None, pattern="^(queued|running|waiting|completed|failed|cancelled|rejected)$")
 

@@ -17,11 +17,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path
 
 from orchestrator.api.deps import Allowed, SessionDep
+from orchestrator.api.errors import PROBLEMS
 from orchestrator.services import people
 from orchestrator.services.access import Principal
 from orchestrator.services.people import PeoplePublic, PersonPublic
 
-router = APIRouter(prefix="/api", tags=["users"])
+router = APIRouter(prefix="/api", tags=["users"], responses=PROBLEMS)
 
 Reader = Annotated[Principal, Depends(Allowed("user", "read"))]
 Writer = Annotated[Principal, Depends(Allowed("user", "write"))]
