@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 MAX_JSON_DEPTH = 32  # levels of nesting of structured input (`data`, `edited_args`)
+NUL_MESSAGE = "contains a NUL character (U+0000), which text cannot hold; remove it"
 MAX_OFFSET = 1_000_000_000  # list offsets: far beyond any tenant's rows, far within a 64-bit integer
 
 
@@ -42,3 +43,4 @@ def has_nul(value: Any) -> bool:
         elif isinstance(item, list):
             stack.extend(item)
     return False
+

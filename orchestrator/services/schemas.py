@@ -10,7 +10,14 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_serializer
 
 from orchestrator.models import Checkpoint, ModelCall, Task, TaskStep, ToolCall
-from orchestrator.services.limits import MAX_JSON_DEPTH, json_depth
+from orchestrator.services.limits import MAX_JSON_DEPTH, NUL_MESSAGE, has_nul, json_depth
+
+
+def _storable(value: Any) -> Any:
+    # The HTTP edges refuse NUL in what they read; this also covers forms the pages build.
+    if has_nul(value):
+        raise ValueError(NUL_MESSAGE)
+    return value
 
 
 def _not_too_deep(value: dict[str, Any]) -> dict[str, Any]:
@@ -23,7 +30,9 @@ def _not_too_deep(value: dict[str, Any]) -> dict[str, Any]:
 
 
 # A JSON object whose nesting is bounded: deeper values cannot be stored, shown or handed on.
-JsonObject = Annotated[dict[str, Any], AfterValidator(_not_too_deep)]
+JsonObject = Annotated[dict[str, Any], AfterValidator(_not_too_deep), AfterValidator(_storable)]
+# Text that can be stored (PostgreSQL refuses NUL in text).
+StorableText = Annotated[str, AfterValidator(_storable)]
 DEPTH_NOTE = f" At most {MAX_JSON_DEPTH} levels deep; text may not contain NUL (U+0000)."
 
 
@@ -41,7 +50,7 @@ class TaskCreate(BaseModel):
         max_length=160,
         description="Workflow name, optionally `name@version`; leave it out to let intake pick one.",
     )
-    input: str = Field(min_length=1, max_length=32000, description="The request in plain words.")
+    input: StorableText = Field(min_length=1, max_length=32000, description="The request in plain words.")
     data: JsonObject = Field(default_factory=dict, description="Optional structured input." + DEPTH_NOTE)
     budget_usd: Decimal | None = Field(
         None,

@@ -124,7 +124,7 @@ def task_request(text: str, workflow: str, budget: str, data: dict[str, Any]) ->
         return TaskCreate(workflow=workflow or None, input=text, data=data, budget_usd=_budget(budget))
     except ValidationError as exc:
         problems = {e["loc"][0] if e["loc"] else "": e["msg"] for e in exc.errors()}
-        if "input" in problems:
+        if any(e["loc"][:1] == ("input",) and e["type"] == "string_too_long" for e in exc.errors()):
             raise ServiceError("The request and its attachment are too long together (32,000 characters at most).") from exc
         raise ServiceError("; ".join(f"{k}: {v}" for k, v in problems.items())) from exc
 
