@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orchestrator.errors import (
     Conflict,
@@ -161,3 +162,36 @@ def install(app: FastAPI, pages: PageRenderer | None = None) -> None:
             f"Something went wrong on our side (reference {ref}).",
             reference=ref,
         )
+
+    app.add_middleware(AnswerUnexpected, answer=_unexpected)
+
+
+class AnswerUnexpected:
+    """ASGI middleware: an unexpected error is answered here and goes no further.
+
+    Starlette's outermost handler answers too, but then re-raises to the server, which closes the
+    keep-alive connection: every 500 would cost the client its connection. Errors after the
+    response has started cannot be answered, and still go up.
+    """
+
+    def __init__(self, app: ASGIApp, answer: Callable[[Request, Exception], Awaitable[Response]]) -> None:
+        self.app, self.answer = app, answer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:
+            if started:
+                raise
+            response = await self.answer(Request(scope, receive), exc)
+            await response(scope, receive, send)
