@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install router browser-deps deploy-deps run test test-unit lint bench replay-record services clean
+.PHONY: help install router browser-deps deploy-deps run test test-unit lint bench reliability replay-record services clean
 
 help: ## show this help
 	@echo "Frontdesk — control plane for AI agents"
@@ -78,14 +78,21 @@ test: install services browser-deps deploy-deps ## run the full test suite (real
 test-unit: $(BIN)/.installed deploy-deps ## run the unit tests only (no services needed)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-lint: $(BIN)/.installed ## ruff over the code, tests and benchmarks; mypy over orchestrator/ and workers/
-	$(BIN)/ruff check orchestrator workers tests bench
+lint: $(BIN)/.installed ## ruff over the code, tests, benchmarks and the reliability suite; mypy over orchestrator/, workers/ and reliability/
+	$(BIN)/ruff check orchestrator workers tests bench reliability
 	$(BIN)/mypy
+	$(BIN)/mypy reliability
 
 bench: install services ## print the benchmarks: refund workflow end to end (20 runs), intake accuracy and latency, the web UI's live timeline
 	$(BIN)/python -m bench.refund_e2e
 	$(BIN)/python -m bench.intake
 	$(BIN)/python -m bench.ui_live
+
+# Starts its own Temporal, demo model, router, worker, API and (for the database outage) a private
+# PostgreSQL server in /tmp; never touches the shared one on 5432. RELIABILITY_ARGS=--quick: a few minutes.
+RELIABILITY_ARGS ?=
+reliability: install ## inject faults (worker SIGKILLs, PostgreSQL and router outages, model 5xx/timeouts) and print requirement, figure, pass; JSON in .frontdesk/reliability.json
+	$(BIN)/python -m reliability $(RELIABILITY_ARGS)
 
 replay-record: install services ## record histories of workflow paths that have none yet (existing files are kept)
 	$(BIN)/pytest tests/integration --record-histories $(PYTEST_ARGS)

@@ -21,7 +21,9 @@ def db_error(kind: type[sa_exc.DBAPIError], message: str) -> sa_exc.DBAPIError:
 
 
 def test_a_refused_connection_is_retried_until_the_limit_then_final() -> None:
-    refused = db_error(sa_exc.OperationalError, 'connection to server at "127.0.0.1" failed: Connection refused')
+    refused = db_error(
+        sa_exc.OperationalError, 'connection to server at "127.0.0.1" failed: Connection refused'
+    )
     waiting = POLICY.classify(refused, attempt=25, waited=299)
     assert isinstance(waiting, ApplicationError)
     assert waiting.type == failures.INFRA_UNAVAILABLE and not waiting.non_retryable
@@ -33,7 +35,9 @@ def test_a_refused_connection_is_retried_until_the_limit_then_final() -> None:
     assert "FRONTDESK_INFRA_OUTAGE_MAX_SECONDS" in final.message
 
 
-@pytest.mark.parametrize("err", [ConnectionResetError("reset"), TimeoutError("timed out"), sa_exc.TimeoutError("pool")])
+@pytest.mark.parametrize(
+    "err", [ConnectionResetError("reset"), TimeoutError("timed out"), sa_exc.TimeoutError("pool")]
+)
 def test_network_and_pool_failures_count_as_an_outage(err: Exception) -> None:
     out = POLICY.classify(err, attempt=UNEXPECTED_ATTEMPTS + 5, waited=10)
     assert isinstance(out, ApplicationError) and out.type == failures.INFRA_UNAVAILABLE
@@ -83,7 +87,11 @@ def test_application_errors_pass_unless_they_would_retry_forever() -> None:
     missing = ApplicationError("no row", type=failures.TASK_MISSING)
     assert POLICY.classify(missing, attempt=2, waited=1) is missing
     bounded = POLICY.classify(missing, attempt=UNEXPECTED_ATTEMPTS, waited=60)
-    assert isinstance(bounded, ApplicationError) and bounded.non_retryable and bounded.type == failures.TASK_MISSING
+    assert (
+        isinstance(bounded, ApplicationError)
+        and bounded.non_retryable
+        and bounded.type == failures.TASK_MISSING
+    )
 
 
 def test_record_and_tool_options_wait_and_notice_a_dead_worker_within_15_seconds() -> None:

@@ -74,7 +74,11 @@ class OutagePolicy:
     def classify(self, err: Exception, *, attempt: int, waited: float) -> Exception:
         """The exception an activity attempt ends with, given what it raised."""
         if isinstance(err, ApplicationError):
-            if err.non_retryable or err.type == failures.INFRA_UNAVAILABLE or attempt < self.unexpected_attempts:
+            if (
+                err.non_retryable
+                or err.type == failures.INFRA_UNAVAILABLE
+                or attempt < self.unexpected_attempts
+            ):
                 return err
             return ApplicationError(err.message, *err.details, type=err.type, non_retryable=True)
         if isinstance(err, TemporalError):
