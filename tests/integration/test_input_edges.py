@@ -179,3 +179,23 @@ async def test_the_openapi_declares_the_problem_answers(api_only: Any) -> None:
                 content = op["responses"][status]["content"]
                 assert "application/problem+json" in content, (method, path, status)
     assert "HTTPValidationError" not in spec["components"]["schemas"]
+
+
+@pytest.mark.parametrize("db", ["postgres"], indirect=True)
+async def test_a_nul_in_a_reassign_or_decision_comment_leaves_the_checkpoint_decidable(stack: Any) -> None:
+    """The case that hung for 166 s and then stranded the task: refused at once, nothing moves,
+    and the approver the inbox names can still decide."""
+    order = stack.make_order("2000.00")
+    task = await stack.submit(f"Refund 300 EUR on order {order}, the item was damaged.")
+    cp = await stack.open_checkpoint(task["id"])
+    url = f"/api/checkpoints/{cp['id']}"
+    r = await stack.api.post(
+        f"{url}/reassign", json={"assignee_role": "admin", "comment": "bad\x00"}, headers=stack.auth("ada")
+    )
+    assert r.status_code == 422 and "NUL" in r.json()["detail"]
+    r = await stack.api.post(
+        f"{url}/decision", json={"decision": "approve", "comment": "ok\x00"}, headers=stack.auth("avery")
+    )
+    assert r.status_code == 422 and "NUL" in r.json()["detail"]
+    assert (await stack.decide(cp["id"], "approve", comment="fine")).status_code == 200
+    assert (await stack.wait(task["id"], {"completed", "failed"}))["status"] == "completed"
