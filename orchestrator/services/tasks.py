@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import func
@@ -349,7 +350,35 @@ async def cancel(session: Session, state: AppState, user: Principal, task_id: st
     except RPCError as exc:
         if exc.status != RPCStatusCode.NOT_FOUND:
             raise ServiceUnavailable(f"Could not reach Temporal to cancel: {exc}") from exc
+        if task.status == "queued" and utcnow() - _aware(task.created_at) > UNSTARTED_AFTER:
+            # Its workflow was never started (the process submitting it died first): nothing runs
+            # that could end it, so it ends here. A recent one may still be starting; leave it.
+            await run_in_threadpool(_end_unstarted, session, task)
     return task
+
+
+# A task still queued with no workflow this long after it was written will not be started by
+# the request that wrote it (that request starts it within seconds, or marks it failed).
+UNSTARTED_AFTER = timedelta(minutes=2)
+
+
+def _aware(at: datetime) -> datetime:
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
+
+
+def _end_unstarted(session: Session, task: Task) -> None:
+    task.status, task.error, task.ended_at = "cancelled", "cancelled before its workflow started", utcnow()
+    session.add(task)
+    audit.record(
+        session,
+        tenant_id=task.tenant_id,
+        task_id=task.id,
+        actor="api",
+        action="task.ended",
+        subject=task.id,
+        reason=task.error,
+    )
+    session.commit()
 
 
 def _cancellable(session: Session, state: AppState, user: Principal, task_id: str) -> Task:

@@ -4,6 +4,7 @@ task row is never left in an unknown state (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -14,7 +15,7 @@ from sqlmodel import select
 from orchestrator.app import build_state, create_app
 from orchestrator.db import session_scope
 from orchestrator.demo.devstack.processes import free_port
-from orchestrator.models import AuditEvent, Task
+from orchestrator.models import AuditEvent, Task, utcnow
 
 BOTH = pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
 
@@ -199,3 +200,31 @@ async def test_a_nul_in_a_reassign_or_decision_comment_leaves_the_checkpoint_dec
     assert r.status_code == 422 and "NUL" in r.json()["detail"]
     assert (await stack.decide(cp["id"], "approve", comment="fine")).status_code == 200
     assert (await stack.wait(task["id"], {"completed", "failed"}))["status"] == "completed"
+
+
+@BOTH
+async def test_cancel_ends_a_task_whose_workflow_never_started(api_only: Any) -> None:
+    """A row left `queued` with no workflow (its submitting process died before the start) no
+    longer waits for good: cancelling it ends it. A fresh one may still be starting: left alone."""
+
+    def queued(age: timedelta) -> str:
+        task = Task(
+            tenant_id="acme",
+            requester_id=api_only.db.user_ids["riley"],
+            workflow_name="summary",
+            workflow_version="1",
+            input_text="never started",
+            definition_json="{}",
+            created_at=utcnow() - age,
+        )
+        with session_scope(api_only.db.engine) as session:
+            session.add(task)
+        return task.id
+
+    old, fresh = queued(timedelta(minutes=10)), queued(timedelta(0))
+    r = await api_only.api.post(f"/api/tasks/{old}/cancel", headers=api_only.auth("riley"))
+    assert r.status_code == 202 and r.json()["status"] == "cancelled"
+    again = await api_only.api.post(f"/api/tasks/{old}/cancel", headers=api_only.auth("riley"))
+    assert again.status_code == 409
+    r = await api_only.api.post(f"/api/tasks/{fresh}/cancel", headers=api_only.auth("riley"))
+    assert r.status_code == 202 and r.json()["status"] == "queued"
