@@ -29,7 +29,7 @@ from orchestrator.contracts import (
     ReassignRequest,
 )
 from orchestrator.contracts.deciders import Refusal, why_not_decide
-from orchestrator.contracts.failures import CHECKPOINT_NOT_OPEN, CONFLICT, EDIT_REFUSED, FORBIDDEN
+from orchestrator.contracts.failures import CHECKPOINT_NOT_OPEN, CONFLICT, DATA_ERROR, EDIT_REFUSED, FORBIDDEN
 from orchestrator.errors import Conflict, Forbidden, NotFound, ServiceError, ServiceUnavailable, Unprocessable
 from orchestrator.models import Checkpoint, CheckpointComment, CheckpointDecision, Membership, Task, User
 from orchestrator.services.access import Principal, can
@@ -359,6 +359,12 @@ def _update_refusal(exc: WorkflowUpdateFailedError) -> ServiceError:
         # names tables and statements). The workflow changed nothing; the detail stays in the log.
         ref = secrets.token_hex(6)
         log.error("checkpoint update failed ref=%s", ref, exc_info=exc)
+        if isinstance(cause, ApplicationError) and cause.type == DATA_ERROR:
+            return Unprocessable(
+                "The database refused what was sent (for example a character it cannot store), so "
+                f"nothing changed. Change the comment or the arguments and try again (reference {ref}).",
+                extra={"reference": ref},
+            )
         return ServiceUnavailable(
             "The decision could not be recorded, so nothing changed. Try again shortly; if it keeps "
             f"failing, tell an administrator (reference {ref}).",

@@ -16,8 +16,8 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ActivityError, ApplicationError, RetryState
 
 from orchestrator.contracts import ApprovalSpec, CheckpointState, DecisionRequest, ReassignRequest
-from orchestrator.contracts.failures import FORBIDDEN
-from orchestrator.errors import Forbidden, ServiceUnavailable
+from orchestrator.contracts.failures import DATA_ERROR, FORBIDDEN
+from orchestrator.errors import Forbidden, ServiceUnavailable, Unprocessable
 from orchestrator.services.checkpoints import _update_refusal
 from workers.workflows import checkpoints as module
 from workers.workflows.checkpoints import Checkpoints
@@ -121,11 +121,18 @@ def failed_update(cause: BaseException) -> WorkflowUpdateFailedError:
 
 
 def test_a_failed_record_answers_503_without_database_text() -> None:
-    sql = 'StatementError: (psycopg.DataError) PostgreSQL text fields cannot contain NUL [SQL: INSERT INTO "checkpoint_decision"'
-    answer = _update_refusal(failed_update(ApplicationError(sql, type="DataError")))
+    sql = '(psycopg.OperationalError) server closed the connection [SQL: INSERT INTO "checkpoint_decision"'
+    answer = _update_refusal(failed_update(ApplicationError(sql, type="OperationalError")))
     assert isinstance(answer, ServiceUnavailable)
     assert "INSERT" not in answer.detail and "NUL" not in answer.detail and "psycopg" not in answer.detail
     assert "nothing changed" in answer.detail and answer.extra["reference"] in answer.detail
+
+
+def test_refused_data_answers_422_without_database_text() -> None:
+    sql = "the data was refused: (psycopg.DataError) PostgreSQL text fields cannot contain NUL (0x00) bytes"
+    answer = _update_refusal(failed_update(ApplicationError(sql, type=DATA_ERROR, non_retryable=True)))
+    assert isinstance(answer, Unprocessable)
+    assert "psycopg" not in answer.detail and "nothing changed" in answer.detail
 
 
 def test_the_workflows_own_refusals_still_reach_the_person() -> None:
