@@ -34,10 +34,11 @@ def get_cost(
     db: SessionDep,
     weeks: Annotated[
         int,
+        # The bounds are stated in the OpenAPI, but checked by cost_report, whose refusal says
+        # "weeks must be a whole number from 1 to 52" rather than pydantic's generic wording.
         Query(
-            ge=MIN_WEEKS,
-            le=MAX_WEEKS,
             description=f"ISO weeks back from the current one, {MIN_WEEKS} to {MAX_WEEKS}",
+            json_schema_extra={"minimum": MIN_WEEKS, "maximum": MAX_WEEKS},
         ),
     ] = DEFAULT_WEEKS,
 ) -> CostReport:
