@@ -18,6 +18,7 @@ import psycopg
 import pytest
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from conftest import PG_ADMIN_URL, ROUTER_KEY, SeededDb, stack_settings
 from sqlalchemy import text
 from temporalio.testing import WorkflowEnvironment
@@ -27,6 +28,10 @@ from orchestrator.db import make_engine, migrate
 from orchestrator.demo.devstack.processes import free_port
 from orchestrator.resources import MIGRATIONS_DIR
 from orchestrator.services.accounts import schema_problem
+
+_SCRIPTS = ScriptDirectory(str(MIGRATIONS_DIR))
+HEAD = _SCRIPTS.get_current_head()  # the newest migration this code ships
+BEHIND = _SCRIPTS.get_revision(HEAD).down_revision  # one migration older
 
 BOTH = pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
 
@@ -61,7 +66,7 @@ async def test_ready_when_everything_answers(
     assert body["status"] == "ready" and body["failed"] == []
     assert set(body["checks"]) == {"database", "temporal", "router", "policies"}
     assert all(check["ok"] for check in body["checks"].values())
-    assert body["checks"]["database"]["detail"].startswith("answers; schema at revision 0007")
+    assert body["checks"]["database"]["detail"] == f"answers; schema at revision {HEAD}"
     assert len(body["checks"]["policies"]["version"]) == 64
     assert ROUTER_KEY not in r.text
     assert alive.status_code == 200
@@ -156,7 +161,7 @@ def postgres_one_migration_behind() -> Iterator[str]:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", url)
-    command.upgrade(cfg, "0006")
+    command.upgrade(cfg, BEHIND)
     yield url
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -167,7 +172,7 @@ async def test_a_database_a_migration_behind(
 ) -> None:
     r, _ = await readyz(postgres_one_migration_behind, router_url, tmp_path, temporal_env.client)
     assert r.status_code == 503 and list(failed(r)) == ["database"]
-    assert failed(r)["database"].startswith("database schema is at revision 0006, this code needs 0007;")
+    assert failed(r)["database"].startswith(f"database schema is at revision {BEHIND}, this code needs {HEAD};")
 
 
 async def test_a_database_that_does_not_answer(
