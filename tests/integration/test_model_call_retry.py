@@ -37,24 +37,26 @@ def answer(request: httpx.Request) -> httpx.Response:
     )
 
 
-async def test_retried_call_returns_the_recorded_answer(db: Any) -> None:
+def running_call(db: Any) -> ModelCallInput:
+    """A model call of a running task, as the workflow would schedule it."""
     task = Task(
-        tenant_id="acme",
-        requester_id=db.user_ids["riley"],
-        workflow_name="summary",
-        workflow_version="1",
-        input_text="x",
-        definition_json="{}",
-        status="running",
-    )
+        tenant_id="acme", requester_id=db.user_ids["riley"], workflow_name="summary",
+        workflow_version="1", input_text="x", definition_json="{}", status="running",
+    )  # fmt: skip
     with session_scope(db.engine) as session:
         session.add(task)
-    requests: list[httpx.Request] = []
+    return ModelCallInput(
+        facts=RoutingFacts(
+            tenant_id="acme", requester_id="u", task_id=task.id, step="s", agent="a",
+            category="c", risk_class="low", data_classification="internal",
+        ),
+        turn=1, request_id=f"{task.id}/s/{secrets.token_hex(3)}", tier="tier-slm",
+        messages=[ChatMessage(role="user", content="hi")],
+    )  # fmt: skip
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        requests.append(request)
-        return answer(request)
 
+def activities_over(db: Any, handler: Any) -> tuple[ModelActivities, RouterClient]:
+    """The model-call activities with a router whose HTTP answers come from `handler`."""
     router = RouterClient(
         "http://router.test",
         "key",
@@ -62,17 +64,18 @@ async def test_retried_call_returns_the_recorded_answer(db: Any) -> None:
         transport=httpx.MockTransport(handler),
         backoff_seconds=0,
     )
-    activities = ModelActivities(db.engine, router, load_service(db.engine, SHIPPED_POLICIES))
-    call = ModelCallInput(
-        facts=RoutingFacts(
-            tenant_id="acme", requester_id="u", task_id=task.id, step="s", agent="a",
-            category="c", risk_class="low", data_classification="internal",
-        ),
-        turn=1,
-        request_id=f"{task.id}/s/{secrets.token_hex(3)}",
-        tier="tier-slm",
-        messages=[ChatMessage(role="user", content="hi")],
-    )  # fmt: skip
+    return ModelActivities(db.engine, router, load_service(db.engine, SHIPPED_POLICIES)), router
+
+
+async def test_retried_call_returns_the_recorded_answer(db: Any) -> None:
+    call = running_call(db)
+    requests: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return answer(request)
+
+    activities, router = activities_over(db, handler)
     env = ActivityEnvironment()
     first = await env.run(activities.call, call)
     env.info = dataclasses.replace(env.info, attempt=2)  # the same call, retried by Temporal
@@ -89,12 +92,7 @@ async def test_retried_call_returns_the_recorded_answer(db: Any) -> None:
 async def test_model_call_heartbeats_while_the_router_is_slow(db: Any) -> None:
     """A worker that dies mid-call must be noticed by its heartbeat timeout, not after 5 minutes:
     so the activity heartbeats while it waits (the router here answers only after two beats)."""
-    task = Task(
-        tenant_id="acme", requester_id=db.user_ids["riley"], workflow_name="summary",
-        workflow_version="1", input_text="x", definition_json="{}", status="running",
-    )  # fmt: skip
-    with session_scope(db.engine) as session:
-        session.add(task)
+    call = running_call(db)
     beats: list[object] = []
 
     async def slow(request: httpx.Request) -> httpx.Response:
@@ -104,22 +102,7 @@ async def test_model_call_heartbeats_while_the_router_is_slow(db: Any) -> None:
             await asyncio.sleep(0.1)
         return answer(request)
 
-    router = RouterClient(
-        "http://router.test",
-        "key",
-        prices=PriceTable.load(SHIPPED_POLICIES / "prices.yaml"),
-        transport=httpx.MockTransport(slow),
-        backoff_seconds=0,
-    )
-    activities = ModelActivities(db.engine, router, load_service(db.engine, SHIPPED_POLICIES))
-    call = ModelCallInput(
-        facts=RoutingFacts(
-            tenant_id="acme", requester_id="u", task_id=task.id, step="s", agent="a",
-            category="c", risk_class="low", data_classification="internal",
-        ),
-        turn=1, request_id=f"{task.id}/s/{secrets.token_hex(3)}", tier="tier-slm",
-        messages=[ChatMessage(role="user", content="hi")],
-    )  # fmt: skip
+    activities, router = activities_over(db, slow)
     env = ActivityEnvironment()
     env.on_heartbeat = lambda *details: beats.append(details)
     result = await env.run(activities.call, call)
