@@ -21,6 +21,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(at: datetime) -> datetime:
+    """`at` in UTC. SQLite hands timestamps back without their zone; they were written in UTC."""
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
 def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(10)}"
 

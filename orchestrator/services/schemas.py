@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_serializer
 
-from orchestrator.models import Checkpoint, ModelCall, Task, TaskStep, ToolCall
+from orchestrator.models import Checkpoint, ModelCall, Task, TaskStep, ToolCall, as_utc
 from orchestrator.services.limits import MAX_JSON_DEPTH, NUL_MESSAGE, has_nul, json_depth
 
 
@@ -37,9 +37,7 @@ DEPTH_NOTE = f" At most {MAX_JSON_DEPTH} levels deep; text may not contain NUL (
 
 
 def _utc(dt: datetime | None) -> datetime | None:
-    if dt is None:
-        return None
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    return None if dt is None else as_utc(dt)
 
 
 class TaskCreate(BaseModel):

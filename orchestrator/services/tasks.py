@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 from sqlalchemy import func
@@ -28,7 +28,7 @@ from orchestrator.contracts import (
     WorkflowSpec,
 )
 from orchestrator.errors import Conflict, Forbidden, NotFound, ServiceUnavailable, Unprocessable
-from orchestrator.models import AuditEvent, Checkpoint, ModelCall, Task, TaskStep, ToolCall, utcnow
+from orchestrator.models import AuditEvent, Checkpoint, ModelCall, Task, TaskStep, ToolCall, as_utc, utcnow
 from orchestrator.services.access import Principal, can
 from orchestrator.services.schemas import (
     CheckpointPublic,
@@ -350,7 +350,7 @@ async def cancel(session: Session, state: AppState, user: Principal, task_id: st
     except RPCError as exc:
         if exc.status != RPCStatusCode.NOT_FOUND:
             raise ServiceUnavailable(f"Could not reach Temporal to cancel: {exc}") from exc
-        if task.status == "queued" and utcnow() - _aware(task.created_at) > UNSTARTED_AFTER:
+        if task.status == "queued" and utcnow() - as_utc(task.created_at) > UNSTARTED_AFTER:
             # Its workflow was never started (the process submitting it died first): nothing runs
             # that could end it, so it ends here. A recent one may still be starting; leave it.
             await run_in_threadpool(_end_unstarted, session, task)
@@ -360,10 +360,6 @@ async def cancel(session: Session, state: AppState, user: Principal, task_id: st
 # A task still queued with no workflow this long after it was written will not be started by
 # the request that wrote it (that request starts it within seconds, or marks it failed).
 UNSTARTED_AFTER = timedelta(minutes=2)
-
-
-def _aware(at: datetime) -> datetime:
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
 
 
 def _end_unstarted(session: Session, task: Task) -> None:
