@@ -8,8 +8,10 @@ that the workflow applies too) to answer with a clear status at once.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import random
 import secrets
 from typing import Any
 
@@ -202,8 +204,8 @@ def _decidable(
         # A retry of a decision that was recorded although its answer was lost (Temporal went
         # away): say so, rather than leave the person wondering whether it counted.
         raise Conflict(
-            f"Your decision ({decision.replace('_', ' ')}) on checkpoint {cp.id} is recorded; "
-            f"the checkpoint is {cp.status.replace('_', ' ')}. There is nothing more to do."
+            f"Your decision ({decision.replace('_', ' ')}) on checkpoint {cp.id} is recorded: "
+            f"the checkpoint is already {cp.status.replace('_', ' ')}. There is nothing more to do."
         )
     if refusal is not None:
         raise refused(refusal)
@@ -331,14 +333,19 @@ async def _update(
     database shows that decision recorded, it went through and the request succeeded."""
     client = await state.temporal_client()
     try:
-        await client.get_workflow_handle(workflow_id).execute_update(name, req, result_type=DecisionResult)
+        await _send_in_turn(client.get_workflow_handle(workflow_id), name, req)
     except WorkflowUpdateFailedError as exc:
         raise _update_refusal(exc) from exc
     except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
         # The task may have ended meanwhile (a competing decision finished it, which aborts the
         # updates still queued): then this is a conflict with that decision, not an outage.
         now = await run_in_threadpool(_reload, session, cp.id)
-        lost = not (isinstance(exc, RPCError) and exc.status == RPCStatusCode.NOT_FOUND)
+        # Lost: the update may have gone through and only its answer is missing. Not when the
+        # workflow had ended (NOT_FOUND) or Temporal refused to take the update at all (too many
+        # in flight): then this request's decision certainly did not count.
+        lost = not (
+            isinstance(exc, RPCError) and exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.RESOURCE_EXHAUSTED)
+        )
         # Not when the workflow had ended (NOT_FOUND): a competing decision won, this one did not
         # reach it, even if the same person had decided the same way.
         if lost and recorded is not None and await run_in_threadpool(_recorded, session, now, *recorded):
@@ -348,6 +355,25 @@ async def _update(
             by = f" by {now.decided_by}" if now.decided_by else ""
             raise Conflict(f"Checkpoint {cp.id} is already {now.status}{by}; the task moved on.") from exc
         raise ServiceUnavailable(f"Could not reach Temporal: {exc}") from exc
+
+
+# Temporal takes at most 10 updates in flight per workflow and refuses more with
+# RESOURCE_EXHAUSTED; a burst of decisions on one checkpoint waits its turn this long.
+UPDATE_TURN_SECONDS = 30.0
+
+
+async def _send_in_turn(handle: Any, name: str, req: Any) -> None:
+    deadline = asyncio.get_running_loop().time() + UPDATE_TURN_SECONDS
+    delay = 0.05
+    while True:
+        try:
+            await handle.execute_update(name, req, result_type=DecisionResult)
+            return
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.RESOURCE_EXHAUSTED or asyncio.get_running_loop().time() > deadline:
+                raise
+        await asyncio.sleep(delay + random.uniform(0, delay))  # jitter: the burst does not retry in step
+        delay = min(delay * 2, 1.0)
 
 
 def _update_refusal(exc: WorkflowUpdateFailedError) -> ServiceError:
