@@ -9,21 +9,14 @@ import json
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from reliability import db_outage, faults, worker_kills
+from reliability.report import Row, Setup, ToRows, no_refund_twice, table
 
 RESUME_WITHIN_S = 15.0
-
-
-@dataclass
-class Row:
-    scenario: str
-    requirement: str
-    figure: str
-    passed: bool
 
 
 def _kills(quick: bool) -> tuple[dict[str, Any], Callable[[Path | None], Awaitable[dict[str, Any]]]]:
@@ -43,11 +36,6 @@ def _kills_rows(r: dict[str, Any]) -> list[Row]:
             f"longest stall {r['longest_stall_after_worker_ready_s']} s ({r['tasks_in_flight_at_kills']} tasks hit)",
             r["longest_stall_after_worker_ready_s"] <= RESUME_WITHIN_S),
     ]  # fmt: skip
-
-
-def no_refund_twice(scenario: str, r: dict[str, Any]) -> Row:
-    """The row every scenario that issues refunds prints: the ledger holds each refund once."""
-    return Row(scenario, "no refund issued twice", f"{r['duplicate_refunds']} duplicates", r["duplicate_refunds"] == 0)
 
 
 def _db(quick: bool) -> tuple[dict[str, Any], Callable[[Path | None], Awaitable[dict[str, Any]]]]:
@@ -99,21 +87,12 @@ def _model_rows(r: dict[str, Any]) -> list[Row]:
     ]  # fmt: skip
 
 
-SCENARIOS = {
+SCENARIOS: dict[str, tuple[Setup, ToRows]] = {
     "worker-kill": (_kills, _kills_rows),
     "postgres-outage": (_db, _db_rows),
     "router-down": (_router, _router_rows),
     "model-faults": (_model, _model_rows),
 }
-
-
-def table(rows: list[Row]) -> str:
-    head = ("scenario", "requirement", "figure", "pass")
-    cells = [head, *((r.scenario, r.requirement, r.figure, "PASS" if r.passed else "FAIL") for r in rows)]
-    widths = [max(len(c[i]) for c in cells) for i in range(4)]
-    lines = ["  ".join(c[i].ljust(widths[i]) for i in range(4)).rstrip() for c in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 async def run(
