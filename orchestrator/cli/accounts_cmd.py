@@ -6,6 +6,7 @@ they run before any token exists; they refuse a database that is not at the newe
     frontdesk tenant add ID --name NAME [--domain DOMAIN]
     frontdesk tenant list [--json]
     frontdesk tenant revoke ID            disable it: its tokens and web sessions stop working
+    frontdesk tenant enable ID            enable it again: its tokens work again, people sign in again
     frontdesk user add EMAIL --tenant ID --role ROLE [--role ROLE ...] [--name NAME]
                        [--password-stdin | --new-password]
     frontdesk user list --tenant ID [--json]
@@ -154,6 +155,16 @@ def tenant_revoke(args: argparse.Namespace, session: Session) -> Report:
     return _say(f"tenant {tenant.id} disabled: its API tokens and web sessions stop working now")
 
 
+def tenant_enable(args: argparse.Namespace, session: Session) -> Report:
+    tenant, ended = accounts.enable_tenant(session, actor(), args.id)
+    if ended is None:
+        return _say(f"tenant {tenant.id} is not disabled: nothing changed")
+    return _say(
+        f"tenant {tenant.id} enabled: its API tokens work again (revoke unwanted ones with "
+        f"`frontdesk token revoke`); {ended} web session(s) from before stay ended, people sign in again"
+    )
+
+
 # --- user ----------------------------------------------------------------------------------------
 
 
@@ -253,7 +264,7 @@ def _tenant_flag(parser: Any) -> None:
 
 def register(subparsers: Any) -> None:
     tenant = subparsers.add_parser(
-        "tenant", help="add, list or disable tenants (on the database, before any token exists)"
+        "tenant", help="add, list, disable or enable tenants (on the database, before any token exists)"
     ).add_subparsers(dest="tenant_command", required=True, metavar="ACTION")
     p = _leaf(tenant, "add", tenant_add, "add a tenant")
     p.add_argument("id", metavar="ID", help="lower-case letters, digits and -, e.g. acme")
@@ -261,6 +272,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--domain", help="the tenant's own e-mail domain (a policy fact), e.g. acme.com")
     _leaf(tenant, "list", tenant_list, "list every tenant", json_flag=True)
     p = _leaf(tenant, "revoke", tenant_revoke, "disable a tenant: its tokens and web sessions stop working")
+    p.add_argument("id", metavar="ID")
+    p = _leaf(tenant, "enable", tenant_enable, "enable a disabled tenant again: its tokens work again")
     p.add_argument("id", metavar="ID")
 
     user = subparsers.add_parser("user", help="add, list or remove the people of a tenant").add_subparsers(

@@ -258,6 +258,30 @@ def disable_tenant(session: Session, actor: str, tenant_id: str) -> tuple[Tenant
     return _tenant_public(session, tenant), True
 
 
+def enable_tenant(session: Session, actor: str, tenant_id: str) -> tuple[TenantPublic, int | None]:
+    """Enable a disabled tenant again: (the tenant, how many web sessions were ended), the count
+    None when it was not disabled (nothing changed). Its API tokens work again (they were never revoked, only refused);
+    web sessions open when it was disabled stay ended, so people sign in again."""
+    tenant = get_tenant(session, tenant_id)
+    if tenant.disabled_at is None:
+        return _tenant_public(session, tenant), None
+    now = utcnow()
+    stale = session.exec(
+        select(WebSession).where(WebSession.tenant_id == tenant_id, col(WebSession.revoked_at).is_(None))
+    ).all()
+    for web in stale:
+        web.revoked_at = now
+        session.add(web)
+    audit.record(
+        session, tenant_id=tenant_id, actor=actor, action="tenant.enabled", subject=tenant_id,
+        data={"disabled_at": tenant.disabled_at.isoformat(), "sessions_ended": len(stale)},
+    )  # fmt: skip
+    tenant.disabled_at = None
+    session.add(tenant)
+    session.flush()
+    return _tenant_public(session, tenant), len(stale)
+
+
 # --- people ------------------------------------------------------------------------------------
 
 

@@ -316,6 +316,32 @@ async def test_tenant_revoke_stops_its_tokens_sessions_and_sign_ins(cli: Cli) ->
     _chain_ok(cli, "acme")
 
 
+async def test_tenant_enable_brings_tokens_back_but_not_old_sessions(cli: Cli) -> None:
+    cli.ok("tenant", "add", "acme", "--name", "Acme")
+    cli.ok("user", "add", "solo@acme.com", "--tenant", "acme", "--role", "admin", "--password-stdin",
+           stdin=PASSWORD)  # fmt: skip
+    token = cli.ok("token", "add", "solo@acme.com", "--tenant", "acme").strip().splitlines()[-1]
+    with Session(cli.engine) as s:
+        signed = sessions.sign_in(s, "solo@acme.com", PASSWORD)
+        assert signed is not None
+    assert "not disabled" in cli.ok("tenant", "enable", "acme")  # nothing to do, nothing audited
+    cli.ok("tenant", "revoke", "acme")
+    assert (await cli.get("/api/users", token)).status_code == 401
+
+    out = cli.ok("tenant", "enable", "acme")
+    assert "enabled" in out and "1 web session(s)" in out
+    assert (await cli.get("/api/users", token)).status_code == 200
+    with Session(cli.engine) as s:
+        assert sessions.lookup(s, signed[0]) is None  # the session from before stays ended
+        assert sessions.sign_in(s, "solo@acme.com", PASSWORD) is not None
+    tenants = {t["id"]: t for t in json.loads(cli.ok("tenant", "list", "--json"))}
+    assert tenants["acme"]["disabled_at"] is None
+    assert [e.action for e in cli.events("acme")].count("tenant.enabled") == 1
+    code, _, err = cli("tenant", "enable", "nobody")
+    assert code == 2 and "nobody" in err
+    _chain_ok(cli, "acme")
+
+
 # --- refusals -----------------------------------------------------------------------------------
 
 
