@@ -23,7 +23,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
 import httpx
@@ -32,7 +32,7 @@ from sqlalchemy.engine import CursorResult, Engine
 from sqlmodel import Session, col, select
 
 from orchestrator.db import session_scope
-from orchestrator.models import Checkpoint, NotificationOutbox, utcnow
+from orchestrator.models import Checkpoint, NotificationOutbox, as_utc, utcnow
 from orchestrator.services.switches import insert_missing
 from orchestrator.settings import Settings
 
@@ -84,7 +84,7 @@ def enqueue(
 def _iso(at: datetime | None) -> str | None:
     if at is None:
         return None
-    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
+    return as_utc(at).isoformat()
 
 
 def checkpoint_recipients(cp: Checkpoint) -> list[str]:

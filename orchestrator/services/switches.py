@@ -23,7 +23,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, computed_field
@@ -37,7 +37,7 @@ from starlette.concurrency import run_in_threadpool
 from orchestrator import audit
 from orchestrator.contracts import SWITCHES_CHANGED_SIGNAL
 from orchestrator.db import session_scope
-from orchestrator.models import KillSwitch, KillSwitchEvent, Task, Tenant, utcnow
+from orchestrator.models import KillSwitch, KillSwitchEvent, Task, Tenant, as_utc, utcnow
 
 log = logging.getLogger(__name__)
 WAKE_AT_MOST = 5000  # waiting tasks signalled per flip; the rest see the flip at their own recheck
@@ -246,7 +246,7 @@ class SwitchService:
                 "mode": best.mode,
                 "reason": best.reason,
                 "flipped_by": best.flipped_by,
-                "flipped_at": best.flipped_at if best.flipped_at.tzinfo else best.flipped_at.replace(tzinfo=UTC),
+                "flipped_at": as_utc(best.flipped_at),
             }
         )
 

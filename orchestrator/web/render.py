@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from starlette.routing import NoMatchFound
 
+from orchestrator.models import as_utc
 from orchestrator.resources import TEMPLATES_DIR
 from orchestrator.services.access import can
 from orchestrator.web.upstream import UpstreamProbe
@@ -86,9 +87,7 @@ def _when(value: Any) -> str:
         return "—"
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return str(value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"))
+    return as_utc(value).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _iso(value: Any) -> str:
@@ -96,9 +95,7 @@ def _iso(value: Any) -> str:
         return ""
     if isinstance(value, str):
         return value
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return str(value.astimezone(UTC).isoformat())
+    return as_utc(value).isoformat()
 
 
 def _pretty(value: Any) -> str:

@@ -15,23 +15,19 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, or_
 from sqlmodel import Session, col, select
 
 from orchestrator import audit
-from orchestrator.models import Membership, Tenant, User, WebSession, utcnow
+from orchestrator.models import Membership, Tenant, User, WebSession, as_utc, utcnow
 from orchestrator.security import hash_password, hash_token, needs_rehash, verify_password
 
 COOKIE = "__Host-frontdesk_session"
 LIFETIME = timedelta(hours=12)  # absolute: a stolen cookie is useless after this
 IDLE = timedelta(hours=2)  # sliding: unused for this long, the session ends
 _TOUCH_EVERY = timedelta(minutes=1)
-
-
-def _aware(at: datetime) -> datetime:
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
 
 
 def tenants_of(session: Session, user_id: str) -> list[Tenant]:
@@ -95,9 +91,9 @@ def lookup(session: Session, cookie: str | None) -> WebSession | None:
     if row is None or row.revoked_at is not None or not _tenant_enabled(session, row.tenant_id):
         return None
     now = utcnow()
-    if _aware(row.expires_at) <= now or _aware(row.last_seen_at) + IDLE <= now:
+    if as_utc(row.expires_at) <= now or as_utc(row.last_seen_at) + IDLE <= now:
         return None
-    if _aware(row.last_seen_at) + _TOUCH_EVERY <= now:
+    if as_utc(row.last_seen_at) + _TOUCH_EVERY <= now:
         row.last_seen_at = now
         session.add(row)
         session.commit()
@@ -134,8 +130,8 @@ def open_sessions(session: Session, user_id: str) -> list[WebSession]:
     rows = session.exec(
         select(WebSession).where(col(WebSession.user_id) == user_id, col(WebSession.revoked_at).is_(None))
     ).all()
-    live = [r for r in rows if _aware(r.expires_at) > now and _aware(r.last_seen_at) + IDLE > now]
-    return sorted(live, key=lambda r: _aware(r.created_at), reverse=True)
+    live = [r for r in rows if as_utc(r.expires_at) > now and as_utc(r.last_seen_at) + IDLE > now]
+    return sorted(live, key=lambda r: as_utc(r.created_at), reverse=True)
 
 
 def revoke_all(session: Session, user_id: str, tenant_id: str) -> int:

@@ -6,7 +6,7 @@ after the response), so a paused task resumes, or stops, at once instead of at i
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Query
@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from orchestrator.api.deps import Allowed, StateDep
 from orchestrator.api.errors import PROBLEMS, Forbidden, ServiceUnavailable, Unprocessable
-from orchestrator.models import KillSwitch, KillSwitchEvent
+from orchestrator.models import KillSwitch, KillSwitchEvent, as_utc
 from orchestrator.services.access import Principal, can
 from orchestrator.services.switches import SwitchError, SwitchService, wake_waiting_tasks
 
@@ -34,11 +34,6 @@ class SwitchIn(BaseModel):
     reason: str = Field("", max_length=2000, description="required when turning a switch on")
 
 
-def _utc(at: datetime) -> datetime:
-    """SQLite hands back naive UTC; answer with an explicit zone on both databases."""
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-
-
 class SwitchPublic(BaseModel):
     scope: str
     tenant_id: str
@@ -49,7 +44,7 @@ class SwitchPublic(BaseModel):
     flipped_by: str
     flipped_at: datetime
 
-    _zone = field_validator("flipped_at")(_utc)
+    _zone = field_validator("flipped_at")(as_utc)
 
     @classmethod
     def build(cls, row: KillSwitch) -> SwitchPublic:
@@ -67,7 +62,7 @@ class SwitchEventPublic(BaseModel):
     flipped_by: str
     at: datetime
 
-    _zone = field_validator("at")(_utc)
+    _zone = field_validator("at")(as_utc)
 
     @classmethod
     def build(cls, row: KillSwitchEvent) -> SwitchEventPublic:
