@@ -83,10 +83,13 @@ lint: $(BIN)/.installed ## ruff over the code, tests, benchmarks and the reliabi
 	$(BIN)/mypy
 	$(BIN)/mypy reliability
 
-bench: install services ## print the benchmarks: refund workflow end to end (20 runs), intake accuracy and latency, the web UI's live timeline
+# BENCH_ARGS=--quick: bench.compare at small sizes (about 2 minutes).
+BENCH_ARGS ?=
+bench: install services ## print the benchmarks: refund workflow end to end (20 runs), intake accuracy and latency, the web UI's live timeline, and Frontdesk against its bare-temporalio floor (table + .frontdesk/bench/compare.json)
 	$(BIN)/python -m bench.refund_e2e
 	$(BIN)/python -m bench.intake
 	$(BIN)/python -m bench.ui_live
+	$(BIN)/python -m bench.compare $(BENCH_ARGS)
 
 # Starts its own Temporal, demo model, router, worker, API and (for the database outage) a private
 # PostgreSQL server in /tmp; never touches the shared one on 5432. RELIABILITY_ARGS=--quick: a few minutes.
