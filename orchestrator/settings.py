@@ -116,6 +116,14 @@ class Settings(BaseSettings):
         "cut, server shutting down) before its task fails; retried with backoff up to 10 s apart. "
         "Refused data (constraint violations, invalid values) fails at once.",
     )
+    decision_wait_seconds: float = Field(
+        20.0,
+        gt=0,
+        le=600,
+        description="How long a checkpoint decision or reassignment request waits for the workflow to "
+        "record it; an accepted one still unrecorded then (the database is down) answers 202, one "
+        "the workflow has not taken answers 503 with Retry-After.",
+    )
 
     api_host: str = Field("127.0.0.1", description="Bind address of the API + UI.")
     api_port: int = Field(8000, description="Port of the API + UI.")

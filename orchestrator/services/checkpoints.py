@@ -8,11 +8,10 @@ that the workflow applies too) to answer with a clear status at once.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import random
 import secrets
+import uuid
 from typing import Any
 
 from sqlalchemy import ColumnElement, or_
@@ -27,7 +26,6 @@ from orchestrator.contracts import (
     DECIDE_UPDATE_NAME,
     REASSIGN_UPDATE_NAME,
     DecisionRequest,
-    DecisionResult,
     ReassignRequest,
 )
 from orchestrator.contracts.deciders import Refusal, why_not_decide
@@ -35,6 +33,7 @@ from orchestrator.contracts.failures import CHECKPOINT_NOT_OPEN, CONFLICT, DATA_
 from orchestrator.errors import Conflict, Forbidden, NotFound, ServiceError, ServiceUnavailable, Unprocessable
 from orchestrator.models import Checkpoint, CheckpointComment, CheckpointDecision, Membership, Task, User
 from orchestrator.services.access import Principal, can
+from orchestrator.services.checkpoint_updates import NotAccepted, Pending, send_bounded
 from orchestrator.services.schemas import (
     CheckpointDetail,
     CheckpointPublic,
@@ -173,7 +172,8 @@ async def decide(
         }
     )
     recorded = (user.user_id, decision)
-    await _update(session, state, cp, workflow_id, DECIDE_UPDATE_NAME, req, recorded=recorded)
+    update_id = f"decide-{uuid.uuid4().hex}"
+    await _update(session, state, cp, workflow_id, DECIDE_UPDATE_NAME, req, update_id, recorded=recorded)
     return await run_in_threadpool(_reload, session, cp.id)
 
 
@@ -203,16 +203,20 @@ def _decidable(
     if refusal is not None and refusal.kind == "not_open" and _recorded(session, cp, user.user_id, decision):
         # A retry of a decision that was recorded although its answer was lost (Temporal went
         # away): say so, rather than leave the person wondering whether it counted.
-        raise Conflict(
-            f"Your decision ({decision.replace('_', ' ')}) on checkpoint {cp.id} is recorded: "
-            f"the checkpoint is already {cp.status.replace('_', ' ')}. There is nothing more to do."
-        )
+        raise _already_recorded(cp, decision)
     if refusal is not None:
         raise refused(refusal)
     if (decision == "approve_with_edits") != (edited_args is not None):
         raise Unprocessable("edited_args goes with decision approve_with_edits, and only with it.")
     workflow_id = _workflow_id(session, cp)
     return _release(session, cp), workflow_id
+
+
+def _already_recorded(cp: Checkpoint, decision: str) -> Conflict:
+    return Conflict(
+        f"Your decision ({decision.replace('_', ' ')}) on checkpoint {cp.id} is recorded: "
+        f"the checkpoint is already {cp.status.replace('_', ' ')}. There is nothing more to do."
+    )
 
 
 def _workflow_id(session: Session, cp: Checkpoint) -> str:
@@ -257,7 +261,7 @@ async def reassign(
         named_approvers=user_ids,
         comment=comment,
     )
-    await _update(session, state, cp, workflow_id, REASSIGN_UPDATE_NAME, req)
+    await _update(session, state, cp, workflow_id, REASSIGN_UPDATE_NAME, req, f"reassign-{uuid.uuid4().hex}")
     return await run_in_threadpool(_reload, session, cp.id)
 
 
@@ -326,16 +330,30 @@ async def _update(
     workflow_id: str,
     name: str,
     req: Any,
+    update_id: str,
     *,
     recorded: tuple[str, str] | None = None,
 ) -> None:
-    """Send the update. `recorded` (decider id, decision): when Temporal's answer is lost but the
-    database shows that decision recorded, it went through and the request succeeded."""
+    """Send the update, waiting at most FRONTDESK_DECISION_WAIT_SECONDS for it to be recorded
+    (then `Pending` when the workflow accepted it, else `NotAccepted`: see checkpoint_updates).
+    `recorded` (decider id, decision): when Temporal's answer is lost but the database shows that
+    decision recorded, it went through and the request succeeded."""
     client = await state.temporal_client()
+    wait = state.settings.decision_wait_seconds
     try:
-        await _send_in_turn(client.get_workflow_handle(workflow_id), name, req)
+        await send_bounded(client, workflow_id, name, req, update_id=update_id, wait=wait)
+    except (Pending, NotAccepted):
+        log.warning("%s on %s not recorded within %.0f s (update %s)", name, cp.id, wait, update_id)
+        raise
     except WorkflowUpdateFailedError as exc:
-        raise _update_refusal(exc) from exc
+        refusal = _update_refusal(exc)
+        if recorded is not None and isinstance(refusal, Conflict):
+            # Refused because this person's own earlier request (taken by the workflow after an
+            # outage, or still pending when this one was sent) is recorded: say that.
+            now = await run_in_threadpool(_reload, session, cp.id)
+            if await run_in_threadpool(_recorded, session, now, *recorded):
+                raise _already_recorded(now, recorded[1]) from exc
+        raise refusal from exc
     except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
         # The task may have ended meanwhile (a competing decision finished it, which aborts the
         # updates still queued): then this is a conflict with that decision, not an outage.
@@ -355,25 +373,6 @@ async def _update(
             by = f" by {now.decided_by}" if now.decided_by else ""
             raise Conflict(f"Checkpoint {cp.id} is already {now.status}{by}; the task moved on.") from exc
         raise ServiceUnavailable(f"Could not reach Temporal: {exc}") from exc
-
-
-# Temporal takes at most 10 updates in flight per workflow and refuses more with
-# RESOURCE_EXHAUSTED; a burst of decisions on one checkpoint waits its turn this long.
-UPDATE_TURN_SECONDS = 30.0
-
-
-async def _send_in_turn(handle: Any, name: str, req: Any) -> None:
-    deadline = asyncio.get_running_loop().time() + UPDATE_TURN_SECONDS
-    delay = 0.05
-    while True:
-        try:
-            await handle.execute_update(name, req, result_type=DecisionResult)
-            return
-        except RPCError as exc:
-            if exc.status != RPCStatusCode.RESOURCE_EXHAUSTED or asyncio.get_running_loop().time() > deadline:
-                raise
-        await asyncio.sleep(delay + random.uniform(0, delay))  # jitter: the burst does not retry in step
-        delay = min(delay * 2, 1.0)
 
 
 def _update_refusal(exc: WorkflowUpdateFailedError) -> ServiceError:

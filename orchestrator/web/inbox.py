@@ -27,6 +27,7 @@ from orchestrator.models import Checkpoint, ToolCall
 from orchestrator.services import checkpoints as checkpoint_service
 from orchestrator.services import tasks as task_service
 from orchestrator.services.access import can
+from orchestrator.services.checkpoint_updates import Pending
 from orchestrator.services.schemas import CheckpointPublic
 from orchestrator.services.state import AppState
 from orchestrator.web import argform, timeline
@@ -37,6 +38,11 @@ router = APIRouter(include_in_schema=False)
 Reader = Annotated[WebUser, Depends(WebAllowed("checkpoint", "read"))]
 KINDS = ["tool_approval", "budget_raise", "plan_review", "output_review"]
 DECISIONS = {"approve", "reject", "request_changes", "approve_with_edits"}
+# Shown after a redirect (`?notice=accepted`): a fixed text, never one taken from the URL.
+NOTICES = {
+    "accepted": "Your decision is accepted by the task and will be recorded as soon as the database is "
+    "reachable again. Do not send it again; this page shows it once it is recorded.",
+}
 
 
 @router.get("/inbox", name="web_inbox")
@@ -94,6 +100,7 @@ def _page(
     checkpoint_id: str,
     *,
     error: str = "",
+    notice: str = "",
     status: int = 200,
     form_fields: list[argform.FormField] | None = None,
     review: dict[str, Any] | None = None,
@@ -118,6 +125,7 @@ def _page(
         "editable": bool(schema.get("properties")),
         "review": review,
         "error": error,
+        "notice": notice,
         "comment": comment,
     }
     return render(request, "inbox/checkpoint.html", context, status)
@@ -125,9 +133,14 @@ def _page(
 
 @router.get("/checkpoints/{checkpoint_id}", name="web_checkpoint")
 def checkpoint_page(
-    request: Request, db: SessionDep, state: StateDep, user: WebUserDep, checkpoint_id: str
+    request: Request,
+    db: SessionDep,
+    state: StateDep,
+    user: WebUserDep,
+    checkpoint_id: str,
+    notice: Annotated[str, Query(max_length=30)] = "",
 ) -> HTMLResponse:
-    return _page(request, db, state, user, checkpoint_id)
+    return _page(request, db, state, user, checkpoint_id, notice=NOTICES.get(notice, ""))
 
 
 @router.post("/checkpoints/{checkpoint_id}/edits", name="web_checkpoint_edits")
@@ -206,6 +219,10 @@ async def decide(
             raise Unprocessable("The edited arguments must be an object; review the edits again.")
     try:
         await checkpoint_service.decide(db, state, user.principal, checkpoint_id, decision, comment, edited)
+    except Pending:
+        # Accepted, not recorded yet (the database is down): the same page, with a flash message.
+        page = request.url_for("web_checkpoint", checkpoint_id=checkpoint_id).path
+        return RedirectResponse(f"{page}?notice=accepted", 303)
     except ServiceError as exc:
         error, status = exc.detail, exc.status
     else:
