@@ -82,7 +82,9 @@ def build_worker(
     budget_service = load_service(engine, settings.policies_dir)
     prices = PriceTable.load(settings.policies_dir / "prices.yaml")
     records = RecordActivities(engine)
-    models = ModelActivities(engine, router, budget_service)
+    models = ModelActivities(
+        engine, router, budget_service, infra_outage_max_seconds=settings.infra_outage_max_seconds
+    )
     governance = GovernanceActivities(engine, policy, catalog, switches)
     budgets = BudgetActivities(budget_service, switches, prices)
     tools = ToolActivities(engine, catalog, settings, budget_service)

@@ -9,12 +9,14 @@ history stays one activity per call (no new commands, replay unchanged); and the
 timeout bounds the whole wait, and its 10 s heartbeat timeout still catches a dead worker.
 
 Each request is written down before it is sent (`ModelCallLedger`), so spend survives a worker
-that dies between the router's answer and its record.
+that dies between the router's answer and its record. Database outages are waited out inside the
+activity too (`DatabaseWait`, up to FRONTDESK_INFRA_OUTAGE_MAX_SECONDS): the router's answer is
+kept while its record is retried, so the router is never asked twice for an answer it gave, and
+MODEL_OPTS' few attempts are left for crashed workers.
 """
 
 from __future__ import annotations
 
-import asyncio
 from decimal import Decimal
 
 from sqlalchemy.engine import Engine
@@ -28,15 +30,23 @@ from orchestrator.contracts import CALL_MODEL, ChatMessage, ModelCallInput, Mode
 from orchestrator.db import session_scope
 from orchestrator.models import ModelCall
 from workers.activities import heartbeating, implements
-from workers.activities.model_ledger import DONE, ModelCallLedger, spent
+from workers.activities.model_ledger import DONE, DatabaseWait, ModelCallLedger, spent
 from workers.router_client import RouterClient, RouterError
 
 
 class ModelActivities:
-    def __init__(self, engine: Engine, router: RouterClient, budgets: BudgetService) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        router: RouterClient,
+        budgets: BudgetService,
+        *,
+        infra_outage_max_seconds: float = 900.0,
+    ) -> None:
         self._engine = engine
         self._router = router
         self._budgets = budgets
+        self._db = DatabaseWait(infra_outage_max_seconds)
 
     @implements(CALL_MODEL)
     async def call(self, call: ModelCallInput) -> ModelCallResult:
@@ -48,12 +58,12 @@ class ModelActivities:
         if activity_attempt > 1:
             # A retry after the router already answered (the worker died, or a write failed):
             # return that answer instead of asking again, so the call stays within its requests.
-            answered = await asyncio.to_thread(self._answered, call.request_id)
+            answered = await self._db.run(self._answered, call.request_id)
             if answered is not None:
                 await self._settle(call)
                 return answered
-        ledger = await asyncio.to_thread(
-            ModelCallLedger.open, self._engine, self._router.prices, call, activity_attempt
+        ledger = await self._db.run(
+            ModelCallLedger.open, self._engine, self._router.prices, call, activity_attempt, self._db
         )
         facts = call.facts
         with telemetry.task_span(
@@ -62,12 +72,12 @@ class ModelActivities:
             try:
                 outcome = await self._router.chat(call, traceparent=tp, ledger=ledger)
             except RouterError as err:
-                await asyncio.to_thread(self._audit, call, len(err.attempts), str(err))
+                await self._db.run(self._audit, call, len(err.attempts), str(err))
                 await self._settle(call)
                 # The client already waited out the outage and spent the call's request budget;
                 # retrying the activity would multiply both, so this fails the step with the reason.
                 raise ApplicationError(str(err), type=failures.ROUTER_ERROR, non_retryable=True) from err
-        await asyncio.to_thread(self._audit, call, len(outcome.attempts), None)
+        await self._db.run(self._audit, call, len(outcome.attempts), None)
         cost = await self._settle(call)
         return ModelCallResult(
             message=outcome.message,
@@ -79,9 +89,9 @@ class ModelActivities:
     async def _settle(self, call: ModelCallInput) -> Decimal:
         """Replace the call's worst-case reservation by what the books say it cost (idempotent):
         every request of every activity attempt, interrupted ones at their estimate."""
-        cost = await asyncio.to_thread(spent, self._engine, call.request_id)
+        cost = await self._db.run(spent, self._engine, call.request_id)
         if call.reservation_id:
-            await asyncio.to_thread(self._budgets.settle, call.reservation_id, cost)
+            await self._db.run(self._budgets.settle, call.reservation_id, cost)
         return cost
 
     def _answered(self, request_id: str) -> ModelCallResult | None:

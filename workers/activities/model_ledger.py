@@ -12,18 +12,27 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import time
+from collections.abc import Callable
 from decimal import Decimal
+from typing import TypeVar
 
 from sqlalchemy import ColumnElement, and_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
+from temporalio.exceptions import ApplicationError
 
 from orchestrator.budgets.pricing import PriceTable
 from orchestrator.budgets.rules import estimate_worst_case
-from orchestrator.contracts import ModelCallInput
+from orchestrator.contracts import ModelCallInput, failures
 from orchestrator.db import session_scope
 from orchestrator.models import BudgetReservation, ModelCall, TaskStep
+from workers.activities.outages import DATA_ERRORS, INFRA_ERRORS
 from workers.router_client import AttemptRecord
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 IN_FLIGHT = "sent"
 DONE = "done"
@@ -32,22 +41,74 @@ SENT_NOTE = "sent; no answer recorded yet (cost estimated)"
 INTERRUPTED_NOTE = "the worker stopped before the answer was recorded; cost estimated from the reservation"
 
 
+class DatabaseWait:
+    """Run the model-call activity's database work, waiting out a database outage *inside* the
+    activity (like every other activity does across attempts, workers/activities/outages.py):
+    the router's answer is kept in memory while its record is retried, so a request the router
+    already answered is never sent again, and the activity's few attempts are not spent on it.
+
+    Backoff 1 s doubling to 10 s, until `max_seconds` (FRONTDESK_INFRA_OUTAGE_MAX_SECONDS) since the
+    outage began; then final (InfraUnavailable). Refused data is raised at once, as elsewhere.
+    """
+
+    def __init__(self, max_seconds: float, *, first: float = 1.0, cap: float = 10.0) -> None:
+        self.max_seconds = max_seconds
+        self._first, self._cap = first, cap
+
+    async def run(self, fn: Callable[..., T], *args: object) -> T:
+        since: float | None = None
+        delay = self._first
+        while True:
+            try:
+                return await asyncio.to_thread(fn, *args)
+            except DATA_ERRORS:
+                raise
+            except INFRA_ERRORS as err:
+                if self.max_seconds <= 0:
+                    raise  # no waiting here: the activity's retries decide
+                now = time.monotonic()
+                since = now if since is None else since
+                waited = now - since
+                first_line = (str(getattr(err, "orig", None) or err).strip().splitlines() or [""])[0][:300]
+                if waited >= self.max_seconds:
+                    raise ApplicationError(
+                        f"the database was unreachable for {waited:.0f} s (the limit is {self.max_seconds:.0f} s, "
+                        f"FRONTDESK_INFRA_OUTAGE_MAX_SECONDS): {first_line}",
+                        type=failures.INFRA_UNAVAILABLE,
+                        non_retryable=True,
+                    ) from err
+                log.warning("model-call record waits for the database (%.0f s): %s", waited, first_line)
+                await asyncio.sleep(min(delay, max(self.max_seconds - waited, 0.0)))
+                delay = min(delay * 2, self._cap)
+
+
 class ModelCallLedger:
     """`workers.router_client.CallLedger` over the database, for one activity attempt."""
 
     def __init__(
-        self, engine: Engine, call: ModelCallInput, activity_attempt: int, estimate: Decimal
+        self,
+        engine: Engine,
+        call: ModelCallInput,
+        activity_attempt: int,
+        estimate: Decimal,
+        db: DatabaseWait | None = None,
     ) -> None:
         self._engine = engine
         self._call = call
         self._activity_attempt = activity_attempt
         self._estimate = estimate
+        self._db = db or DatabaseWait(0)
         # A retried attempt may inherit its predecessor's "waiting" note: clear it when done.
         self._noted = activity_attempt > 1
 
     @classmethod
     def open(
-        cls, engine: Engine, prices: PriceTable, call: ModelCallInput, activity_attempt: int
+        cls,
+        engine: Engine,
+        prices: PriceTable,
+        call: ModelCallInput,
+        activity_attempt: int,
+        db: DatabaseWait | None = None,
     ) -> ModelCallLedger:
         """The ledger of this attempt; rows an earlier attempt left in flight become interrupted."""
         interrupt(engine, call.request_id)
@@ -58,7 +119,7 @@ class ModelCallLedger:
         else:
             chars = len(json.dumps([m.to_openai() for m in call.messages]))
             estimate = estimate_worst_case(prices, call.tier, chars, call.max_tokens)
-        return cls(engine, call, activity_attempt, estimate)
+        return cls(engine, call, activity_attempt, estimate, db)
 
     def _key(self, attempt: int) -> ColumnElement[bool]:
         return and_(
@@ -68,11 +129,13 @@ class ModelCallLedger:
         )
 
     async def sending(self, attempt: int) -> None:
-        await asyncio.to_thread(self._sending, attempt)
+        await self._db.run(self._sending, attempt)
 
     def _sending(self, attempt: int) -> None:
         c, facts = self._call, self._call.facts
         with session_scope(self._engine) as session:
+            if session.exec(select(ModelCall.id).where(self._key(attempt))).first() is not None:
+                return  # written by a try whose commit went through although its answer was lost
             session.add(
                 ModelCall(
                     tenant_id=facts.tenant_id,
@@ -93,7 +156,7 @@ class ModelCallLedger:
             )
 
     async def not_sent(self, attempt: int) -> None:
-        await asyncio.to_thread(self._not_sent, attempt)
+        await self._db.run(self._not_sent, attempt)
 
     def _not_sent(self, attempt: int) -> None:
         with session_scope(self._engine) as session:
@@ -101,7 +164,7 @@ class ModelCallLedger:
                 session.delete(row)
 
     async def ended(self, record: AttemptRecord, answer: str | None = None) -> None:
-        await asyncio.to_thread(self._ended, record, answer)
+        await self._db.run(self._ended, record, answer)
 
     def _ended(self, a: AttemptRecord, answer: str | None) -> None:
         with session_scope(self._engine) as session:
@@ -130,7 +193,7 @@ class ModelCallLedger:
         if note is None and not self._noted:
             return
         self._noted = note is not None
-        await asyncio.to_thread(self._note, note)
+        await self._db.run(self._note, note)
 
     def _note(self, note: str | None) -> None:
         """The note goes on the step's row (a judge or sub-step without a row of its own: on the

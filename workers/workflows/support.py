@@ -43,8 +43,9 @@ class ActivityOptions:
 #   (authorize, checkpoints), budgets,                 (SQLite waits up to        outage: setting;
 #   switches, plan + output validation                 30 s for its lock)         data: final
 #   catalog tools                         TOOL_OPTS    2 min           10 s       same as records
-#   model calls (another owner)           MODEL_OPTS   30 min          10 s       3 attempts;
-#                                                                                 RouterError final
+#   model calls                           MODEL_OPTS   45 min          10 s       3 attempts;
+#   (router and database outages are waited                                       RouterError final
+#   out inside the activity)
 _WAIT_OUT = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
@@ -59,8 +60,10 @@ RECORD_OPTS = ActivityOptions(
 )
 MODEL_OPTS = ActivityOptions(
     # Router outages are waited out inside the activity (see workers/activities/model_calls.py)
-    # for up to router_outage_max_seconds (at most 25 minutes), plus the last request's timeout.
-    start_to_close_timeout=timedelta(minutes=30),
+    # for up to router_outage_max_seconds (at most 25 minutes), plus the last request's timeout;
+    # so are database outages while its requests are recorded (infra_outage_max_seconds, 15 minutes
+    # by default), the router's answer kept meanwhile: attempts are not spent on them.
+    start_to_close_timeout=timedelta(minutes=45),
     # The activity heartbeats every 2 s while it waits on the router: a crashed worker's call is
     # retried elsewhere after 10 s instead of after the start-to-close timeout.
     heartbeat_timeout=timedelta(seconds=10),
