@@ -15,7 +15,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from orchestrator import health
 from orchestrator.api import errors
 from orchestrator.api.inputs import RefuseNul
-from orchestrator.api.routes import budgets, catalog, checkpoints, cost, policies, switches, tasks, users
+from orchestrator.api.routes import (
+    budgets,
+    catalog,
+    checkpoints,
+    cost,
+    model_calls,
+    policies,
+    switches,
+    tasks,
+    users,
+)
 from orchestrator.budgets.service import load_service
 from orchestrator.catalog.loader import load_catalog
 from orchestrator.db import make_engine
@@ -132,6 +142,7 @@ def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
     app.include_router(switches.router)
     app.include_router(users.router)
     app.include_router(cost.router)
+    app.include_router(model_calls.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, Any]:

@@ -8,6 +8,7 @@ frontdesk tenant ...   add | list | revoke     (on the database: the operator's 
 frontdesk user ...     add | list | revoke     frontdesk token ...    add | list | revoke
 frontdesk task ...     submit | show | list | cancel
 frontdesk checkpoint   list | approve | reject
+frontdesk model-calls  list | reconcile   (on the database: interrupted router requests)
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         budget_cmd,
         catalog_cmd,
         checkpoint_cmd,
+        model_calls_cmd,
         policy_cmd,
         switch_cmd,
         task_cmd,
@@ -105,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     policy_cmd.register(sub)
     catalog_cmd.register(sub)
     accounts_cmd.register(sub)
+    model_calls_cmd.register(sub)
     return parser
 
 

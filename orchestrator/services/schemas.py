@@ -150,7 +150,8 @@ class ModelCallPublic(BaseModel):
     status: str = Field(
         "done",
         description="sent: in flight, cost estimated; done; interrupted: the worker stopped before "
-        "the answer was recorded, cost estimated from the reservation",
+        "the answer was recorded, cost estimated from the reservation; reconciled: an operator set "
+        "the real figures from the router's logs",
     )
     created_at: datetime
 
