@@ -158,6 +158,8 @@ def checkpoint_decide(args: argparse.Namespace) -> int:
         raise CliError("request-changes needs a --comment telling the agent what to change", code=2)
     with connect(args) as api:
         checkpoint = api.decide(args.id, decision, args.comment, edited_args)
+    if _accepted_only(checkpoint):
+        return 0
     status = checkpoint.get("status")
     what = (
         f"{checkpoint.get('id', args.id)}: {checkpoint.get('tool')} on task {checkpoint.get('task_id')} "
@@ -176,11 +178,21 @@ def checkpoint_decide(args: argparse.Namespace) -> int:
     return 0
 
 
+def _accepted_only(answer: dict) -> bool:
+    """A 202: the task accepted the request but could not record it yet (the database is down)."""
+    if answer.get("status") != "accepted" or "detail" not in answer:
+        return False
+    print(f"accepted, not recorded yet: {answer['detail']}")
+    return True
+
+
 def checkpoint_reassign(args: argparse.Namespace) -> int:
     if args.role is None and not args.approvers:
         raise CliError("reassign needs --role, --approver or both", code=2)
     with connect(args) as api:
         checkpoint = api.reassign(args.id, args.role, args.approvers or None, args.comment)
+    if _accepted_only(checkpoint):
+        return 0
     named = ", ".join(checkpoint.get("named_approvers") or []) or "-"
     print(
         f"reassigned {checkpoint.get('id', args.id)}: role {checkpoint.get('assignee_role')}, "
