@@ -21,6 +21,7 @@ from orchestrator.db import session_scope
 from orchestrator.models import LoginFailure, utcnow
 from orchestrator.web import sessions
 from orchestrator.web.deps import CsrfChecked, CsrfRefused, WebUserDep, allowed
+from orchestrator.web.deps import _same_origin as same_origin
 from orchestrator.web.render import render
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,10 @@ def login(
     csrf_token: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     expected = request.cookies.get(LOGIN_COOKIE, "")
-    if not expected or not sessions.csrf_ok_token(expected, csrf_token):
+    # The double-submit cookie alone is not enough: a page on another port of this host can set
+    # that cookie (cookies do not keep ports apart) and sign the browser in as someone else, so the
+    # origin is checked as for every other form.
+    if not expected or not sessions.csrf_ok_token(expected, csrf_token) or not same_origin(request):
         raise CsrfRefused("The sign-in form has expired or came from another site. Reload it and try again.")
     throttle: LoginThrottle = request.app.state.login_throttle
     address = email.strip().lower()
