@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -136,12 +137,15 @@ def install(app: FastAPI, pages: PageRenderer | None = None) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         titles = {401: "Unauthorized", 404: "Not found", 405: "Method not allowed"}
         # Keep the exception's headers: a 405 names the methods it allows (`Allow`).
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
         return answer(
             request,
             exc.status_code,
             titles.get(exc.status_code, "Error"),
             str(exc.detail),
-            headers=dict(exc.headers or {}),
+            headers=headers,
         )
 
     @app.exception_handler(RecursionError)
@@ -164,6 +168,17 @@ def install(app: FastAPI, pages: PageRenderer | None = None) -> None:
         )
 
     app.add_middleware(AnswerUnexpected, answer=_unexpected)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method the path is served with. Starlette's 405 names only the methods of the first
+    route matching the path, while GET and POST of /api/tasks (say) are two routes."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        regex = getattr(route, "path_regex", None)
+        if route.methods and regex is not None and regex.match(request.scope["path"]):
+            methods |= route.methods
+    return ", ".join(sorted(methods))
 
 
 class AnswerUnexpected:

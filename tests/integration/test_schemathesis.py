@@ -128,3 +128,24 @@ def _for_httpx(kwargs: dict[str, Any]) -> dict[str, Any]:
     for key in ("allow_redirects", "verify", "timeout", "proxies", "stream", "cert"):
         out.pop(key, None)
     return out
+
+
+@pytest.mark.parametrize(
+    ("path", "methods"),
+    [("/api/tasks", {"GET", "POST"}), ("/api/switches", {"GET", "POST"}),
+     ("/api/users/usr_x/roles/approver", {"PUT", "DELETE"})],
+)  # fmt: skip
+async def test_a_405_names_every_method_of_the_path(
+    sqlite_db: SeededDb, tmp_path: Path, path: str, methods: set[str]
+) -> None:
+    """Schemathesis' allow_header_conformance: `Allow` lists what the OpenAPI declares for the path,
+    not only the methods of the first route that matched it."""
+    app_settings = stack_settings(sqlite_db, "http://127.0.0.1:9", tmp_path)
+    app = create_app(app_settings, state=build_state(app_settings, engine=sqlite_db.engine))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://frontdesk") as api:
+        r = await api.request("OPTIONS", path, headers={"Authorization": f"Bearer {sqlite_db.tokens['ada']}"})
+    assert r.status_code == 405
+    assert {m.strip() for m in r.headers["allow"].split(",")} == methods
+    assert methods == {m.upper() for m in app.openapi()["paths"][path.replace("usr_x", "{user_id}").replace(
+        "approver", "{role}")]}  # fmt: skip
