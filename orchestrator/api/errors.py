@@ -172,13 +172,16 @@ def install(app: FastAPI, pages: PageRenderer | None = None) -> None:
 
 def _allowed_methods(request: Request) -> str:
     """Every method the path is served with. Starlette's 405 names only the methods of the first
-    route matching the path, while GET and POST of /api/tasks (say) are two routes."""
-    methods: set[str] = set()
-    for route in iter_route_contexts(request.app.routes):
-        regex = getattr(route, "path_regex", None)
-        if route.methods and regex is not None and regex.match(request.scope["path"]):
-            methods |= route.methods
-    return ", ".join(sorted(methods))
+    route matching the path, while GET and POST of /api/tasks (say) are two routes. A path that is
+    a route's own (/api/tasks/preview) is that resource, not also a value of /api/tasks/{task_id}."""
+    path = request.scope["path"]
+    matched = [
+        route
+        for route in iter_route_contexts(request.app.routes)
+        if route.methods and getattr(route, "path_regex", None) is not None and route.path_regex.match(path)
+    ]
+    exact = [route for route in matched if route.path == path]
+    return ", ".join(sorted({m for route in exact or matched for m in route.methods or ()}))
 
 
 class AnswerUnexpected:

@@ -68,6 +68,7 @@ async def test_no_request_of_tenant_b_reaches_tenant_a(
     print({k: v for k, v in r.items() if k not in ("failures", "per_route")})
     assert not r["uncovered"], r
     assert r["requests"] >= 300 and r["succeeded"] == 0, r["failures"]
+    assert r["statuses_by_person"]["all"] == {"404": r["requests"] // len(r["statuses_by_person"])}, r
     assert r["body_id_succeeded"] == 0, r["failures"]
     assert r["failure_count"] == 0, "\n".join(r["failures"])
     assert r["a_rule_seen_by_a"], "tenant A's own rule is not shown to A: the leak check would not see it"

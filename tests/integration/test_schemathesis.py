@@ -133,7 +133,8 @@ def _for_httpx(kwargs: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("path", "methods"),
     [("/api/tasks", {"GET", "POST"}), ("/api/switches", {"GET", "POST"}),
-     ("/api/users/usr_x/roles/approver", {"PUT", "DELETE"})],
+     ("/api/users/usr_x/roles/approver", {"PUT", "DELETE"}), ("/api/tasks/preview", {"POST"}),
+     ("/api/tasks/tsk_x/cancel", {"POST"})],
 )  # fmt: skip
 async def test_a_405_names_every_method_of_the_path(
     sqlite_db: SeededDb, tmp_path: Path, path: str, methods: set[str]
@@ -147,5 +148,5 @@ async def test_a_405_names_every_method_of_the_path(
         r = await api.request("OPTIONS", path, headers={"Authorization": f"Bearer {sqlite_db.tokens['ada']}"})
     assert r.status_code == 405
     assert {m.strip() for m in r.headers["allow"].split(",")} == methods
-    assert methods == {m.upper() for m in app.openapi()["paths"][path.replace("usr_x", "{user_id}").replace(
-        "approver", "{role}")]}  # fmt: skip
+    template = path.replace("usr_x", "{user_id}").replace("approver", "{role}").replace("tsk_x", "{task_id}")
+    assert methods == {m.upper() for m in app.openapi()["paths"][template]}
