@@ -34,7 +34,8 @@ from orchestrator.contracts import DecisionResult
 from orchestrator.errors import ServiceUnavailable
 
 # Temporal takes at most 10 updates in flight per workflow and refuses more with
-# RESOURCE_EXHAUSTED; a burst of decisions on one checkpoint waits its turn this long.
+# RESOURCE_EXHAUSTED (or aborts queued ones under load); a burst of decisions on one checkpoint
+# is sent again, and waits its turn, this long.
 UPDATE_TURN_SECONDS = 30.0
 # How long to ask Temporal whether an update that is still running was accepted.
 ACCEPT_PROBE_SECONDS = 5.0
@@ -115,6 +116,16 @@ async def send_bounded(
     )
 
 
+def _send_again(exc: RPCError) -> bool:
+    """Refusals that say the update was not taken and may be sent again (with the same id, so
+    one that was taken after all is not taken twice): too many in flight, or aborted because the
+    workflow's update registry was cleared (a workflow task failed or timed out under load), which
+    Temporal answers UNAVAILABLE "workflow update was aborted" and expects the client to retry."""
+    if exc.status == RPCStatusCode.RESOURCE_EXHAUSTED:
+        return True
+    return exc.status == RPCStatusCode.UNAVAILABLE and "update was aborted" in exc.message
+
+
 class _Turn:
     refused_at = float("-inf")  # when Temporal last refused the update for too many in flight
 
@@ -129,7 +140,7 @@ async def send_in_turn(
             await handle.execute_update(name, req, id=update_id, result_type=DecisionResult)
             return
         except RPCError as exc:
-            if exc.status != RPCStatusCode.RESOURCE_EXHAUSTED or asyncio.get_running_loop().time() > deadline:
+            if not _send_again(exc) or asyncio.get_running_loop().time() > deadline:
                 raise
             if turn is not None:
                 turn.refused_at = asyncio.get_running_loop().time()
