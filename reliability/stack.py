@@ -16,25 +16,30 @@ import signal
 import sys
 import tempfile
 import time
+from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import col, select
 from temporalio.client import Client, WorkflowExecutionStatus
 
+from orchestrator.audit import verify_chain
 from orchestrator.db import make_engine, session_scope
 from orchestrator.demo import seed
 from orchestrator.demo.catalog.tables import DemoOrder, RefundLedger
 from orchestrator.demo.devstack.processes import ManagedProcess, free_port
 from orchestrator.demo.devstack.supervisor import DevStack
-from orchestrator.models import Task
+from orchestrator.demo.model import MAX_RECORDED_CALLS
+from orchestrator.models import AuditHead, ModelCall, Task
 from orchestrator.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 REFUND_TEXT = "Refund 40 EUR on order {order}, the lamp arrived broken."  # under 100: no approval
+CHECKPOINTED_TEXT = "Refund 250 EUR on order {order}, the sofa arrived broken."  # 100 to 499: one approver
 
 
 class Stack:
@@ -67,6 +72,7 @@ class Stack:
         self.engine: Engine | None = None
         self.client: Client | None = None
         self.token = ""
+        self.tokens: dict[str, str] = {}
 
     # -- processes --
 
@@ -96,7 +102,8 @@ class Stack:
             self.procs[proc.name] = proc
             await proc.astart()
         info = await asyncio.to_thread(seed.prepare_database, self.settings)
-        self.token = dict(info.tokens)["riley@acme.example"]
+        self.tokens = dict(info.tokens)
+        self.token = self.tokens["riley@acme.example"]
         self.engine = make_engine(self.settings.effective_database_url)
         await self.start_worker()
         api = self._child("api", ready_url=f"http://127.0.0.1:{self.settings.api_port}/readyz")
@@ -119,6 +126,45 @@ class Stack:
         os.killpg(worker.pid, signal.SIGKILL)
         worker.stop()  # reaps it
 
+    def kill_temporal(self) -> None:
+        """SIGKILL the Temporal dev server's whole process group (its state stays in --db-filename)."""
+        temporal = self.procs["temporal"]
+        assert temporal.pid is not None
+        os.killpg(temporal.pid, signal.SIGKILL)
+        temporal.stop()  # reaps it
+
+    async def start_temporal(self) -> None:
+        """Start the dev server again on the same ports and database file; ready when it serves."""
+        await self.procs["temporal"].astart()
+
+    def pids(self, name: str) -> list[int]:
+        """The processes of a child's group (the CLI wrapper and what it runs)."""
+        proc = self.procs[name]
+        if proc.pid is None:
+            return []
+        out = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(stat[2]) == proc.pid:
+                    out.append(int(entry.name))
+        return out
+
+    def rss_mb(self, name: str) -> float:
+        """Resident memory of a child's whole process group, in MiB."""
+        total = 0
+        for pid in self.pids(name):
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+            except OSError:
+                continue
+        return round(total / 1024, 1)
+
     async def stop(self) -> None:
         for proc in reversed(list(self.procs.values())):
             await proc.astop()
@@ -136,17 +182,19 @@ class Stack:
                                       amount=Decimal("600.00"), currency="EUR", status="delivered"))  # fmt: skip
         return orders
 
-    async def submit_refunds(self, orders: list[str], suffix: list[str] | None = None) -> list[str]:
+    async def submit_refunds(
+        self, orders: list[str], suffix: list[str] | None = None, text: str = REFUND_TEXT
+    ) -> list[str]:
         """One refund task per order; `suffix[i]` is appended to task i's text (a demo-model script key)."""
         ids = []
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{self.settings.api_port}", timeout=30
         ) as api:
             for i, order in enumerate(orders):
-                text = REFUND_TEXT.format(order=order) + (f" {suffix[i]}" if suffix else "")
+                body = text.format(order=order) + (f" {suffix[i]}" if suffix else "")
                 r = await api.post(
                     "/api/tasks",
-                    json={"workflow": "refund_request@1", "input": text},
+                    json={"workflow": "refund_request@1", "input": body},
                     headers={"Authorization": f"Bearer {self.token}"},
                 )
                 r.raise_for_status()
@@ -165,6 +213,69 @@ class Stack:
             for row in session.exec(select(RefundLedger).where(RefundLedger.task_id.in_(ids))):  # type: ignore[attr-defined]
                 counts[row.task_id] += 1
         return counts
+
+    async def model_requests(self) -> list[dict[str, Any]]:
+        """Every request that reached the demo model (its last 500), as it recorded them."""
+        url = f"http://127.0.0.1:{self.settings.demo_model_port}/_demo/calls"
+        async with httpx.AsyncClient(timeout=30) as http:
+            r = await http.get(url)
+            r.raise_for_status()
+            return list(r.json()["calls"])
+
+    async def unrecorded_requests(self, ids: list[str]) -> dict[str, Any]:
+        """Requests that reached the model compared with the `ModelCall` rows of the same tasks.
+
+        The worker sends `x-frontdesk-request-id`, `-task-id` and `-attempt` with every request and
+        the router passes them on, so each request the model saw is matched to the rows of the same
+        (request id, attempt); a retried activity repeats the pair, so the rows of every activity
+        attempt count. `missing`: requests beyond the rows written for their pair."""
+        calls = await self.model_requests()
+        wanted = set(ids)
+        hits: Counter[tuple[str, int]] = Counter()
+        unattributed = 0
+        for c in calls:
+            h = c["headers"]
+            task = unquote(h.get("x-frontdesk-task-id", ""))
+            if not task:
+                unattributed += 1
+                continue
+            if task in wanted:
+                hits[
+                    (
+                        unquote(h.get("x-frontdesk-request-id", "")),
+                        int(h.get("x-frontdesk-attempt", "0") or 0),
+                    )
+                ] += 1
+        assert self.engine is not None
+        rows: Counter[tuple[str, int]] = Counter()
+        statuses: Counter[str] = Counter()
+        with session_scope(self.engine) as session:
+            for row in session.exec(select(ModelCall).where(col(ModelCall.task_id).in_(ids))):
+                rows[(row.request_id, row.attempt)] += 1
+                statuses[row.status] += 1
+        missing = {f"{k[0]}#{k[1]}": n - rows[k] for k, n in hits.items() if n > rows[k]}
+        return {
+            "reached_model": sum(hits.values()),
+            "model_log_full": len(calls) >= MAX_RECORDED_CALLS,
+            "unattributed": unattributed,
+            "rows": sum(statuses.values()),
+            "done": statuses.get("done", 0),
+            "interrupted": statuses.get("interrupted", 0),
+            "sent": statuses.get("sent", 0),
+            "missing": sum(missing.values()),
+            "missing_requests": missing,
+        }
+
+    def audit_chains(self) -> dict[str, str]:
+        """Every tenant's audit chain recomputed: tenant -> "ok: N events verified" or what broke."""
+        assert self.engine is not None
+        with session_scope(self.engine) as session:
+            tenants = [h.tenant_id for h in session.exec(select(AuditHead))]
+            out = {}
+            for tenant in tenants:
+                ok, why = verify_chain(session, tenant)
+                out[tenant] = f"{'ok' if ok else 'BROKEN'}: {why}"
+        return out
 
     async def workflow_statuses(self, ids: list[str]) -> dict[str, str]:
         """Temporal's view of each task's workflow (the database may be the thing that is down)."""

@@ -48,6 +48,7 @@ async def run(
             kill_log.append((killed_at, datetime.now(UTC), in_flight))
             await asyncio.sleep(spacing)
         ended = await stack.wait_ended(ids, 300)
+        ledger = await stack.unrecorded_requests(ids)
         refunds = stack.refunds_per_task(ids)
         rows = stack.task_rows(ids)
         stalls: list[float] = []
@@ -64,6 +65,7 @@ async def run(
             "duplicate_refunds": sum(max(0, n - 1) for n in refunds.values()),
             "tasks_in_flight_at_kills": sum(len(f) for _, _, f in kill_log),
             "longest_stall_after_worker_ready_s": round(max(stalls, default=0.0), 1),
+            "model_requests": ledger,
             "logs": str(stack.root / "logs"),
         }
     finally:
