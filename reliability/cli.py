@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from reliability import db_outage, faults, soak, temporal_kill, worker_kills
+from reliability import db_outage, faults, security, soak, temporal_kill, worker_kills
 from reliability.report import Row, Setup, ToRows, no_refund_twice, table
 
 RESUME_WITHIN_S = 15.0
@@ -189,6 +189,7 @@ SCENARIOS: dict[str, tuple[Setup, ToRows]] = {
     "router-down": (_router, _router_rows),
     "model-faults": (_model, _model_rows),
     "soak": (_soak, _soak_rows),
+    **security.SCENARIOS,  # cross-tenant replay, CSRF sweep, schemathesis over the live API
 }
 
 
