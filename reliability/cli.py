@@ -136,7 +136,7 @@ def _temporal_rows(r: dict[str, Any]) -> list[Row]:
             r["audit_ok"]),
         Row("temporal-kill", f"tasks move within {TEMPORAL_RESUME_WITHIN_S:.0f} s of Temporal being back (same worker process)",
             f"longest {r['longest_stall_after_temporal_ready_s']} s ({r['tasks_in_flight_at_kills']} in flight, "
-            f"{r['in_flight_never_moved']} never moved)",
+            f"{r['in_flight_never_moved']} never moved, {r.get('in_flight_closed_before_kill', 0)} ended before the kill)",
             r["longest_stall_after_temporal_ready_s"] <= TEMPORAL_RESUME_WITHIN_S
             and r["in_flight_never_moved"] == 0 and r["worker_same_process"]),
         Row("temporal-kill", "the API takes new tasks right after each restart (same API process)",

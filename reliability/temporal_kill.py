@@ -18,6 +18,11 @@ from temporalio.api.enums.v1 import EventType
 from reliability.stack import Stack
 from reliability.worker_kills import SLOW_TOOL
 
+_CLOSED = {
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
+}
+
 # Events only a worker writes: the workflow moved because a worker picked it up again.
 _WORKER_EVENTS = {
     EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
@@ -26,13 +31,19 @@ _WORKER_EVENTS = {
 }
 
 
-async def first_worker_event_after(stack: Stack, workflow_id: str, after: datetime) -> datetime | None:
+async def first_worker_event_after(stack: Stack, workflow_id: str, after: datetime) -> datetime | str | None:
+    """When a worker first moved the workflow after `after` (the kill: the worker may get through
+    before the server's readiness probe passes); "closed" when its history ended before (it finished
+    between the in-flight snapshot and the kill); None if it never moved."""
     assert stack.client is not None
     history = await stack.client.get_workflow_handle(workflow_id).fetch_history()
     for event in history.events:
         at = event.event_time.ToDatetime(tzinfo=UTC)
         if at > after and event.event_type in _WORKER_EVENTS:
             return at
+    last = history.events[-1] if history.events else None
+    if last is not None and last.event_type in _CLOSED and last.event_time.ToDatetime(tzinfo=UTC) <= after:
+        return "closed"
     return None
 
 
@@ -52,28 +63,30 @@ async def run(
         worker_pid = stack.procs["worker"].pid
         api_pid = stack.procs["api"].pid
         orders = stack.add_orders(tasks)
-        # kills + 1 waves: the first before any kill, then one right after each restart, through
-        # the same API process (its Temporal client must have reconnected by itself).
-        waves = [orders[i :: kills + 1] for i in range(kills + 1)]
-        ids = await stack.submit_refunds(waves[0])
+        # 2 batches per kill: one submitted just before it (in flight when Temporal dies), one
+        # right after the restart through the same API process (its client must have reconnected).
+        batches = [orders[i :: 2 * kills] for i in range(2 * kills)]
+        ids: list[str] = []
         kill_log: list[dict[str, Any]] = []
         api_after_restart: list[float] = []
         api_refusals = 0
         for k in range(kills):
-            await asyncio.sleep((spacing if k else 0.0) + rng.uniform(1.5, 4.0))
+            await asyncio.sleep(spacing if k else 0.0)
+            ids += await stack.submit_refunds(batches[2 * k])
+            await asyncio.sleep(rng.uniform(0.5, 1.5))  # a refund task takes about 2-3 s here
             statuses = await stack.workflow_statuses(ids)
             in_flight = [i for i, s in statuses.items() if s == "running"]
-            killed = time.monotonic()
+            killed, killed_at = time.monotonic(), datetime.now(UTC)
             stack.kill_temporal()
             await asyncio.sleep(down)
             await stack.start_temporal()
             ready_at = datetime.now(UTC)
-            kill_log.append({"ready_at": ready_at, "in_flight": in_flight,
+            kill_log.append({"killed_at": killed_at, "ready_at": ready_at, "in_flight": in_flight,
                              "restart_s": round(time.monotonic() - killed, 1)})  # fmt: skip
             started = time.monotonic()
             while True:  # the wave goes in as soon as the API takes it (no sleep before trying)
                 try:
-                    ids += await stack.submit_refunds(waves[k + 1])
+                    ids += await stack.submit_refunds(batches[2 * k + 1])
                     break
                 except httpx.HTTPError:
                     api_refusals += 1
@@ -87,12 +100,15 @@ async def run(
         rows = stack.task_rows(ids)
         stalls: list[float] = []
         never_moved = 0
+        closed_before_kill = 0
         for entry in kill_log:
             for task_id in entry["in_flight"]:
-                moved = await first_worker_event_after(stack, rows[task_id].workflow_id, entry["ready_at"])
+                moved = await first_worker_event_after(stack, rows[task_id].workflow_id, entry["killed_at"])
                 if moved is None:
                     never_moved += 1
-                else:
+                elif moved == "closed":
+                    closed_before_kill += 1
+                elif isinstance(moved, datetime):
                     stalls.append(max(0.0, (moved - entry["ready_at"]).total_seconds()))
         chains = stack.audit_chains()
         return {
@@ -105,6 +121,7 @@ async def run(
             "audit_ok": bool(chains) and all(v.startswith("ok") for v in chains.values()),
             "tasks_in_flight_at_kills": sum(len(e["in_flight"]) for e in kill_log),
             "in_flight_never_moved": never_moved,
+            "in_flight_closed_before_kill": closed_before_kill,
             "longest_stall_after_temporal_ready_s": round(max(stalls, default=0.0), 1),
             "restart_seconds": [e["restart_s"] for e in kill_log],
             "api_submit_after_restart_s": api_after_restart,
