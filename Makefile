@@ -94,7 +94,7 @@ bench: install services ## print the benchmarks: refund workflow end to end (20 
 # Starts its own Temporal, demo model, router, worker, API and (for the database outage) a private
 # PostgreSQL server in /tmp; never touches the shared one on 5432. RELIABILITY_ARGS=--quick: a few minutes.
 RELIABILITY_ARGS ?=
-reliability: install ## inject faults (worker SIGKILLs, PostgreSQL and router outages, model 5xx/timeouts) and print requirement, figure, pass; JSON in .frontdesk/reliability.json
+reliability: install ## inject faults (worker and Temporal SIGKILLs, PostgreSQL and router outages, model 5xx/timeouts/malformed output, 30-min soak, cross-tenant, CSRF, schemathesis): requirement, figure, pass; JSON in .frontdesk/reliability.json
 	$(BIN)/python -m reliability $(RELIABILITY_ARGS)
 
 replay-record: install services ## record histories of workflow paths that have none yet (existing files are kept)
