@@ -68,7 +68,12 @@ async def serve(app: Any, *, lifespan: str = "on") -> AsyncIterator[str]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan))
+    # A page's event stream may still be open at the end of the session: like `frontdesk api`
+    # (orchestrator/server.py), stop waiting for open connections after a grace period.
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan, timeout_graceful_shutdown=10
+    )
+    server = _Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         deadline = asyncio.get_running_loop().time() + 30
