@@ -20,23 +20,22 @@ from typing import Any
 import httpx
 import pytest
 from repo_paths import REPO_ROOT, SHIPPED_POLICIES
+from reserved_calls import reserved_call
 from sqlmodel import select
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from orchestrator.budgets.pricing import PriceTable
-from orchestrator.budgets.service import Reservation, current_month, load_service
-from orchestrator.contracts import ChatMessage, ModelCallInput, RoutingFacts, failures
+from orchestrator.contracts import ModelCallInput, failures
 from orchestrator.db import make_engine, migrate, session_scope
 from orchestrator.demo.seed import seed_demo
-from orchestrator.models import BudgetReservation, ModelCall, Task, User
+from orchestrator.models import BudgetReservation, ModelCall
 from workers.activities.model_calls import ModelActivities
 from workers.router_client import RouterClient
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 PRICES = PriceTable.load(SHIPPED_POLICIES / "prices.yaml")
-RESERVED = Decimal("0.0125")
 REAL = Decimal("0.00002")
 OUTAGE = 12.0
 
@@ -63,31 +62,7 @@ def private_pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 
 def a_call(engine: Any) -> tuple[ModelCallInput, Any]:
-    with session_scope(engine) as session:
-        riley = session.exec(select(User).where(User.email == "riley@acme.example")).one()
-        task = Task(
-            tenant_id="acme", requester_id=riley.id, workflow_name="summary", workflow_version="1",
-            input_text="x", definition_json="{}", status="running",
-        )  # fmt: skip
-        session.add(task)
-        session.flush()
-        task_id = task.id
-    budgets = load_service(engine, SHIPPED_POLICIES)
-    request_id = f"{task_id}/s/{time.monotonic_ns()}"
-    reservation = budgets.reserve(
-        reservation_id=request_id, tenant_id="acme", task_id=task_id, step="s", agent="a",
-        step_limit_usd=None, amount=RESERVED, month=current_month(),
-    )  # fmt: skip
-    assert isinstance(reservation, Reservation)
-    call = ModelCallInput(
-        facts=RoutingFacts(
-            tenant_id="acme", requester_id="u", task_id=task_id, step="s", agent="a",
-            category="c", risk_class="low", data_classification="internal",
-        ),
-        turn=1, request_id=request_id, tier="tier-slm", reservation_id=request_id,
-        messages=[ChatMessage(role="user", content="hi")],
-    )  # fmt: skip
-    return call, budgets
+    return reserved_call(engine)
 
 
 def router_that_stops(pg: Any, requests: list[httpx.Request], restart_after: float | None) -> RouterClient:

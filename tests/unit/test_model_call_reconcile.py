@@ -10,7 +10,6 @@ before it is sent, the retried activity marks it interrupted, the call is settle
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -19,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 from repo_paths import SHIPPED_POLICIES
+from reserved_calls import RESERVED, reserved_call
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 from webui.conftest import sign_in
@@ -26,18 +26,16 @@ from webui.conftest import sign_in
 from orchestrator import audit
 from orchestrator.app import build_state, create_app
 from orchestrator.budgets.pricing import PriceTable
-from orchestrator.budgets.service import Reservation, current_month, load_service
+from orchestrator.budgets.service import current_month
 from orchestrator.cli.main import main
-from orchestrator.contracts import ChatMessage, ModelCallInput, RoutingFacts
 from orchestrator.db import make_engine, migrate, session_scope
 from orchestrator.demo.seed import ensure_tenant, ensure_token, ensure_user, seed_demo
-from orchestrator.models import AuditEvent, BudgetCounter, BudgetReservation, ModelCall, Task, User
+from orchestrator.models import AuditEvent, BudgetCounter, BudgetReservation, ModelCall
 from orchestrator.services.tasks import cost_of
 from orchestrator.settings import Settings, get_settings
 from workers.activities.model_ledger import ModelCallLedger, interrupt
 
 PRICES = PriceTable.load(SHIPPED_POLICIES / "prices.yaml")
-RESERVED = Decimal("0.0125")
 
 
 @dataclass
@@ -88,31 +86,8 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captur
 
 def interrupted_call(engine: Engine, task_id: str | None = None) -> tuple[str, str]:
     """(task id, model call id) of a call whose only request was interrupted, then settled."""
-    with session_scope(engine) as session:
-        if task_id is None:
-            requester = session.exec(select(User).where(User.email == "riley@acme.example")).one()
-            task = Task(
-                tenant_id="acme", requester_id=requester.id, workflow_name="summary", workflow_version="1",
-                input_text="x", definition_json="{}", status="completed",
-            )  # fmt: skip
-            session.add(task)
-            session.flush()
-            task_id = task.id
-    budgets = load_service(engine, SHIPPED_POLICIES)
-    request_id = f"{task_id}/s/{secrets.token_hex(3)}"
-    reserved = budgets.reserve(
-        reservation_id=request_id, tenant_id="acme", task_id=task_id, step="s", agent="a",
-        step_limit_usd=None, amount=RESERVED, month=current_month(),
-    )  # fmt: skip
-    assert isinstance(reserved, Reservation)
-    call = ModelCallInput(
-        facts=RoutingFacts(
-            tenant_id="acme", requester_id="u", task_id=task_id, step="s", agent="a",
-            category="c", risk_class="low", data_classification="internal",
-        ),
-        turn=1, request_id=request_id, tier="tier-slm", reservation_id=request_id,
-        messages=[ChatMessage(role="user", content="hi")],
-    )  # fmt: skip
+    call, budgets = reserved_call(engine, task_id=task_id, task_status="completed")
+    task_id, request_id = call.facts.task_id, call.request_id
     ledger = ModelCallLedger.open(engine, PRICES, call, activity_attempt=1)
     ledger._sending(1)  # the request left; the worker died before its answer was written down
     budgets.settle(request_id, interrupt(engine, request_id))  # what the retried activity does
