@@ -1,0 +1,3 @@
+from bench.big.cli import main
+
+main()
