@@ -11,7 +11,7 @@ import secrets
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import Column, DateTime, Numeric, Text, UniqueConstraint
+from sqlalchemy import Column, DateTime, Index, Numeric, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 MONEY = Numeric(18, 9)
@@ -97,7 +97,13 @@ class WebSession(SQLModel, table=True):
 
 
 class Task(SQLModel, table=True):
-    __table_args__ = (UniqueConstraint("tenant_id", "requester_id", "idempotency_key"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "requester_id", "idempotency_key"),
+        # The task lists, newest first (migration 0009; services.tasks.list_visible).
+        Index("ix_task_tenant_created", "tenant_id", "created_at", "id"),
+        Index("ix_task_tenant_requester_created", "tenant_id", "requester_id", "created_at", "id"),
+        Index("ix_task_tenant_status_created", "tenant_id", "status", "created_at", "id"),
+    )
     id: str = Field(default_factory=lambda: new_id("tsk"), primary_key=True, max_length=40)
     tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=64)
     requester_id: str = Field(foreign_key="user.id", index=True, max_length=40)
