@@ -30,6 +30,7 @@ from workers.activities.model_calls import ModelActivities
 from workers.activities.outages import OutageInterceptor, OutagePolicy
 from workers.activities.plans import PlanActivities
 from workers.activities.records import RecordActivities
+from workers.activities.round_trips import RoundTripActivities
 from workers.activities.tools import ToolActivities
 from workers.router_client import RouterClient
 from workers.workflows.task import TaskWorkflow
@@ -62,7 +63,9 @@ def worker_options(settings: Settings) -> dict[str, Any]:
     }
     if settings.worker_build_id:
         options["deployment_config"] = WorkerDeploymentConfig(
-            version=WorkerDeploymentVersion(deployment_name=settings.task_queue, build_id=settings.worker_build_id),
+            version=WorkerDeploymentVersion(
+                deployment_name=settings.task_queue, build_id=settings.worker_build_id
+            ),
             use_worker_versioning=False,
         )
     return options
@@ -89,6 +92,7 @@ def build_worker(
     budgets = BudgetActivities(budget_service, switches, prices)
     tools = ToolActivities(engine, catalog, settings, budget_service)
     plans = PlanActivities(policy)
+    round_trips = RoundTripActivities(budgets, models, governance, tools, switches)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
@@ -96,6 +100,9 @@ def build_worker(
         activities=[
             records.set_status,
             records.record_step,
+            records.record,
+            round_trips.model_turn,
+            round_trips.tool_step,
             models.call,
             governance.authorize_tool,
             governance.open_checkpoint,

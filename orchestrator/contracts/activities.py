@@ -40,6 +40,13 @@ from orchestrator.contracts.messages import (
     ValidatePlanInput,
     ValidatePlanResult,
 )
+from orchestrator.contracts.round_trips import (
+    ModelTurnInput,
+    ModelTurnResult,
+    TaskRecordBatch,
+    ToolStepInput,
+    ToolStepResult,
+)
 
 InT = TypeVar("InT")
 OutT = TypeVar("OutT")
@@ -57,6 +64,11 @@ class ActivityContract(Generic[InT, OutT]):
 # -- the task's own records ------------------------------------------------------------------------
 SET_TASK_STATUS = ActivityContract("task.set_status", TaskStatusUpdate, Ack)
 RECORD_STEP = ActivityContract("task.record_step", StepRecord, Ack)
+
+# -- combined round trips (patch round-trips-1; orchestrator/contracts/round_trips.py) ------------
+RECORD_TASK = ActivityContract("task.record", TaskRecordBatch, Ack)  # run as a local activity
+MODEL_TURN = ActivityContract("model.turn", ModelTurnInput, ModelTurnResult)
+TOOL_STEP = ActivityContract("tool.step", ToolStepInput, ToolStepResult)
 
 # -- model calls and the checks of an agent's answers --------------------------------------------
 CALL_MODEL = ActivityContract("model.call", ModelCallInput, ModelCallResult)
@@ -81,6 +93,9 @@ RECORD_REASSIGN = ActivityContract("checkpoint.record_reassign", ReassignRecord,
 TASK_ACTIVITIES: tuple[ActivityContract[Any, Any], ...] = (
     SET_TASK_STATUS,
     RECORD_STEP,
+    RECORD_TASK,
+    MODEL_TURN,
+    TOOL_STEP,
     CALL_MODEL,
     VALIDATE_OUTPUT,
     VALIDATE_PLAN,

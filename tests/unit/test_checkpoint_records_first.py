@@ -21,6 +21,7 @@ from orchestrator.errors import Forbidden, ServiceUnavailable, Unprocessable
 from orchestrator.services.checkpoints import _update_refusal
 from workers.workflows import checkpoints as module
 from workers.workflows.checkpoints import Checkpoints
+from workers.workflows.support import Mode
 
 
 class RecordFailed(Exception):
@@ -29,7 +30,7 @@ class RecordFailed(Exception):
 
 def open_checkpoint(required: int = 1) -> tuple[Checkpoints, CheckpointState]:
     inp: Any = SimpleNamespace(task_id="tsk_1", tenant_id="acme", requester_id="usr_req")
-    cps = Checkpoints(inp)
+    cps = Checkpoints(inp, Mode())
     state = CheckpointState(
         checkpoint_id="cp_1",
         kind="tool_approval",

@@ -6,16 +6,18 @@ import asyncio
 import json
 
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import Session, select
 from temporalio.exceptions import ApplicationError
 
 from orchestrator import audit
 from orchestrator.contracts import (
     RECORD_STEP,
+    RECORD_TASK,
     SET_TASK_STATUS,
     TERMINAL_STATUSES,
     Ack,
     StepRecord,
+    TaskRecordBatch,
     TaskStatusUpdate,
     failures,
 )
@@ -35,40 +37,7 @@ class RecordActivities:
 
     def _set_status(self, update: TaskStatusUpdate) -> None:
         with session_scope(self._engine) as session:
-            task = session.exec(
-                select(Task).where(Task.id == update.task_id, Task.tenant_id == update.tenant_id)
-            ).first()
-            if task is None:
-                # The API commits the row before it starts the workflow; absence is a real fault.
-                raise ApplicationError(f"task {update.task_id} has no row", type=failures.TASK_MISSING)
-            if task.status in TERMINAL_STATUSES:
-                return  # a retried activity after the end was recorded: nothing to do
-            previous = task.status
-            task.status = update.status
-            task.updated_at = utcnow()
-            if update.status in TERMINAL_STATUSES:
-                task.outcome = update.outcome
-                task.output_json = json.dumps(update.output) if update.output is not None else None
-                task.error = update.error
-                task.ended_at = utcnow()
-                for cp in session.exec(
-                    select(Checkpoint).where(Checkpoint.task_id == task.id, Checkpoint.status == "open")
-                ):
-                    cp.status = "cancelled"
-                    session.add(cp)
-            session.add(task)
-            if previous != update.status and update.status in ("running", *TERMINAL_STATUSES):
-                action = "task.started" if update.status == "running" else "task.ended"
-                audit.record(
-                    session,
-                    tenant_id=task.tenant_id,
-                    task_id=task.id,
-                    actor="workflow",
-                    action=action,
-                    subject=task.id,
-                    reason=update.error or update.status,
-                    data={"status": update.status, "outcome": update.outcome},
-                )
+            write_status(session, update)
 
     @implements(RECORD_STEP)
     async def record_step(self, step: StepRecord) -> Ack:
@@ -77,24 +46,82 @@ class RecordActivities:
 
     def _record_step(self, step: StepRecord) -> None:
         with session_scope(self._engine) as session:
-            row = session.exec(
-                select(TaskStep).where(TaskStep.task_id == step.task_id, TaskStep.index == step.index)
-            ).first()
-            if row is None:
-                row = TaskStep(
-                    tenant_id=step.tenant_id,
-                    task_id=step.task_id,
-                    index=step.index,
-                    name=step.name,
-                    agent=step.agent,
-                    status=step.status,
-                )
-            row.status = step.status
-            row.kind = step.kind
-            row.rung = step.rung
-            row.tier = step.tier
-            row.output_json = json.dumps(step.output) if step.output is not None else None
-            row.error = step.error
-            if step.status != "running":
-                row.ended_at = utcnow()
-            session.add(row)
+            write_step(session, step)
+
+    @implements(RECORD_TASK)
+    async def record(self, batch: TaskRecordBatch) -> Ack:
+        """Several records in one transaction (the task workflow runs it as a local activity)."""
+        await asyncio.to_thread(self._record, batch)
+        return Ack()
+
+    def _record(self, batch: TaskRecordBatch) -> None:
+        final = batch.status is not None and batch.status.status in TERMINAL_STATUSES
+        with session_scope(self._engine) as session:
+            if batch.status is not None and not final:
+                write_status(session, batch.status)
+            for step in batch.steps:
+                write_step(session, step)
+            if batch.status is not None and final:
+                write_status(session, batch.status)
+
+
+def write_status(session: Session, update: TaskStatusUpdate) -> None:
+    """Idempotent: a retried write after the end was recorded changes nothing."""
+    task = session.exec(
+        select(Task).where(Task.id == update.task_id, Task.tenant_id == update.tenant_id)
+    ).first()
+    if task is None:
+        # The API commits the row before it starts the workflow; absence is a real fault.
+        raise ApplicationError(f"task {update.task_id} has no row", type=failures.TASK_MISSING)
+    if task.status in TERMINAL_STATUSES:
+        return  # a retried activity after the end was recorded: nothing to do
+    previous = task.status
+    task.status = update.status
+    task.updated_at = utcnow()
+    if update.status in TERMINAL_STATUSES:
+        task.outcome = update.outcome
+        task.output_json = json.dumps(update.output) if update.output is not None else None
+        task.error = update.error
+        task.ended_at = utcnow()
+        for cp in session.exec(
+            select(Checkpoint).where(Checkpoint.task_id == task.id, Checkpoint.status == "open")
+        ):
+            cp.status = "cancelled"
+            session.add(cp)
+    session.add(task)
+    if previous != update.status and update.status in ("running", *TERMINAL_STATUSES):
+        action = "task.started" if update.status == "running" else "task.ended"
+        audit.record(
+            session,
+            tenant_id=task.tenant_id,
+            task_id=task.id,
+            actor="workflow",
+            action=action,
+            subject=task.id,
+            reason=update.error or update.status,
+            data={"status": update.status, "outcome": update.outcome},
+        )
+
+
+def write_step(session: Session, step: StepRecord) -> None:
+    row = session.exec(
+        select(TaskStep).where(TaskStep.task_id == step.task_id, TaskStep.index == step.index)
+    ).first()
+    if row is None:
+        row = TaskStep(
+            tenant_id=step.tenant_id,
+            task_id=step.task_id,
+            index=step.index,
+            name=step.name,
+            agent=step.agent,
+            status=step.status,
+        )
+    row.status = step.status
+    row.kind = step.kind
+    row.rung = step.rung
+    row.tier = step.tier
+    row.output_json = json.dumps(step.output) if step.output is not None else None
+    row.error = step.error
+    if step.status != "running":
+        row.ended_at = utcnow()
+    session.add(row)

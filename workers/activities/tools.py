@@ -50,11 +50,12 @@ class ToolActivities:
 
     def _make(self, name: str) -> Callable[[ToolRunInput], Any]:
         async def run(inp: ToolRunInput) -> ToolRunResult:
-            return await self._run(inp)
+            return await self.run(inp)
 
         return implements(run_tool(name))(run)
 
-    async def _run(self, inp: ToolRunInput) -> ToolRunResult:
+    async def run(self, inp: ToolRunInput) -> ToolRunResult:
+        """Run an authorized (or approved) call once: its record says whether it already ran."""
         record = await asyncio.to_thread(self._start, inp)
         if record is None:
             outcome = ToolRunResult(ok=False, error="the task was cancelled; the tool did not run")

@@ -16,6 +16,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from orchestrator.contracts import (
         CALL_MODEL,
+        MODEL_TURN,
         RELEASE_BUDGET,
         VALIDATE_OUTPUT,
         AgentSpec,
@@ -23,14 +24,17 @@ with workflow.unsafe.imports_passed_through():
         ChatMessage,
         ModelCallInput,
         ModelCallResult,
+        ModelTurnInput,
         ReleaseInput,
         RoutingFacts,
         TaskWorkflowInput,
         ValidateOutputInput,
+        ValidateOutputResult,
     )
     from workers.workflows.support import (
         MODEL_OPTS,
         RECORD_OPTS,
+        Mode,
         StepOutcome,
         call,
         judge_accepts,
@@ -47,8 +51,11 @@ from workers.workflows.governance import Governance
 class AgentRunner:
     """Runs agent steps (`run`), counting the model turns of the whole task against its limit."""
 
-    def __init__(self, inp: TaskWorkflowInput, governance: Governance, checkpoints: Checkpoints) -> None:
+    def __init__(
+        self, inp: TaskWorkflowInput, mode: Mode, governance: Governance, checkpoints: Checkpoints
+    ) -> None:
         self._inp = inp
+        self._mode = mode
         self._governance = governance
         self._checkpoints = checkpoints
         self._turns = 0
@@ -149,24 +156,30 @@ class AgentRunner:
                 return StepOutcome("limit_reached", error=f"the task used all {limit} model turns it may use")
             self._turns += 1
             request_id = f"{inp.task_id}/{key}/{turn}"
-            stop = await self._governance.reserve(
-                name, agent, tier, request_id, prompt_chars(messages, tools)
+            asked = ModelCallInput(
+                facts=facts,
+                turn=turn,
+                request_id=request_id,
+                tier=tier,
+                messages=messages,
+                tools=tools,
+                output_schema=agent.output_schema,
+                max_tokens=agent.max_tokens,
+                reservation_id=request_id,
             )
-            if stop is not None:
-                return stop
-            reply = await self._model_call(
-                ModelCallInput(
-                    facts=facts,
-                    turn=turn,
-                    request_id=request_id,
-                    tier=tier,
-                    messages=messages,
-                    tools=tools,
-                    output_schema=agent.output_schema,
-                    max_tokens=agent.max_tokens,
-                    reservation_id=request_id,
+            checked: ValidateOutputResult | None = None
+            if self._mode.combined:
+                turned = await self._turn(name, agent, asked, prompt_chars(messages, tools))
+                if isinstance(turned, StepOutcome):
+                    return turned
+                reply, checked = turned
+            else:
+                stop = await self._governance.reserve(
+                    name, agent, tier, request_id, prompt_chars(messages, tools)
                 )
-            )
+                if stop is not None:
+                    return stop
+                reply = await self._model_call(asked)
             messages.append(reply.message)
             if reply.message.tool_calls:
                 for index, request in enumerate(reply.message.tool_calls):
@@ -176,8 +189,11 @@ class AgentRunner:
                     rejection = rejected or rejection
                     messages.append(ChatMessage(role="tool", tool_call_id=request.id, content=content))
                 continue
-            answer = ValidateOutputInput(output_model=agent.output_model, text=reply.message.content or "")
-            checked = await call(VALIDATE_OUTPUT, answer, RECORD_OPTS)
+            if checked is None:
+                answer = ValidateOutputInput(
+                    output_model=agent.output_model, text=reply.message.content or ""
+                )
+                checked = await call(VALIDATE_OUTPUT, answer, RECORD_OPTS)
             if checked.ok:
                 if rejection:
                     return StepOutcome("rejected", output=checked.data, error=rejection)
@@ -194,6 +210,31 @@ class AgentRunner:
             "limit_reached",
             error=f"agent {agent.name} used all {agent.max_turns} turns without a valid final answer",
         )
+
+    async def _turn(
+        self, step: str, agent: AgentSpec, request: ModelCallInput, chars: int
+    ) -> tuple[ModelCallResult, ValidateOutputResult | None] | StepOutcome:
+        """The combined path: switches, reservation, the call and a final answer's validation in
+        one round trip, asked again while a refusal resolves (a pause lifts, a raise is approved)."""
+        turn = ModelTurnInput(
+            **request.model_dump(),
+            prompt_chars=chars,
+            step_limit_usd=agent.step_budget_usd,
+            output_model=agent.output_model,
+        )
+        while True:
+            try:
+                done = await call(MODEL_TURN, turn, MODEL_OPTS)
+            except BaseException:
+                # Reserved but never settled (cancelled, or failed for another reason than the
+                # router's answer): the worst case reserved is given back.
+                await call(RELEASE_BUDGET, ReleaseInput(reservation_id=request.request_id), RECORD_OPTS)
+                raise
+            if done.reply is not None:
+                return done.reply, done.checked
+            stop = await self._governance.after_refusal(step, agent, done.reserve)
+            if stop is not None:
+                return stop
 
     async def _model_call(self, request: ModelCallInput) -> ModelCallResult:
         """The call settles its reservation itself; if it never ran to the end (cancelled, or failed

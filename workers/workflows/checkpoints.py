@@ -41,7 +41,7 @@ with workflow.unsafe.imports_passed_through():
         failures,
         why_not_decide,
     )
-    from workers.workflows.support import RECORD_OPTS, call
+    from workers.workflows.support import RECORD_OPTS, Mode, call
 
 MAX_BUDGET_USD = Decimal("1000000")
 
@@ -57,10 +57,17 @@ REFUSAL_TYPES: dict[RefusalKind, str] = {
 class Checkpoints:
     """The task's checkpoints, kept in workflow memory while they are decided."""
 
-    def __init__(self, inp: TaskWorkflowInput) -> None:
+    def __init__(self, inp: TaskWorkflowInput, mode: Mode) -> None:
         self._inp = inp
+        self._mode = mode
         self._states: dict[str, CheckpointState] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        # The checkpoint a running tool step may open (combined path): its row can exist, and a
+        # decision arrive, before the workflow hears back; such a decision waits for the state.
+        self._expected: str | None = None
+
+    def expect(self, checkpoint_id: str | None) -> None:
+        self._expected = checkpoint_id
 
     # -- asking -------------------------------------------------------------------------------------
     async def ask(
@@ -82,19 +89,9 @@ class Checkpoints:
         """Open a checkpoint and wait, under its SLA, until it is decided (or auto-rejected)."""
         inp = self._inp
         checkpoint_id = f"cp_{workflow.uuid4().hex[:20]}"
-        state = CheckpointState(
-            checkpoint_id=checkpoint_id,
-            kind=kind,
-            tool=subject,
-            tool_version=tool_version,
-            agent=agent,
-            args=args,
-            approval=approval,
-        )
         # Open for decisions before the row is written: the API shows a checkpoint once its row
         # exists, and a decision sent at that very moment must find the workflow ready.
-        self._states[checkpoint_id] = state
-        self._locks[checkpoint_id] = asyncio.Lock()
+        state = self._register(checkpoint_id, kind, subject, args, approval, tool_version, agent)
         opening = CheckpointOpenInput(
             checkpoint_id=checkpoint_id,
             kind=kind,
@@ -112,6 +109,48 @@ class Checkpoints:
             approval=approval,
         )
         await call(OPEN_CHECKPOINT, opening, RECORD_OPTS)
+        return await self._wait(state)
+
+    async def wait_opened(
+        self,
+        checkpoint_id: str,
+        *,
+        subject: str,
+        args: dict[str, Any],
+        approval: ApprovalSpec,
+        tool_version: str | None,
+        agent: str,
+    ) -> CheckpointState:
+        """A tool step opened this approval checkpoint (combined path): wait, under its SLA."""
+        state = self._register(checkpoint_id, "tool_approval", subject, args, approval, tool_version, agent)
+        self._expected = None
+        return await self._wait(state)
+
+    def _register(
+        self,
+        checkpoint_id: str,
+        kind: CheckpointKind,
+        subject: str,
+        args: dict[str, Any],
+        approval: ApprovalSpec,
+        tool_version: str | None,
+        agent: str,
+    ) -> CheckpointState:
+        state = CheckpointState(
+            checkpoint_id=checkpoint_id,
+            kind=kind,
+            tool=subject,
+            tool_version=tool_version,
+            agent=agent,
+            args=args,
+            approval=approval,
+        )
+        self._states[checkpoint_id] = state
+        self._locks[checkpoint_id] = asyncio.Lock()
+        return state
+
+    async def _wait(self, state: CheckpointState) -> CheckpointState:
+        approval = state.approval
         opened = workflow.now()
         for level, escalation in enumerate(sorted(approval.sla, key=lambda e: e.after_seconds), start=1):
             remaining = opened + timedelta(seconds=escalation.after_seconds) - workflow.now()
@@ -179,10 +218,14 @@ class Checkpoints:
             resolved_status=resolved,
             approvers_required=needed if edited else None,
         )
+        # A regular activity even on the combined path: an update's workflow task can be dropped
+        # by the server (a burst of decisions aborts updates), and a local activity run in it
+        # would have written a decision that the workflow never took; a scheduled one cannot.
         await call(RECORD_DECISION, record, RECORD_OPTS)
 
     # -- the decide update ----------------------------------------------------------------------------
     async def decide(self, req: DecisionRequest) -> DecisionResult:
+        await self._opened(req.checkpoint_id)
         state = self._known(req.checkpoint_id)
         async with self._locks[req.checkpoint_id]:  # decisions on one checkpoint are taken in turn
             self._check_decision(state, req)  # again: the state may have moved while we queued
@@ -230,7 +273,17 @@ class Checkpoints:
 
     def check_decide(self, req: DecisionRequest) -> None:
         """The decide validator: refuse at once what `decide` would refuse."""
+        if self._awaited(req.checkpoint_id):
+            return  # `decide` checks once the state is known
         self._check_decision(self._known(req.checkpoint_id), req)
+
+    def _awaited(self, checkpoint_id: str) -> bool:
+        return checkpoint_id not in self._states and checkpoint_id == self._expected
+
+    async def _opened(self, checkpoint_id: str) -> None:
+        """A decision on the checkpoint a tool step is opening waits until the step is back."""
+        if self._awaited(checkpoint_id):
+            await workflow.wait_condition(lambda: not self._awaited(checkpoint_id))
 
     def _known(self, checkpoint_id: str) -> CheckpointState:
         state = self._states.get(checkpoint_id)
@@ -283,6 +336,8 @@ class Checkpoints:
 
     # -- the reassign update --------------------------------------------------------------------------
     async def reassign(self, req: ReassignRequest) -> DecisionResult:
+        await self._opened(req.checkpoint_id)
+        self.check_reassign(req)
         state = self._states[req.checkpoint_id]
         role = req.assignee_role or state.approval.assignee_role
         named = state.approval.named_approvers if req.named_approvers is None else list(req.named_approvers)
@@ -307,6 +362,8 @@ class Checkpoints:
 
     def check_reassign(self, req: ReassignRequest) -> None:
         """The reassign validator."""
+        if self._awaited(req.checkpoint_id):
+            return  # `reassign` checks once the state is known
         state = self._states.get(req.checkpoint_id)
         if state is None or state.status != "open":
             raise ApplicationError(

@@ -80,6 +80,36 @@ TOOL_OPTS = ActivityOptions(
 )
 
 
+# The task's own short database writes (status, step records, a checkpoint decision) run as local
+# activities on the combined path: no dispatch, no workflow task of their own, one marker event.
+# A database outage is retried in the worker like any activity's (the workflow task heartbeats).
+LOCAL_RECORD_OPTS = ActivityOptions(start_to_close_timeout=timedelta(seconds=60), retry_policy=_WAIT_OUT)
+ROUND_TRIPS_PATCH = "round-trips-1"
+
+
+@dataclass
+class Mode:
+    """Which path the task takes, decided once when it starts: `combined` (patch round-trips-1)
+    asks for what belongs together in one activity; histories from before it replay the chain of
+    single activities they recorded."""
+
+    combined: bool = False
+
+
+async def call_local(contract: ActivityContract[InT, OutT], arg: InT, options: ActivityOptions) -> OutT:
+    """`call`, as a local activity: for short writes the workflow waits on anyway."""
+    if not isinstance(arg, contract.input):
+        raise TypeError(f"{contract.name} takes a {contract.input.__name__}, not {type(arg).__name__}")
+    result: OutT = await workflow.execute_local_activity(
+        contract.name,
+        arg,
+        result_type=contract.result,
+        start_to_close_timeout=options.start_to_close_timeout,
+        retry_policy=options.retry_policy,
+    )
+    return result
+
+
 async def call(contract: ActivityContract[InT, OutT], arg: InT, options: ActivityOptions) -> OutT:
     """Run the activity `contract` names, with its declared input, decoding its declared result:
     the one way workflow code calls an activity."""

@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
         TaskWorkflowInput,
         TaskWorkflowResult,
     )
-    from workers.workflows.support import StepOutcome, holds, reason_of
+    from workers.workflows.support import ROUND_TRIPS_PATCH, Mode, StepOutcome, holds, reason_of
 
 from workers.workflows.agents import AgentRunner
 from workers.workflows.checkpoints import Checkpoints
@@ -47,17 +47,19 @@ class TaskWorkflow:
     def __init__(self, inp: TaskWorkflowInput) -> None:
         # Built before any handler can run, so an update or a signal finds its collaborator ready.
         self._inp = inp
-        self._records = TaskRecords(inp)
-        self._checkpoints = Checkpoints(inp)
-        self._governance = Governance(inp, self._records, self._checkpoints)
-        agents = AgentRunner(inp, self._governance, self._checkpoints)
+        self._mode = Mode()  # decided when the run starts (patch round-trips-1)
+        self._records = TaskRecords(inp, self._mode)
+        self._checkpoints = Checkpoints(inp, self._mode)
+        self._governance = Governance(inp, self._mode, self._records, self._checkpoints)
+        agents = AgentRunner(inp, self._mode, self._governance, self._checkpoints)
         self._steps = StepRunner(inp, self._records, self._governance, self._checkpoints, agents)
 
     @workflow.run
     async def run(self, inp: TaskWorkflowInput) -> TaskWorkflowResult:
         """`inp` is the one `__init__` got (Temporal passes the input to both)."""
+        self._mode.combined = workflow.patched(ROUND_TRIPS_PATCH)
         try:
-            await self._records.set_status("running")
+            await self._records.begin()
             result = await self._run_steps()
         except BaseException as exc:
             # A cancel surfaces as CancelledError, or as an ActivityError caused by one when it

@@ -1,0 +1,129 @@
+"""The combined activities (orchestrator/contracts/round_trips.py): one round trip per agent turn
+and per tool call, made of the very code the single activities run, in the same order.
+
+Every part is idempotent on its own key (the reservation id, the model call's request id, the
+tool call's record id, the checkpoint id), so a retried round trip repeats nothing that happened:
+a reservation is found again, a model call that the router answered returns the recorded answer,
+an authorized call keeps its first decision, a checkpoint is opened once, a tool runs once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from orchestrator.contracts import (
+    MODEL_TURN,
+    TOOL_STEP,
+    ApprovalSpec,
+    AuthorizeToolInput,
+    AuthorizeToolResult,
+    CheckpointOpenInput,
+    ModelTurnInput,
+    ModelTurnResult,
+    ReserveInput,
+    ToolRunInput,
+    ToolStepInput,
+    ToolStepResult,
+    ValidateOutputInput,
+)
+from orchestrator.services.switches import SwitchService
+from workers.activities import implements
+from workers.activities.budgets import BudgetActivities
+from workers.activities.governance import GovernanceActivities, switch_info
+from workers.activities.model_calls import ModelActivities
+from workers.activities.tools import ToolActivities
+
+
+class RoundTripActivities:
+    def __init__(
+        self,
+        budgets: BudgetActivities,
+        models: ModelActivities,
+        governance: GovernanceActivities,
+        tools: ToolActivities,
+        switches: SwitchService,
+    ) -> None:
+        self._budgets = budgets
+        self._models = models
+        self._governance = governance
+        self._tools = tools
+        self._switches = switches
+
+    @implements(MODEL_TURN)
+    async def model_turn(self, turn: ModelTurnInput) -> ModelTurnResult:
+        """Switches and the worst case reserved, then the call (which settles its real cost), then
+        a final answer's validation. A refused reservation returns before the model is asked."""
+        facts = turn.facts
+        reservation = ReserveInput(
+            reservation_id=turn.reservation_id or turn.request_id,
+            tenant_id=facts.tenant_id,
+            task_id=facts.task_id,
+            step=facts.step,
+            agent=facts.agent,
+            tier=turn.tier,
+            prompt_chars=turn.prompt_chars,
+            max_tokens=turn.max_tokens,
+            step_limit_usd=turn.step_limit_usd,
+        )
+        reserved = await self._budgets.reserve(reservation)
+        if not reserved.ok:
+            return ModelTurnResult(reserve=reserved)
+        reply = await self._models.call(turn)
+        checked = None
+        if turn.output_model is not None and not reply.message.tool_calls:
+            answer = ValidateOutputInput(output_model=turn.output_model, text=reply.message.content or "")
+            checked = await self._tools.validate_output(answer)
+        return ModelTurnResult(reserve=reserved, reply=reply, checked=checked)
+
+    @implements(TOOL_STEP)
+    async def tool_step(self, step: ToolStepInput) -> ToolStepResult:
+        if step.approved is not None:
+            return await self._run_approved(step.approved, step.agent)
+        if step.authorize is None:
+            raise ValueError("a tool step needs either `authorize` or `approved`")
+        auth = await self._governance.authorize_tool(step.authorize)
+        if auth.paused is not None or auth.effect == "deny" or auth.args is None:
+            return ToolStepResult(auth=auth)
+        if auth.effect == "approve":
+            await self._governance.open_checkpoint(_opening(step.authorize, auth, step.checkpoint_id))
+            return ToolStepResult(auth=auth, checkpoint_opened=True)
+        run = ToolRunInput(
+            task_id=step.authorize.task_id,
+            tenant_id=step.authorize.tenant_id,
+            tool_call_record_id=auth.tool_call_record_id,
+            tool=step.authorize.tool,
+            args=auth.args,
+            idempotency_key=auth.tool_call_record_id,
+            step=step.authorize.step,
+        )
+        return ToolStepResult(auth=auth, run=await self._tools.run(run))
+
+    async def _run_approved(self, run: ToolRunInput, agent: str) -> ToolStepResult:
+        """A person approved these arguments; a switch may have flipped while they decided."""
+        hit = await asyncio.to_thread(
+            self._switches.check, tenant_id=run.tenant_id, agent=agent or None, tool=run.tool
+        )
+        if hit is not None:
+            return ToolStepResult(switch=switch_info(hit))
+        return ToolStepResult(run=await self._tools.run(run))
+
+
+def _opening(asked: AuthorizeToolInput, auth: AuthorizeToolResult, checkpoint_id: str) -> CheckpointOpenInput:
+    if not checkpoint_id:
+        raise ValueError("a tool step that may need an approval needs a checkpoint_id")
+    return CheckpointOpenInput(
+        checkpoint_id=checkpoint_id,
+        kind="tool_approval",
+        task_id=asked.task_id,
+        tenant_id=asked.tenant_id,
+        requester_id=asked.requester_id,
+        step=asked.step,
+        tool_call_record_id=auth.tool_call_record_id,
+        tool=asked.tool,
+        args=auth.args or {},
+        args_digest=auth.args_digest,
+        policy_version=auth.policy_version,
+        rule=auth.rule,
+        reason=auth.reason,
+        approval=auth.approval or ApprovalSpec(rule_id=auth.rule_id),
+    )
