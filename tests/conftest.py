@@ -38,6 +38,10 @@ from orchestrator.settings import Settings
 from workers.worker import build_router, build_worker
 
 HISTORIES_DIR = REPO_ROOT / "tests" / "replay" / "histories"
+# Histories of the workflow's current path go to their own folder; the older folders stay, since
+# they prove that tasks started on older code still replay (the root holds those from before the
+# round-trips-1 patch).
+CURRENT_HISTORIES = HISTORIES_DIR / "round-trips-1"
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 ROUTER_KEY = "test-" + secrets.token_hex(8)
 TERMINAL = set(TERMINAL_STATUSES)
@@ -48,7 +52,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--record-histories",
         action="store_true",
-        help="write the histories of the workflows these tests run to tests/replay/histories/",
+        help="write the histories of the workflows these tests run to tests/replay/histories/round-trips-1/",
     )
 
 
@@ -60,11 +64,11 @@ def record_history(request: pytest.FixtureRequest, temporal_env: WorkflowEnviron
     still replays tasks started before a change (delete a file to record it again)."""
 
     async def record(task_id: str, name: str) -> None:
-        target = HISTORIES_DIR / f"{name}.json"
+        target = CURRENT_HISTORIES / f"{name}.json"
         if not request.config.getoption("--record-histories") or target.exists():
             return
         history = await temporal_env.client.get_workflow_handle(f"task-{task_id}").fetch_history()
-        HISTORIES_DIR.mkdir(parents=True, exist_ok=True)
+        CURRENT_HISTORIES.mkdir(parents=True, exist_ok=True)
         target.write_text(history.to_json())
 
     return record

@@ -13,7 +13,11 @@ from temporalio.worker import Replayer
 
 from workers.workflows.task import TaskWorkflow
 
-HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+ROOT = Path(__file__).parent / "histories"
+# Each folder is one generation of the workflow's paths: the root holds those recorded before the
+# round-trips-1 patch (a chain of single activities), round-trips-1/ those recorded after it.
+GENERATIONS = (ROOT, ROOT / "round-trips-1")
+HISTORIES = sorted(ROOT.rglob("*.json"))
 EXPECTED = {
     "refund_approved",
     "refund_rejected",
@@ -31,14 +35,25 @@ EXPECTED = {
 }
 
 
-def test_every_workflow_path_has_a_committed_history() -> None:
-    assert EXPECTED <= {p.stem for p in HISTORIES}
+@pytest.mark.parametrize("generation", GENERATIONS, ids=[g.name for g in GENERATIONS])
+def test_every_workflow_path_has_a_committed_history(generation: Path) -> None:
+    assert EXPECTED <= {p.stem for p in generation.glob("*.json")}
 
 
-@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+@pytest.mark.parametrize("path", HISTORIES, ids=[str(p.relative_to(ROOT)) for p in HISTORIES])
 async def test_replay(path: Path) -> None:
     history = WorkflowHistory.from_json(f"replay-{path.stem}", path.read_text())
     result = await Replayer(workflows=[TaskWorkflow], data_converter=pydantic_data_converter).replay_workflow(
         history, raise_on_replay_failure=True
     )
     assert result.replay_failure is None
+
+
+def test_current_histories_take_the_combined_path() -> None:
+    """Recorded after patch round-trips-1: one model.turn per agent turn, no single-step chain."""
+    current = sorted((ROOT / "round-trips-1").glob("*.json"))
+    assert current
+    for path in current:
+        text = path.read_text()
+        assert "model.turn" in text, path.name
+        assert "budget.reserve" not in text and "task.set_status" not in text, path.name
