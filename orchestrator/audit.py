@@ -12,10 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import update
-from sqlalchemy.engine import CursorResult
 from sqlmodel import Session, col, select
 
 from orchestrator.models import AuditEvent, AuditHead, utcnow
@@ -60,18 +59,27 @@ def record(
     task_id: str | None = None,
     data: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one event in the caller's transaction (it commits or rolls back with the change)."""
+    """Append one event in the caller's transaction (it commits or rolls back with the change).
+
+    The tenant's head row is bumped and read in one statement (UPDATE ... RETURNING), which also
+    takes its lock until the caller commits: writers of one tenant take their turn, and the chain
+    has no gaps or forks."""
     bumped = session.execute(
-        update(AuditHead).where(col(AuditHead.tenant_id) == tenant_id).values(seq=col(AuditHead.seq) + 1)
-    )
-    if cast("CursorResult[Any]", bumped).rowcount == 0:
+        update(AuditHead)
+        .where(col(AuditHead.tenant_id) == tenant_id)
+        .values(seq=col(AuditHead.seq) + 1)
+        .returning(col(AuditHead.seq), col(AuditHead.last_hash))
+        .execution_options(synchronize_session=False)
+    ).first()
+    if bumped is None:  # the tenant's first event
         session.add(AuditHead(tenant_id=tenant_id, seq=1, last_hash=GENESIS))
         session.flush()
-    head = session.exec(select(AuditHead).where(AuditHead.tenant_id == tenant_id)).one()
-    session.refresh(head)
+        seq, prev = 1, GENESIS
+    else:
+        seq, prev = bumped
     event = AuditEvent(
         tenant_id=tenant_id,
-        seq=head.seq,
+        seq=seq,
         task_id=task_id,
         actor=actor,
         action=action,
@@ -79,13 +87,17 @@ def record(
         reason=reason,
         data_json=json.dumps(data or {}, sort_keys=True, default=str),
         at=utcnow(),
-        prev_hash=head.last_hash,
+        prev_hash=prev,
         hash="",
     )
-    event.hash = _digest(head.last_hash, event)
-    head.last_hash = event.hash
-    session.add(head)
+    event.hash = _digest(prev, event)
     session.add(event)
+    session.execute(
+        update(AuditHead)
+        .where(col(AuditHead.tenant_id) == tenant_id)
+        .values(last_hash=event.hash)
+        .execution_options(synchronize_session=False)
+    )
     session.flush()
     return event
 

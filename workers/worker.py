@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from temporalio.client import Client
 from temporalio.common import WorkerDeploymentVersion
 from temporalio.worker import Worker, WorkerDeploymentConfig
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from orchestrator import telemetry
 from orchestrator.budgets.pricing import PriceTable
@@ -71,6 +72,17 @@ def worker_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
+# The sandbox re-imports, for every workflow it starts (and every replay after a cache eviction),
+# each module that is not passed through: for the task workflow that was its six modules, compiled
+# from source each time, about a tenth of the worker's CPU per task (bench.compare, py-spy). They
+# hold no state, and their purity is guarded elsewhere: tests/unit/test_layout.py keeps their
+# imports to the contracts, temporalio, pydantic and the standard library, and the replay tests run
+# them in the default sandbox (tests/replay/test_replay.py).
+WORKFLOW_RUNNER = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules("workers.workflows")
+)
+
+
 def build_worker(
     client: Client,
     settings: Settings,
@@ -97,6 +109,7 @@ def build_worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=[TaskWorkflow],
+        workflow_runner=WORKFLOW_RUNNER,
         activities=[
             records.set_status,
             records.record_step,

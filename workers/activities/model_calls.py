@@ -53,7 +53,12 @@ class ModelActivities:
         async with heartbeating():  # a worker that dies mid-call is noticed in MODEL_OPTS' heartbeat timeout
             return await self._call(call)
 
-    async def _call(self, call: ModelCallInput) -> ModelCallResult:
+    async def call_reserved(self, call: ModelCallInput, estimate: Decimal) -> ModelCallResult:
+        """`call`, for a caller that has just reserved `estimate` for it (model.turn)."""
+        async with heartbeating():
+            return await self._call(call, estimate)
+
+    async def _call(self, call: ModelCallInput, estimate: Decimal | None = None) -> ModelCallResult:
         activity_attempt = activity.info().attempt
         if activity_attempt > 1:
             # A retry after the router already answered (the worker died, or a write failed):
@@ -63,7 +68,7 @@ class ModelActivities:
                 await self._settle(call)
                 return answered
         ledger = await self._db.run(
-            ModelCallLedger.open, self._engine, self._router.prices, call, activity_attempt, self._db
+            ModelCallLedger.open, self._engine, self._router.prices, call, activity_attempt, self._db, estimate
         )
         facts = call.facts
         with telemetry.task_span(
@@ -72,13 +77,13 @@ class ModelActivities:
             try:
                 outcome = await self._router.chat(call, traceparent=tp, ledger=ledger)
             except RouterError as err:
-                await self._db.run(self._audit, call, len(err.attempts), str(err))
-                await self._settle(call)
+                cost = await self._db.run(self._audit, call, len(err.attempts), str(err))
+                await self._settle(call, cost)
                 # The client already waited out the outage and spent the call's request budget;
                 # retrying the activity would multiply both, so this fails the step with the reason.
                 raise ApplicationError(str(err), type=failures.ROUTER_ERROR, non_retryable=True) from err
-        await self._db.run(self._audit, call, len(outcome.attempts), None)
-        cost = await self._settle(call)
+        cost = await self._db.run(self._audit, call, len(outcome.attempts), None)
+        await self._settle(call, cost)
         return ModelCallResult(
             message=outcome.message,
             model_served=outcome.model_served,
@@ -86,10 +91,12 @@ class ModelActivities:
             attempts=len(outcome.attempts),
         )
 
-    async def _settle(self, call: ModelCallInput) -> Decimal:
+    async def _settle(self, call: ModelCallInput, cost: Decimal | None = None) -> Decimal:
         """Replace the call's worst-case reservation by what the books say it cost (idempotent):
-        every request of every activity attempt, interrupted ones at their estimate."""
-        cost = await self._db.run(spent, self._engine, call.request_id)
+        every request of every activity attempt, interrupted ones at their estimate (`cost`, when
+        the caller has just read it)."""
+        if cost is None:
+            cost = await self._db.run(spent, self._engine, call.request_id)
         if call.reservation_id:
             await self._db.run(self._budgets.settle, call.reservation_id, cost)
         return cost
@@ -108,16 +115,17 @@ class ModelActivities:
             attempts=len(rows),
         )
 
-    def _audit(self, call: ModelCallInput, requests: int, error: str | None) -> None:
+    def _audit(self, call: ModelCallInput, requests: int, error: str | None) -> Decimal:
+        """Audit this attempt's requests; return what every attempt of the call cost (one read)."""
         facts = call.facts
+        attempt = activity.info().attempt
         with session_scope(self._engine) as session:
             rows = session.exec(
-                select(col(ModelCall.cost_usd)).where(
-                    ModelCall.request_id == call.request_id,
-                    ModelCall.activity_attempt == activity.info().attempt,
+                select(col(ModelCall.cost_usd), col(ModelCall.activity_attempt)).where(
+                    ModelCall.request_id == call.request_id
                 )
             ).all()
-            total = sum((Decimal(c) for c in rows), Decimal(0))
+            total = sum((Decimal(c) for c, a in rows if a == attempt), Decimal(0))
             audit.record(
                 session,
                 tenant_id=facts.tenant_id,
@@ -128,3 +136,4 @@ class ModelActivities:
                 reason=error or f"tier {call.tier}",
                 data={"tier": call.tier, "attempts": requests, "cost_usd": str(total)},
             )
+        return sum((Decimal(c) for c, _ in rows), Decimal(0))

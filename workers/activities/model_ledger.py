@@ -109,9 +109,14 @@ class ModelCallLedger:
         call: ModelCallInput,
         activity_attempt: int,
         db: DatabaseWait | None = None,
+        estimate: Decimal | None = None,
     ) -> ModelCallLedger:
-        """The ledger of this attempt; rows an earlier attempt left in flight become interrupted."""
-        interrupt(engine, call.request_id)
+        """The ledger of this attempt; rows an earlier attempt left in flight become interrupted.
+        `estimate`: what the caller has just reserved for the call (spares the reads)."""
+        if activity_attempt > 1:  # a first attempt has no predecessor that could have left any
+            interrupt(engine, call.request_id)
+        if estimate is not None:
+            return cls(engine, call, activity_attempt, estimate, db)
         with session_scope(engine) as session:
             reserved = session.get(BudgetReservation, call.reservation_id) if call.reservation_id else None
         if reserved is not None:

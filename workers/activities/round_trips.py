@@ -10,6 +10,7 @@ an authorized call keeps its first decision, a checkpoint is opened once, a tool
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 
 from orchestrator.contracts import (
     MODEL_TURN,
@@ -68,7 +69,7 @@ class RoundTripActivities:
         reserved = await self._budgets.reserve(reservation)
         if not reserved.ok:
             return ModelTurnResult(reserve=reserved)
-        reply = await self._models.call(turn)
+        reply = await self._models.call_reserved(turn, Decimal(reserved.amount_usd))
         checked = None
         if turn.output_model is not None and not reply.message.tool_calls:
             answer = ValidateOutputInput(output_model=turn.output_model, text=reply.message.content or "")

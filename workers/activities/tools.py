@@ -23,7 +23,6 @@ from orchestrator.contracts import (
     ToolRunResult,
     ValidateOutputInput,
     ValidateOutputResult,
-    WorkflowSpec,
     run_tool,
 )
 from orchestrator.db import session_scope
@@ -118,12 +117,14 @@ class ToolActivities:
             task = session.get(Task, record.task_id)
             if task is None or task.tenant_id != record.tenant_id:
                 raise LookupError(f"tool call {record.id} belongs to no task of its tenant")
-            pinned = WorkflowSpec.model_validate_json(task.definition_json)
+            # Two fields of the pinned definition: read as JSON, not validated as a whole spec.
+            classification = json.loads(task.definition_json).get("data_classification", "internal")
+            workflow = f"{task.workflow_name}@{task.workflow_version}"
         return TaskFacts(
-            workflow=pinned.ref,
+            workflow=workflow,
             step=record.step,
             agent=record.agent,
-            data_classification=pinned.data_classification,
+            data_classification=classification,
         )
 
     def _finish(self, inp: ToolRunInput, outcome: ToolRunResult, status: str) -> None:
