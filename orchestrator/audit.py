@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import update
+from sqlalchemy import Table, update
 from sqlmodel import Session, col, select
 
 from orchestrator.models import AuditEvent, AuditHead, utcnow
@@ -48,6 +48,9 @@ def _iso(at: datetime) -> str:
     return at.isoformat(timespec="microseconds")
 
 
+HEAD = cast(Table, AuditHead.__table__)  # type: ignore[attr-defined]  # SQLModel does not declare __table__
+
+
 def record(
     session: Session,
     *,
@@ -64,12 +67,14 @@ def record(
     The tenant's head row is bumped and read in one statement (UPDATE ... RETURNING), which also
     takes its lock until the caller commits: writers of one tenant take their turn, and the chain
     has no gaps or forks."""
-    bumped = session.execute(
-        update(AuditHead)
-        .where(col(AuditHead.tenant_id) == tenant_id)
-        .values(seq=col(AuditHead.seq) + 1)
-        .returning(col(AuditHead.seq), col(AuditHead.last_hash))
-        .execution_options(synchronize_session=False)
+    # Core statements on the session's connection: the ORM's bulk-update machinery (about a fifth
+    # of this function's CPU) has nothing to synchronise here.
+    conn = session.connection()
+    bumped = conn.execute(
+        update(HEAD)
+        .where(HEAD.c.tenant_id == tenant_id)
+        .values(seq=HEAD.c.seq + 1)
+        .returning(HEAD.c.seq, HEAD.c.last_hash)
     ).first()
     if bumped is None:  # the tenant's first event
         session.add(AuditHead(tenant_id=tenant_id, seq=1, last_hash=GENESIS))
@@ -92,13 +97,8 @@ def record(
     )
     event.hash = _digest(prev, event)
     session.add(event)
-    session.execute(
-        update(AuditHead)
-        .where(col(AuditHead.tenant_id) == tenant_id)
-        .values(last_hash=event.hash)
-        .execution_options(synchronize_session=False)
-    )
     session.flush()
+    conn.execute(update(HEAD).where(HEAD.c.tenant_id == tenant_id).values(last_hash=event.hash))
     return event
 
 

@@ -29,6 +29,7 @@ from workers.activities.budgets import BudgetActivities
 from workers.activities.governance import GovernanceActivities
 from workers.activities.model_calls import ModelActivities
 from workers.activities.outages import OutageInterceptor, OutagePolicy
+from workers.activities.pinned import PinnedDefinitions
 from workers.activities.plans import PlanActivities
 from workers.activities.records import RecordActivities
 from workers.activities.round_trips import RoundTripActivities
@@ -104,7 +105,7 @@ def build_worker(
     budgets = BudgetActivities(budget_service, switches, prices)
     tools = ToolActivities(engine, catalog, settings, budget_service)
     plans = PlanActivities(policy)
-    round_trips = RoundTripActivities(budgets, models, governance, tools, switches)
+    round_trips = RoundTripActivities(budgets, models, governance, tools, switches, PinnedDefinitions(engine))
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,

@@ -23,9 +23,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, func, literal, or_, update
+from sqlalchemy import Table, and_, func, literal, or_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -74,6 +74,11 @@ Spec = tuple[Decimal | None, str] | None  # limit (None: no cap) and on_breach; 
 def _step_period(task_id: str, step: str) -> str:
     period = f"{task_id}/{step}"
     return period if len(period) <= 120 else f"{task_id}/{step[: 119 - len(task_id)]}"
+
+
+# Counter updates are Core statements on the session's connection: the ORM's bulk-update
+# machinery costs more CPU than the statement and has no loaded counters to synchronise.
+COUNTERS = cast(Table, BudgetCounter.__table__)  # type: ignore[attr-defined]  # SQLModel does not declare __table__
 
 
 def _add(column: Any, amount: Decimal) -> Any:
@@ -233,12 +238,12 @@ class BudgetService(BudgetLimits):
         """Move money on the reservation's counters; return the ones now past their limit."""
         ids = sorted(int(i) for i in row.counter_ids.split(",") if i)
         for cid in ids:
-            s.exec(
-                update(BudgetCounter)
-                .where(col(BudgetCounter.id) == cid)
+            s.connection().execute(
+                update(COUNTERS)
+                .where(COUNTERS.c.id == cid)
                 .values(
-                    spent_usd=_add(BudgetCounter.spent_usd, spent),
-                    reserved_usd=_add(BudgetCounter.reserved_usd, reserved),
+                    spent_usd=_add(COUNTERS.c.spent_usd, spent),
+                    reserved_usd=_add(COUNTERS.c.reserved_usd, reserved),
                     updated_at=utcnow(),
                 )
             )
@@ -265,8 +270,7 @@ class BudgetService(BudgetLimits):
         """Reserve `amount` (a call's worst case) on every budget that applies, or on none."""
         amount = to_usd(amount, "the amount to reserve", ROUND_CEILING)
         check_month(month)
-        if (existing := self._find(reservation_id)) is not None:
-            return self._replay(existing, reservation_id, tenant_id, task_id)
+        # No read first: a retried reservation fails its insert below and is answered from the row.
         step_limit = None if step_limit_usd is None else to_usd(step_limit_usd, "the step limit")
         ids = self._applicable(tenant_id, task_id, step, agent, tool, step_limit, month)
         with self._session() as s:
@@ -284,11 +288,11 @@ class BudgetService(BudgetLimits):
                 s.rollback()
                 return self._replay(self._find(reservation_id), reservation_id, tenant_id, task_id)
             for cid in ids:
-                fits = BudgetCounter.spent_usd + BudgetCounter.reserved_usd + literal(amount, MONEY)
-                done = s.exec(
-                    update(BudgetCounter)
-                    .where(col(BudgetCounter.id) == cid, fits <= BudgetCounter.limit_usd + literal(EPS, MONEY))
-                    .values(reserved_usd=_add(BudgetCounter.reserved_usd, amount), updated_at=utcnow())
+                fits = COUNTERS.c.spent_usd + COUNTERS.c.reserved_usd + literal(amount, MONEY)
+                done = s.connection().execute(
+                    update(COUNTERS)
+                    .where(COUNTERS.c.id == cid, fits <= COUNTERS.c.limit_usd + literal(EPS, MONEY))
+                    .values(reserved_usd=_add(COUNTERS.c.reserved_usd, amount), updated_at=utcnow())
                 )
                 if done.rowcount != 1:
                     breach = _breach(s.get_one(BudgetCounter, cid, populate_existing=True), amount)
@@ -341,7 +345,9 @@ class BudgetService(BudgetLimits):
         with self._session() as s:
             done = s.exec(
                 update(BudgetReservation)
-                .where(col(BudgetReservation.id) == reservation_id, col(BudgetReservation.status) == "reserved")
+                .where(
+                    col(BudgetReservation.id) == reservation_id, col(BudgetReservation.status) == "reserved"
+                )
                 .values(status="released")
             )
             if done.rowcount != 1:

@@ -44,6 +44,10 @@ class ModelTurnInput(ModelCallInput):
     prompt_chars: int = 0  # the reservation's estimate of the prompt
     step_limit_usd: str | None = None
     output_model: str | None = None  # a final answer (no tool calls) is validated against it
+    # Set (with `tools` and `output_schema` left empty): the activity offers this agent's tools and
+    # asks for its output schema as the task's pinned definition holds them, instead of every
+    # turn's input carrying them.
+    pinned_agent: str | None = None
 
 
 class ModelTurnResult(BaseModel):

@@ -32,6 +32,7 @@ from workers.activities import implements
 from workers.activities.budgets import BudgetActivities
 from workers.activities.governance import GovernanceActivities, switch_info
 from workers.activities.model_calls import ModelActivities
+from workers.activities.pinned import PinnedDefinitions
 from workers.activities.tools import ToolActivities
 
 
@@ -43,7 +44,9 @@ class RoundTripActivities:
         governance: GovernanceActivities,
         tools: ToolActivities,
         switches: SwitchService,
+        pinned: PinnedDefinitions,
     ) -> None:
+        self._pinned = pinned
         self._budgets = budgets
         self._models = models
         self._governance = governance
@@ -69,6 +72,11 @@ class RoundTripActivities:
         reserved = await self._budgets.reserve(reservation)
         if not reserved.ok:
             return ModelTurnResult(reserve=reserved)
+        if turn.pinned_agent is not None:
+            tools, schema = await asyncio.to_thread(
+                self._pinned.agent, facts.tenant_id, facts.task_id, turn.pinned_agent
+            )
+            turn = turn.model_copy(update={"tools": tools, "output_schema": schema})
         reply = await self._models.call_reserved(turn, Decimal(reserved.amount_usd))
         checked = None
         if turn.output_model is not None and not reply.message.tool_calls:

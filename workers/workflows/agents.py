@@ -216,8 +216,10 @@ class AgentRunner:
     ) -> tuple[ModelCallResult, ValidateOutputResult | None] | StepOutcome:
         """The combined path: switches, reservation, the call and a final answer's validation in
         one round trip, asked again while a refusal resolves (a pause lifts, a raise is approved)."""
+        # The tools and the output schema are read by the activity from the pinned definition.
         turn = ModelTurnInput(
-            **request.model_dump(),
+            **request.model_dump(exclude={"tools", "output_schema"}),
+            pinned_agent=agent.ref,
             prompt_chars=chars,
             step_limit_usd=agent.step_budget_usd,
             output_model=agent.output_model,
