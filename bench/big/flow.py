@@ -302,7 +302,7 @@ async def run(args: Any, code: Path | None, figures: set[str]) -> dict[str, Any]
         await stack.start()
         print(f"  stack up on PostgreSQL ({db.name}) in {time.monotonic() - began:.0f} s", file=sys.stderr)
         driver = Driver(stack, stack.tokens)
-        warm = await audit_rate(stack, driver, 2, 2)  # LiteLLM's first calls are slow
+        warm = await audit_rate(stack, driver, 1, 1)  # LiteLLM's first calls are slow
         print(f"  warm-up: {warm['statuses']}", file=sys.stderr)
         if "audit" in figures:
             print(f"  audit: {args.audit_tasks} tasks, {args.in_flight} in flight", file=sys.stderr)
