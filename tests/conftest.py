@@ -40,8 +40,8 @@ from workers.worker import build_router, build_worker
 HISTORIES_DIR = REPO_ROOT / "tests" / "replay" / "histories"
 # Histories of the workflow's current path go to their own folder; the older folders stay, since
 # they prove that tasks started on older code still replay (the root holds those from before the
-# round-trips-1 patch).
-CURRENT_HISTORIES = HISTORIES_DIR / "round-trips-1"
+# combined round trips of TaskWorkflowInput.round_trips).
+CURRENT_HISTORIES = HISTORIES_DIR / "round-trips"
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 ROUTER_KEY = "test-" + secrets.token_hex(8)
 TERMINAL = set(TERMINAL_STATUSES)
@@ -52,7 +52,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--record-histories",
         action="store_true",
-        help="write the histories of the workflows these tests run to tests/replay/histories/round-trips-1/",
+        help="write the histories of the workflows these tests run to tests/replay/histories/round-trips/",
     )
 
 

@@ -65,7 +65,7 @@ class ActivityContract(Generic[InT, OutT]):
 SET_TASK_STATUS = ActivityContract("task.set_status", TaskStatusUpdate, Ack)
 RECORD_STEP = ActivityContract("task.record_step", StepRecord, Ack)
 
-# -- combined round trips (patch round-trips-1; orchestrator/contracts/round_trips.py) ------------
+# -- combined round trips (TaskWorkflowInput.round_trips; orchestrator/contracts/round_trips.py) ---
 RECORD_TASK = ActivityContract("task.record", TaskRecordBatch, Ack)  # run as a local activity
 MODEL_TURN = ActivityContract("model.turn", ModelTurnInput, ModelTurnResult)
 TOOL_STEP = ActivityContract("tool.step", ToolStepInput, ToolStepResult)

@@ -49,6 +49,12 @@ class TaskWorkflowInput(BaseModel):
     definition: WorkflowSpec
     input_text: str
     input_data: dict[str, Any] = Field(default_factory=dict)
+    # The path the workflow takes: every API since issue 12 starts tasks on the combined round
+    # trips (orchestrator/contracts/round_trips.py); tasks started before carry no such field and
+    # replay the chain of single activities they recorded. A field, not `workflow.patched`: a
+    # patch costs every task two history events (its marker and a search-attribute upsert), and
+    # the API that starts the task knows what it asks for.
+    round_trips: bool = False
 
 
 class TaskWorkflowResult(BaseModel):

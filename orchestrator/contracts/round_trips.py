@@ -1,7 +1,8 @@
 """Messages of the combined activities: one round trip where the task once made several.
 
 Every scheduled activity costs the Temporal server a dispatch, six history events and a workflow
-task, so the task workflow (from patch `round-trips-1` on) asks for what belongs together at once:
+task, so the task workflow (for tasks started with `TaskWorkflowInput.round_trips`) asks for what
+belongs together at once:
 
     task.record  (local)  status changes and step records written together, in one transaction
     model.turn            kill switches + budget reservation + the model call + (for a final

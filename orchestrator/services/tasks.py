@@ -10,10 +10,11 @@ import json
 import logging
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any, cast
 
 from sqlalchemy import func, tuple_
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import load_only
+from sqlalchemy.orm import QueryableAttribute, load_only
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 from temporalio.common import WorkflowIDConflictPolicy
@@ -81,16 +82,19 @@ def visible_task(session: Session, state: AppState, user: Principal, task_id: st
 
 # What a list row shows (TaskPublic): the list never loads a task's input, output or pinned
 # definition, which are most of a task row's bytes.
-LIST_COLUMNS = (
-    Task.id,
-    Task.tenant_id,
-    Task.requester_id,
-    Task.workflow_name,
-    Task.workflow_version,
-    Task.status,
-    Task.outcome,
-    Task.created_at,
-    Task.ended_at,
+LIST_COLUMNS: tuple[QueryableAttribute[Any], ...] = tuple(
+    cast("QueryableAttribute[Any]", c)
+    for c in (
+        Task.id,
+        Task.tenant_id,
+        Task.requester_id,
+        Task.workflow_name,
+        Task.workflow_version,
+        Task.status,
+        Task.outcome,
+        Task.created_at,
+        Task.ended_at,
+    )
 )
 
 
@@ -293,9 +297,11 @@ async def _start(session: Session, state: AppState, task: Task, spec: WorkflowSp
             task_id=task.id,
             tenant_id=task.tenant_id,
             requester_id=task.requester_id,
-            definition=spec,
+            # The workflow does not read the intake examples (the task row keeps the whole spec).
+            definition=spec.model_copy(update={"examples": []}),
             input_text=task.input_text,
             input_data=json.loads(task.input_json),
+            round_trips=True,
         )
         client = await state.temporal_client()
         await client.start_workflow(

@@ -15,8 +15,8 @@ from workers.workflows.task import TaskWorkflow
 
 ROOT = Path(__file__).parent / "histories"
 # Each folder is one generation of the workflow's paths: the root holds those recorded before the
-# round-trips-1 patch (a chain of single activities), round-trips-1/ those recorded after it.
-GENERATIONS = (ROOT, ROOT / "round-trips-1")
+# combined round trips (a chain of single activities), round-trips/ those recorded on them.
+GENERATIONS = (ROOT, ROOT / "round-trips")
 HISTORIES = sorted(ROOT.rglob("*.json"))
 EXPECTED = {
     "refund_approved",
@@ -50,8 +50,8 @@ async def test_replay(path: Path) -> None:
 
 
 def test_current_histories_take_the_combined_path() -> None:
-    """Recorded after patch round-trips-1: one model.turn per agent turn, no single-step chain."""
-    current = sorted((ROOT / "round-trips-1").glob("*.json"))
+    """Recorded on the combined round trips: one model.turn per agent turn, no single-step chain."""
+    current = sorted((ROOT / "round-trips").glob("*.json"))
     assert current
     for path in current:
         text = path.read_text()

@@ -84,14 +84,13 @@ TOOL_OPTS = ActivityOptions(
 # activities on the combined path: no dispatch, no workflow task of their own, one marker event.
 # A database outage is retried in the worker like any activity's (the workflow task heartbeats).
 LOCAL_RECORD_OPTS = ActivityOptions(start_to_close_timeout=timedelta(seconds=60), retry_policy=_WAIT_OUT)
-ROUND_TRIPS_PATCH = "round-trips-1"
 
 
 @dataclass
 class Mode:
-    """Which path the task takes, decided once when it starts: `combined` (patch round-trips-1)
-    asks for what belongs together in one activity; histories from before it replay the chain of
-    single activities they recorded."""
+    """Which path the task takes, decided once when it starts: `combined` (the input's
+    `round_trips`) asks for what belongs together in one activity; histories from before it replay
+    the chain of single activities they recorded."""
 
     combined: bool = False
 

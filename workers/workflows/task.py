@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
         TaskWorkflowInput,
         TaskWorkflowResult,
     )
-    from workers.workflows.support import ROUND_TRIPS_PATCH, Mode, StepOutcome, holds, reason_of
+    from workers.workflows.support import Mode, StepOutcome, holds, reason_of
 
 from workers.workflows.agents import AgentRunner
 from workers.workflows.checkpoints import Checkpoints
@@ -47,7 +47,7 @@ class TaskWorkflow:
     def __init__(self, inp: TaskWorkflowInput) -> None:
         # Built before any handler can run, so an update or a signal finds its collaborator ready.
         self._inp = inp
-        self._mode = Mode()  # decided when the run starts (patch round-trips-1)
+        self._mode = Mode(combined=inp.round_trips)
         self._records = TaskRecords(inp, self._mode)
         self._checkpoints = Checkpoints(inp, self._mode)
         self._governance = Governance(inp, self._mode, self._records, self._checkpoints)
@@ -57,7 +57,6 @@ class TaskWorkflow:
     @workflow.run
     async def run(self, inp: TaskWorkflowInput) -> TaskWorkflowResult:
         """`inp` is the one `__init__` got (Temporal passes the input to both)."""
-        self._mode.combined = workflow.patched(ROUND_TRIPS_PATCH)
         try:
             await self._records.begin()
             result = await self._run_steps()
