@@ -79,6 +79,7 @@ def _step_period(task_id: str, step: str) -> str:
 # Counter updates are Core statements on the session's connection: the ORM's bulk-update
 # machinery costs more CPU than the statement and has no loaded counters to synchronise.
 COUNTERS = cast(Table, BudgetCounter.__table__)  # type: ignore[attr-defined]  # SQLModel does not declare __table__
+RESERVATIONS = cast(Table, BudgetReservation.__table__)  # type: ignore[attr-defined]
 
 
 def _add(column: Any, amount: Decimal) -> Any:
@@ -323,9 +324,9 @@ class BudgetService(BudgetLimits):
         actual = to_usd(actual, "the actual cost")
         with self._session() as s:
             for was in ("reserved", "released"):
-                done = s.exec(
-                    update(BudgetReservation)
-                    .where(col(BudgetReservation.id) == reservation_id, col(BudgetReservation.status) == was)
+                done = s.connection().execute(
+                    update(RESERVATIONS)
+                    .where(RESERVATIONS.c.id == reservation_id, RESERVATIONS.c.status == was)
                     .values(status="settled", settled_usd=actual)
                 )
                 if done.rowcount == 1:

@@ -173,7 +173,7 @@ class ModelCallLedger:
 
     def _ended(self, a: AttemptRecord, answer: str | None) -> None:
         with session_scope(self._engine) as session:
-            session.exec(
+            session.connection().execute(  # Core: no loaded rows to synchronise
                 update(ModelCall)
                 .where(self._key(a.attempt))
                 .values(
