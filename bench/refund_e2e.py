@@ -109,18 +109,16 @@ async def one_run(api: httpx.AsyncClient, temporal: Client, tokens: dict[str, st
     started: dict[int, float] = {}
     activity_run = 0.0
     cp_opened = decided = 0.0
-    names: dict[int, str] = {}
     for e in events:
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             scheduled[e.event_id] = _ts(e)
-            names[e.event_id] = e.activity_task_scheduled_event_attributes.activity_type.name
         elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
             started[e.activity_task_started_event_attributes.scheduled_event_id] = _ts(e)
         elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
             sid = e.activity_task_completed_event_attributes.scheduled_event_id
             activity_run += _ts(e) - started[sid]
-            if names[sid] == "checkpoint.open":
-                cp_opened = _ts(e)
+            if not decided:  # the checkpoint opens in the last activity before the decision
+                cp_opened = _ts(e)  # (checkpoint.open, or the tool.step that opened it)
         elif e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
             decided = _ts(e)
     router = sum(c["latency_ms"] for c in task["model_calls"]) / 1000
