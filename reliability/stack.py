@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,19 @@ from orchestrator.settings import Settings
 REPO = Path(__file__).resolve().parent.parent
 REFUND_TEXT = "Refund 40 EUR on order {order}, the lamp arrived broken."  # under 100: no approval
 CHECKPOINTED_TEXT = "Refund 250 EUR on order {order}, the sofa arrived broken."  # 100 to 499: one approver
+
+
+def rss_mb(pids: Iterable[int]) -> float:
+    """Resident memory of these processes together, in MiB (from /proc; gone ones count 0)."""
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return round(total / 1024, 1)
 
 
 class Stack:
@@ -155,15 +169,7 @@ class Stack:
 
     def rss_mb(self, name: str) -> float:
         """Resident memory of a child's whole process group, in MiB."""
-        total = 0
-        for pid in self.pids(name):
-            try:
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-            except OSError:
-                continue
-        return round(total / 1024, 1)
+        return rss_mb(self.pids(name))
 
     async def stop(self) -> None:
         for proc in reversed(list(self.procs.values())):

@@ -83,15 +83,3 @@ def _git(*args: str) -> str:
     return subprocess.run(
         ["git", "-C", str(REPO), *args], capture_output=True, text=True, check=True
     ).stdout.strip()
-
-
-def rss_mb(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return round(total / 1024, 1)

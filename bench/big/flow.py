@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from bench.big.common import TERMINAL, Database, rss_mb, summary_ms
+from bench.big.common import TERMINAL, Database, summary_ms
 from orchestrator.db import session_scope
 from orchestrator.demo.catalog.tables import DemoOrder
 from orchestrator.demo.devstack.processes import ManagedProcess
@@ -313,7 +313,7 @@ async def run(args: Any, code: Path | None, figures: set[str]) -> dict[str, Any]
             chains = await asyncio.to_thread(stack.audit_chains)
             result["parked"]["chains_ok"] = all(v.startswith("ok") for v in chains.values())
         result["worker_pids"] = stack.pids("worker")
-        result["worker_rss_mb_end"] = rss_mb(stack.pids("worker"))
+        result["worker_rss_mb_end"] = stack.rss_mb("worker")
     finally:
         if driver is not None:
             await driver.close()

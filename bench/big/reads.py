@@ -40,12 +40,13 @@ from typing import Any
 import httpx
 import psycopg
 
-from bench.big.common import REPO, Database, rss_mb, summary_ms
+from bench.big.common import REPO, Database, summary_ms
 from orchestrator.catalog.loader import load_catalog
 from orchestrator.demo import seed
 from orchestrator.demo.devstack.processes import ManagedProcess, free_port
 from orchestrator.demo.devstack.supervisor import DevStack
 from orchestrator.settings import Settings
+from reliability.stack import rss_mb
 
 ROUTES = ("list first page", "list deep page (offset)", "list deep page (before)", "list by status", "detail")
 TENANTS = ("acme", "acme-eu", "bench-t3", "bench-t4")

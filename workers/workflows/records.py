@@ -19,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
         TaskWorkflowInput,
         TaskWorkflowResult,
     )
-    from workers.workflows.support import LOCAL_RECORD_OPTS, RECORD_OPTS, Mode, StepStatus, call, call_local
+    from workers.workflows.support import LOCAL_RECORD_OPTS, RECORD_OPTS, Mode, StepStatus, call
 
 
 class TaskRecords:
@@ -113,4 +113,4 @@ class TaskRecords:
         batch = TaskRecordBatch(status=self._held_status, steps=self._held_steps)
         self._held_status, self._held_steps = None, []
         if batch.status is not None or batch.steps:
-            await call_local(RECORD_TASK, batch, LOCAL_RECORD_OPTS)
+            await call(RECORD_TASK, batch, LOCAL_RECORD_OPTS, local=True)

@@ -80,9 +80,10 @@ TOOL_OPTS = ActivityOptions(
 )
 
 
-# The task's own short database writes (status, step records, a checkpoint decision) run as local
-# activities on the combined path: no dispatch, no workflow task of their own, one marker event.
-# A database outage is retried in the worker like any activity's (the workflow task heartbeats).
+# The task's own status and step records run as one local activity on the combined path: no
+# dispatch, no workflow task of their own, one marker event. A database outage is retried in the
+# worker like any activity's (the workflow task heartbeats meanwhile). Not checkpoint decisions: an
+# update's workflow task can be dropped, and a local activity in it would have written anyway.
 LOCAL_RECORD_OPTS = ActivityOptions(start_to_close_timeout=timedelta(seconds=60), retry_policy=_WAIT_OUT)
 
 
@@ -95,26 +96,25 @@ class Mode:
     combined: bool = False
 
 
-async def call_local(contract: ActivityContract[InT, OutT], arg: InT, options: ActivityOptions) -> OutT:
-    """`call`, as a local activity: for short writes the workflow waits on anyway."""
-    if not isinstance(arg, contract.input):
-        raise TypeError(f"{contract.name} takes a {contract.input.__name__}, not {type(arg).__name__}")
-    result: OutT = await workflow.execute_local_activity(
-        contract.name,
-        arg,
-        result_type=contract.result,
-        start_to_close_timeout=options.start_to_close_timeout,
-        retry_policy=options.retry_policy,
-    )
-    return result
-
-
-async def call(contract: ActivityContract[InT, OutT], arg: InT, options: ActivityOptions) -> OutT:
+async def call(
+    contract: ActivityContract[InT, OutT], arg: InT, options: ActivityOptions, *, local: bool = False
+) -> OutT:
     """Run the activity `contract` names, with its declared input, decoding its declared result:
-    the one way workflow code calls an activity."""
+    the one way workflow code calls an activity (`local`: as a local activity, for short writes
+    the workflow waits on anyway)."""
     if not isinstance(arg, contract.input):
         raise TypeError(f"{contract.name} takes a {contract.input.__name__}, not {type(arg).__name__}")
-    result: OutT = await workflow.execute_activity(
+    result: OutT
+    if local:
+        result = await workflow.execute_local_activity(
+            contract.name,
+            arg,
+            result_type=contract.result,
+            start_to_close_timeout=options.start_to_close_timeout,
+            retry_policy=options.retry_policy,
+        )
+        return result
+    result = await workflow.execute_activity(
         contract.name,
         arg,
         result_type=contract.result,
