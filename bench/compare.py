@@ -522,7 +522,7 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(f"| {r['figure']} | {_fmt(r['frontdesk'], r['fmt'], r['unit'])} | "
                      f"{_fmt(r['floor'], r['fmt'], r['unit'])} | {ratio} | {r['target']} |")  # fmt: skip
     for r in result["not_measured"]:
-        lines.append(f"| {r['figure']} | not measured yet | - | - | {r['target']} |")
+        lines.append(f"| {r['figure']} | `python -m bench.big` (docs/performance-scale.md) | - | - | {r['target']} |")
     return "\n".join(lines)
 
 
