@@ -6,7 +6,8 @@ belongs together at once:
 
     task.record  (local)  status changes and step records written together, in one transaction
     model.turn            kill switches + budget reservation + the model call + (for a final
-                          answer) its validation against the agent's output model
+                          answer) its validation against the agent's output model, or (for tool
+                          calls) each call's tool.step as far as they go without waiting
     tool.step             authorization + the tool run, or + the opening of its checkpoint;
                           after an approval: kill switches + the run of exactly the approved args
 
@@ -49,12 +50,20 @@ class ModelTurnInput(ModelCallInput):
     # asks for its output schema as the task's pinned definition holds them, instead of every
     # turn's input carrying them.
     pinned_agent: str | None = None
+    # Set: the tool calls the model asks for are authorized and, as far as they go without waiting,
+    # run in the same round trip (`ModelTurnResult.tools`); the workflow does the rest one by one.
+    tool_record_prefix: str | None = None  # the calls' record ids: <task>:<prefix>:<index>
+    checkpoint_id: str = ""  # opened, under this id, for the first call that needs an approval
 
 
 class ModelTurnResult(BaseModel):
     reserve: ReserveResult  # not ok: a switch or a budget refused it, and the model was not called
     reply: ModelCallResult | None = None
     checked: ValidateOutputResult | None = None  # the final answer's validation
+    # The first tool calls of the reply, each decided (allowed and run, denied, or waiting for the
+    # approval opened as `checkpoint_id`, which ends the list); the calls after them are the
+    # workflow's to take one by one (a paused switch, an error, or an approval came first).
+    tools: list[ToolStepResult] = Field(default_factory=list)
 
 
 class ToolStepInput(BaseModel):
@@ -71,3 +80,6 @@ class ToolStepResult(BaseModel):
     checkpoint_opened: bool = False  # the call waits for the approval opened as `checkpoint_id`
     switch: SwitchInfo | None = None  # approved, but a kill switch holds it: not run
     run: ToolRunResult | None = None  # None: the tool did not run
+
+
+ModelTurnResult.model_rebuild()

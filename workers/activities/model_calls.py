@@ -68,7 +68,13 @@ class ModelActivities:
                 await self._settle(call)
                 return answered
         ledger = await self._db.run(
-            ModelCallLedger.open, self._engine, self._router.prices, call, activity_attempt, self._db, estimate
+            ModelCallLedger.open,
+            self._engine,
+            self._router.prices,
+            call,
+            activity_attempt,
+            self._db,
+            estimate,
         )
         facts = call.facts
         with telemetry.task_span(

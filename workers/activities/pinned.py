@@ -5,6 +5,7 @@ workflow does not send them (about 2.4 KB per turn for the refund agent) in ever
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
 from threading import Lock
 from typing import Any
 
@@ -13,6 +14,13 @@ from sqlalchemy.engine import Engine
 from orchestrator.contracts import AgentSpec, ToolSpec, WorkflowSpec
 from orchestrator.db import session_scope
 from orchestrator.models import Task
+
+
+@dataclass(frozen=True)
+class PinnedAgent:
+    tools: list[ToolSpec]  # offered to the model
+    output_schema: dict[str, Any]
+    tool_versions: dict[str, str]  # tool name -> the version the agent may call
 
 
 class PinnedDefinitions:
@@ -25,13 +33,17 @@ class PinnedDefinitions:
         self._kept: OrderedDict[str, WorkflowSpec] = OrderedDict()
         self._lock = Lock()  # activities run on several threads
 
-    def agent(self, tenant_id: str, task_id: str, agent_ref: str) -> tuple[list[ToolSpec], dict[str, Any]]:
-        """The tools `agent_ref` may be offered and its output schema, as the task pinned them."""
+    def agent(self, tenant_id: str, task_id: str, agent_ref: str) -> PinnedAgent:
+        """What `agent_ref` is offered and asked for, as the task pinned it."""
         spec = self._definition(tenant_id, task_id)
         agent: AgentSpec | None = spec.agents.get(agent_ref)
         if agent is None:
             raise LookupError(f"agent {agent_ref} is not in the pinned definition of task {task_id}")
-        return [spec.tools[ref.split("@", 1)[0]] for ref in agent.tools], agent.output_schema
+        return PinnedAgent(
+            tools=[spec.tools[ref.split("@", 1)[0]] for ref in agent.tools],
+            output_schema=agent.output_schema,
+            tool_versions={ref.split("@", 1)[0]: ref.split("@", 1)[1] for ref in agent.tools},
+        )
 
     def _definition(self, tenant_id: str, task_id: str) -> WorkflowSpec:
         with self._lock:

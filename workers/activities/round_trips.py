@@ -10,6 +10,7 @@ an authorized call keeps its first decision, a checkpoint is opened once, a tool
 from __future__ import annotations
 
 import asyncio
+import logging
 from decimal import Decimal
 
 from orchestrator.contracts import (
@@ -22,6 +23,7 @@ from orchestrator.contracts import (
     ModelTurnInput,
     ModelTurnResult,
     ReserveInput,
+    ToolCallRequest,
     ToolRunInput,
     ToolStepInput,
     ToolStepResult,
@@ -34,6 +36,8 @@ from workers.activities.governance import GovernanceActivities, switch_info
 from workers.activities.model_calls import ModelActivities
 from workers.activities.pinned import PinnedDefinitions
 from workers.activities.tools import ToolActivities
+
+log = logging.getLogger(__name__)
 
 
 class RoundTripActivities:
@@ -72,17 +76,66 @@ class RoundTripActivities:
         reserved = await self._budgets.reserve(reservation)
         if not reserved.ok:
             return ModelTurnResult(reserve=reserved)
+        versions = {t.name: t.version for t in turn.tools}
         if turn.pinned_agent is not None:
-            tools, schema = await asyncio.to_thread(
+            pinned = await asyncio.to_thread(
                 self._pinned.agent, facts.tenant_id, facts.task_id, turn.pinned_agent
             )
-            turn = turn.model_copy(update={"tools": tools, "output_schema": schema})
+            turn = turn.model_copy(update={"tools": pinned.tools, "output_schema": pinned.output_schema})
+            versions = pinned.tool_versions
         reply = await self._models.call_reserved(turn, Decimal(reserved.amount_usd))
+        calls = reply.message.tool_calls
+        if calls and turn.tool_record_prefix is not None:
+            done = await self._tool_steps(turn, calls, versions)
+            return ModelTurnResult(reserve=reserved, reply=reply, tools=done)
         checked = None
-        if turn.output_model is not None and not reply.message.tool_calls:
+        if turn.output_model is not None and not calls:
             answer = ValidateOutputInput(output_model=turn.output_model, text=reply.message.content or "")
             checked = await self._tools.validate_output(answer)
         return ModelTurnResult(reserve=reserved, reply=reply, checked=checked)
+
+    async def _tool_steps(
+        self, turn: ModelTurnInput, calls: list[ToolCallRequest], versions: dict[str, str]
+    ) -> list[ToolStepResult]:
+        """Each call's tool.step, in order, until one would wait (a paused switch: nothing is
+        recorded for it) or opens an approval (it ends the list). An error stops the list too,
+        without failing the turn: the model's answer is recorded, and the workflow runs the
+        remaining calls as tool.step activities, with their own retries (a database outage is
+        waited out there; a call that got as far as its record is found again by its id)."""
+        facts = turn.facts
+        done: list[ToolStepResult] = []
+        for index, request in enumerate(calls):
+            asked = AuthorizeToolInput(
+                record_id=f"{facts.task_id}:{turn.tool_record_prefix}:{index}",
+                tool_version=versions.get(request.name),
+                task_id=facts.task_id,
+                tenant_id=facts.tenant_id,
+                requester_id=facts.requester_id,
+                step=facts.step,
+                turn=turn.turn,
+                agent=facts.agent,
+                tool=request.name,
+                arguments=request.arguments,
+                tool_call_id=request.id,
+                data_classification=facts.data_classification,
+                risk_class=facts.risk_class,
+                category=facts.category,
+            )
+            try:
+                result = await self.tool_step(
+                    ToolStepInput(authorize=asked, checkpoint_id=turn.checkpoint_id)
+                )
+            except Exception:
+                log.warning(
+                    "model.turn %s: tool call %d left to the workflow", turn.request_id, index, exc_info=True
+                )
+                break
+            if result.auth is not None and result.auth.paused is not None:
+                break
+            done.append(result)
+            if result.checkpoint_opened:
+                break
+        return done
 
     @implements(TOOL_STEP)
     async def tool_step(self, step: ToolStepInput) -> ToolStepResult:

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         ReleaseInput,
         RoutingFacts,
         TaskWorkflowInput,
+        ToolStepResult,
         ValidateOutputInput,
         ValidateOutputResult,
     )
@@ -168,11 +169,15 @@ class AgentRunner:
                 reservation_id=request_id,
             )
             checked: ValidateOutputResult | None = None
+            ready: list[ToolStepResult] = []  # the calls the turn already took
+            checkpoint_id = ""
             if self._mode.combined:
-                turned = await self._turn(name, agent, asked, prompt_chars(messages, tools))
+                checkpoint_id = f"cp_{workflow.uuid4().hex[:20]}"
+                chars = prompt_chars(messages, tools)
+                turned = await self._turn(name, agent, asked, chars, f"{key}:{turn}", checkpoint_id)
                 if isinstance(turned, StepOutcome):
                     return turned
-                reply, checked = turned
+                reply, checked, ready = turned
             else:
                 stop = await self._governance.reserve(
                     name, agent, tier, request_id, prompt_chars(messages, tools)
@@ -184,8 +189,10 @@ class AgentRunner:
             if reply.message.tool_calls:
                 for index, request in enumerate(reply.message.tool_calls):
                     content, rejected = await self._governance.tool_call(
-                        agent, name, f"{key}:{turn}", turn, index, request
-                    )
+                        agent, name, f"{key}:{turn}", turn, index, request,
+                        ready=ready[index] if index < len(ready) else None,
+                        checkpoint_id=checkpoint_id,
+                    )  # fmt: skip
                     rejection = rejected or rejection
                     messages.append(ChatMessage(role="tool", tool_call_id=request.id, content=content))
                 continue
@@ -212,10 +219,17 @@ class AgentRunner:
         )
 
     async def _turn(
-        self, step: str, agent: AgentSpec, request: ModelCallInput, chars: int
-    ) -> tuple[ModelCallResult, ValidateOutputResult | None] | StepOutcome:
-        """The combined path: switches, reservation, the call and a final answer's validation in
-        one round trip, asked again while a refusal resolves (a pause lifts, a raise is approved)."""
+        self,
+        step: str,
+        agent: AgentSpec,
+        request: ModelCallInput,
+        chars: int,
+        prefix: str,
+        checkpoint_id: str,
+    ) -> tuple[ModelCallResult, ValidateOutputResult | None, list[ToolStepResult]] | StepOutcome:
+        """The combined path: switches, reservation, the call and then a final answer's validation
+        or the tool calls' steps as far as they go, in one round trip; asked again while a refusal
+        resolves (a pause lifts, a raise is approved)."""
         # The tools and the output schema are read by the activity from the pinned definition.
         turn = ModelTurnInput(
             **request.model_dump(exclude={"tools", "output_schema"}),
@@ -223,17 +237,23 @@ class AgentRunner:
             prompt_chars=chars,
             step_limit_usd=agent.step_budget_usd,
             output_model=agent.output_model,
+            tool_record_prefix=prefix,
+            checkpoint_id=checkpoint_id,
         )
         while True:
+            self._checkpoints.expect(checkpoint_id)  # the turn may open it
             try:
                 done = await call(MODEL_TURN, turn, MODEL_OPTS)
             except BaseException:
+                self._checkpoints.expect(None)
                 # Reserved but never settled (cancelled, or failed for another reason than the
                 # router's answer): the worst case reserved is given back.
                 await call(RELEASE_BUDGET, ReleaseInput(reservation_id=request.request_id), RECORD_OPTS)
                 raise
+            if not any(t.checkpoint_opened for t in done.tools):
+                self._checkpoints.expect(None)
             if done.reply is not None:
-                return done.reply, done.checked
+                return done.reply, done.checked, done.tools
             stop = await self._governance.after_refusal(step, agent, done.reserve)
             if stop is not None:
                 return stop

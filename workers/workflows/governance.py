@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         ToolRunInput,
         ToolRunResult,
         ToolStepInput,
+        ToolStepResult,
         run_tool,
     )
     from workers.workflows.support import (
@@ -176,9 +177,20 @@ class Governance:
             await self._pause(checked.switch, agent=agent, tool=tool)
 
     async def tool_call(
-        self, agent: AgentSpec, step: str, record_prefix: str, turn: int, index: int, request: ToolCallRequest
+        self,
+        agent: AgentSpec,
+        step: str,
+        record_prefix: str,
+        turn: int,
+        index: int,
+        request: ToolCallRequest,
+        *,
+        ready: ToolStepResult | None = None,
+        checkpoint_id: str = "",
     ) -> tuple[str, str | None]:
-        """Authorize, maybe wait for approval, run. Returns (content for the model, rejection)."""
+        """Authorize, maybe wait for approval, run. Returns (content for the model, rejection).
+        `ready`: the model turn took this call's first step already (combined path), opening any
+        approval as `checkpoint_id`."""
         inp = self._inp
         record_id = f"{inp.task_id}:{record_prefix}:{index}"
         allowed = {ref.split("@", 1)[0]: ref.split("@", 1)[1] for ref in agent.tools}
@@ -199,7 +211,7 @@ class Governance:
             category=inp.definition.category,
         )
         if self._mode.combined:
-            return await self._tool_step(agent, asked)
+            return await self._tool_step(agent, asked, ready, checkpoint_id)
         while True:
             auth = await call(AUTHORIZE_TOOL, asked, RECORD_OPTS)
             if auth.paused is None:
@@ -245,10 +257,21 @@ class Governance:
         )
         return _content(await call(run_tool(request.name), running, TOOL_OPTS))
 
-    async def _tool_step(self, agent: AgentSpec, asked: AuthorizeToolInput) -> tuple[str, str | None]:
+    async def _tool_step(
+        self, agent: AgentSpec, asked: AuthorizeToolInput, ready: ToolStepResult | None, checkpoint_id: str
+    ) -> tuple[str, str | None]:
         """The combined path: authorization and the run (or the checkpoint's opening) in one round
-        trip; after an approval, the switch check and the run of the approved arguments in one."""
+        trip, unless the model turn took it (`ready`); after an approval, the switch check and the
+        run of the approved arguments in one."""
+        if ready is not None:
+            return await self._after_authorize(agent, asked, ready, checkpoint_id)
         checkpoint_id = f"cp_{workflow.uuid4().hex[:20]}"
+        done = await self._authorize_step(agent, asked, checkpoint_id)
+        return await self._after_authorize(agent, asked, done, checkpoint_id)
+
+    async def _authorize_step(
+        self, agent: AgentSpec, asked: AuthorizeToolInput, checkpoint_id: str
+    ) -> ToolStepResult:
         while True:
             self._checkpoints.expect(checkpoint_id)
             try:
@@ -258,12 +281,17 @@ class Governance:
             except BaseException:
                 self._checkpoints.expect(None)
                 raise
-            auth = done.auth
-            assert auth is not None
-            if auth.paused is None:
-                break
+            assert done.auth is not None
+            if done.auth.paused is None:
+                return done
             self._checkpoints.expect(None)
-            await self._pause(auth.paused, agent=agent.name, tool=asked.tool)
+            await self._pause(done.auth.paused, agent=agent.name, tool=asked.tool)
+
+    async def _after_authorize(
+        self, agent: AgentSpec, asked: AuthorizeToolInput, done: ToolStepResult, checkpoint_id: str
+    ) -> tuple[str, str | None]:
+        auth = done.auth
+        assert auth is not None
         if not done.checkpoint_opened:
             self._checkpoints.expect(None)
             if done.run is None:
