@@ -93,6 +93,7 @@ from orchestrator.contracts.round_trips import (
     TaskRecordBatch,
     ToolStepInput,
     ToolStepResult,
+    tool_record_id,
 )
 from orchestrator.contracts.specs import (
     TERMINAL_STATUSES,
@@ -199,5 +200,6 @@ __all__ = [
     "WorkflowSpec",
     "run_tool",
     "tool_activity_name",
+    "tool_record_id",
     "why_not_decide",
 ]

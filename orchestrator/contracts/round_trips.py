@@ -32,6 +32,12 @@ from orchestrator.contracts.governance import (
 from orchestrator.contracts.messages import ModelCallInput, ModelCallResult, StepRecord, TaskStatusUpdate
 
 
+def tool_record_id(task_id: str, prefix: str, index: int) -> str:
+    """The record id (and idempotency key) of the `index`-th tool call of a model turn: the same
+    whether the turn's activity or the workflow's own tool.step takes the call."""
+    return f"{task_id}:{prefix}:{index}"
+
+
 class TaskRecordBatch(BaseModel):
     """The task's own records, written in one transaction: a status that is not final first, then
     the step records in order, then a final status (which must come last: it closes the task)."""

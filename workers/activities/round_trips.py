@@ -28,6 +28,7 @@ from orchestrator.contracts import (
     ToolStepInput,
     ToolStepResult,
     ValidateOutputInput,
+    tool_record_id,
 )
 from orchestrator.services.switches import SwitchService
 from workers.activities import implements
@@ -102,11 +103,11 @@ class RoundTripActivities:
         without failing the turn: the model's answer is recorded, and the workflow runs the
         remaining calls as tool.step activities, with their own retries (a database outage is
         waited out there; a call that got as far as its record is found again by its id)."""
-        facts = turn.facts
+        facts, prefix = turn.facts, turn.tool_record_prefix or ""
         done: list[ToolStepResult] = []
         for index, request in enumerate(calls):
             asked = AuthorizeToolInput(
-                record_id=f"{facts.task_id}:{turn.tool_record_prefix}:{index}",
+                record_id=tool_record_id(facts.task_id, prefix, index),
                 tool_version=versions.get(request.name),
                 task_id=facts.task_id,
                 tenant_id=facts.tenant_id,

@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         ToolStepInput,
         ToolStepResult,
         run_tool,
+        tool_record_id,
     )
     from workers.workflows.support import (
         PAUSE_RECHECK,
@@ -192,7 +193,7 @@ class Governance:
         `ready`: the model turn took this call's first step already (combined path), opening any
         approval as `checkpoint_id`."""
         inp = self._inp
-        record_id = f"{inp.task_id}:{record_prefix}:{index}"
+        record_id = tool_record_id(inp.task_id, record_prefix, index)
         allowed = {ref.split("@", 1)[0]: ref.split("@", 1)[1] for ref in agent.tools}
         asked = AuthorizeToolInput(
             record_id=record_id,
