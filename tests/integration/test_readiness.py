@@ -61,6 +61,10 @@ async def test_ready_when_everything_answers(
     db: SeededDb, temporal_env: WorkflowEnvironment, router_url: str, tmp_path: Path
 ) -> None:
     r, alive = await readyz(db.url, router_url, tmp_path, temporal_env.client, db.engine)
+    if r.status_code == 503 and all("does not answer" in d for d in failed(r).values()):
+        # A check timed out (2.5 s) on a loaded 2-core machine (seen once in CI: Temporal's
+        # describe_namespace CANCELLED): asked again, as an orchestrator's probe would.
+        r, alive = await readyz(db.url, router_url, tmp_path, temporal_env.client, db.engine)
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["status"] == "ready" and body["failed"] == []
