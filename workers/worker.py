@@ -28,6 +28,7 @@ from orchestrator.temporal_client import connect, describe
 from workers.activities.budgets import BudgetActivities
 from workers.activities.governance import GovernanceActivities
 from workers.activities.model_calls import ModelActivities
+from workers.activities.model_ledger import DatabaseWait
 from workers.activities.outages import OutageInterceptor, OutagePolicy
 from workers.activities.pinned import PinnedDefinitions
 from workers.activities.plans import PlanActivities
@@ -105,7 +106,15 @@ def build_worker(
     budgets = BudgetActivities(budget_service, switches, prices)
     tools = ToolActivities(engine, catalog, settings, budget_service)
     plans = PlanActivities(policy)
-    round_trips = RoundTripActivities(budgets, models, governance, tools, switches, PinnedDefinitions(engine))
+    round_trips = RoundTripActivities(
+        budgets,
+        models,
+        governance,
+        tools,
+        switches,
+        PinnedDefinitions(engine),
+        DatabaseWait(settings.infra_outage_max_seconds),
+    )
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,

@@ -54,9 +54,10 @@ class BudgetActivities:
 
     @implements(RESERVE_BUDGET)
     async def reserve(self, inp: ReserveInput) -> ReserveResult:
-        return await asyncio.to_thread(self._reserve, inp)
+        return await asyncio.to_thread(self.reserve_now, inp)
 
-    def _reserve(self, inp: ReserveInput) -> ReserveResult:
+    def reserve_now(self, inp: ReserveInput) -> ReserveResult:
+        """The reservation, in the caller's thread (model.turn runs it under its DatabaseWait)."""
         hit = self._switches.check(tenant_id=inp.tenant_id, agent=inp.agent)
         if hit is not None:
             return ReserveResult(ok=False, switch=switch_info(hit))

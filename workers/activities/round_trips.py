@@ -35,6 +35,7 @@ from workers.activities import implements
 from workers.activities.budgets import BudgetActivities
 from workers.activities.governance import GovernanceActivities, switch_info
 from workers.activities.model_calls import ModelActivities
+from workers.activities.model_ledger import DatabaseWait
 from workers.activities.pinned import PinnedDefinitions
 from workers.activities.tools import ToolActivities
 
@@ -50,8 +51,10 @@ class RoundTripActivities:
         tools: ToolActivities,
         switches: SwitchService,
         pinned: PinnedDefinitions,
+        db: DatabaseWait,
     ) -> None:
         self._pinned = pinned
+        self._db = db
         self._budgets = budgets
         self._models = models
         self._governance = governance
@@ -74,14 +77,14 @@ class RoundTripActivities:
             max_tokens=turn.max_tokens,
             step_limit_usd=turn.step_limit_usd,
         )
-        reserved = await self._budgets.reserve(reservation)
+        # A database outage is waited out here, as in the model call's own records: the turn has
+        # only MODEL_OPTS' few attempts, which a retry per failed statement would spend in seconds.
+        reserved = await self._db.run(self._budgets.reserve_now, reservation)
         if not reserved.ok:
             return ModelTurnResult(reserve=reserved)
         versions = {t.name: t.version for t in turn.tools}
         if turn.pinned_agent is not None:
-            pinned = await asyncio.to_thread(
-                self._pinned.agent, facts.tenant_id, facts.task_id, turn.pinned_agent
-            )
+            pinned = await self._db.run(self._pinned.agent, facts.tenant_id, facts.task_id, turn.pinned_agent)
             turn = turn.model_copy(update={"tools": pinned.tools, "output_schema": pinned.output_schema})
             versions = pinned.tool_versions
         reply = await self._models.call_reserved(turn, Decimal(reserved.amount_usd))
