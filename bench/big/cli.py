@@ -148,6 +148,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--in-flight", type=int, default=20, help="tasks in flight (default 20)")
     g.add_argument("--audit-tasks", type=int, default=100, help="tasks for the audit figure (default 100)")
     g.add_argument("--parked", type=int, default=10_000, help="tasks parked at a checkpoint (default 10000)")
+    p.add_argument("--min-rounds", type=int, default=0,
+                   help="each read pass lasts until every route was timed this many times (default 0)")  # fmt: skip
     p.add_argument("--small", action="store_true",
                    help="a smoke-test size: 1000 tasks, 10 readers, 2 s passes, 3 audit tasks, 3 parked, 3 in flight")  # fmt: skip
     return p
@@ -158,6 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.small:
         args.tasks, args.readers, args.seconds, args.warmup, args.serial_seconds = 1000, 10, 2.0, 0.5, 2.0
         args.audit_tasks, args.parked, args.in_flight = 3, 3, 3
+        args.min_rounds = 1  # every route timed at least once, however loaded the machine
     result = asyncio.run(run(args))
     if args.update and args.out.exists():  # keep the figures of an earlier run that this one skipped
         earlier = json.loads(args.out.read_text())

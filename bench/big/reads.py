@@ -234,8 +234,13 @@ class Reader:
     errors: int = 0
 
 
-async def _reader(reader: Reader, base: str, until: float, record_from: float, think: float) -> None:
+async def _reader(
+    reader: Reader, base: str, until: float, record_from: float, think: float, min_rounds: int = 0
+) -> None:
+    """Reads until `until`; with `min_rounds`, also until every route was timed that many times
+    (a smoke run on a loaded machine must still time each route once, however slow it is)."""
     rng = random.Random()
+    timed = dict.fromkeys(ROUTES, 0)
     async with httpx.AsyncClient(
         base_url=base,
         headers={"Authorization": f"Bearer {reader.token}"},
@@ -244,7 +249,7 @@ async def _reader(reader: Reader, base: str, until: float, record_from: float, t
         limits=httpx.Limits(max_connections=1),
     ) as http:
         i = rng.randrange(len(ROUTES))
-        while time.monotonic() < until:
+        while time.monotonic() < until or min(timed.values()) < min_rounds:
             route = ROUTES[i % len(ROUTES)]
             i += 1
             if route == "list first page":
@@ -265,6 +270,7 @@ async def _reader(reader: Reader, base: str, until: float, record_from: float, t
                 ok = False
             took = time.monotonic() - start
             if start >= record_from:
+                timed[route] += 1
                 if ok:
                     reader.samples[route].append(took)
                 else:
@@ -280,17 +286,25 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def load(
-    readers: list[Reader], base: str, seconds: float, think: float, warmup: float, api_pid: int
+    readers: list[Reader],
+    base: str,
+    seconds: float,
+    think: float,
+    warmup: float,
+    api_pid: int,
+    min_rounds: int = 0,
 ) -> dict[str, Any]:
     now = time.monotonic()
     began = time.time()
     tasks = [
-        asyncio.create_task(_reader(r, base, now + warmup + seconds, now + warmup, think)) for r in readers
+        asyncio.create_task(_reader(r, base, now + warmup + seconds, now + warmup, think, min_rounds))
+        for r in readers
     ]
     await asyncio.sleep(warmup)
     cpu_before, load_before = cpu_seconds(api_pid), os.getloadavg()[0]
     await asyncio.gather(*tasks)
     cpu = cpu_seconds(api_pid) - cpu_before
+    seconds = max(seconds, time.monotonic() - now - warmup)  # longer when min_rounds held it
     out: dict[str, Any] = {"think_s": think, "seconds": seconds, "readers": len(readers)}
     out["loadavg_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     total = 0
@@ -389,16 +403,22 @@ async def run(args: Any, code: Path | None) -> dict[str, Any]:
         assert api.pid is not None
         if args.serial_seconds > 0:
             print(f"  reads: serial pass, 1 reader, {args.serial_seconds} s", file=sys.stderr)
-            result["serial"] = await load(readers[3:4], base, args.serial_seconds, 0.0, args.warmup, api.pid)
+            result["serial"] = await load(
+                readers[3:4], base, args.serial_seconds, 0.0, args.warmup, api.pid, args.min_rounds
+            )
         print(
             f"  reads: paced pass, {args.readers} readers, think {args.think} s, {args.seconds} s",
             file=sys.stderr,
         )
-        result["paced"] = await load(readers, base, args.seconds, args.think, args.warmup, api.pid)
+        result["paced"] = await load(
+            readers, base, args.seconds, args.think, args.warmup, api.pid, args.min_rounds
+        )
         result["api_rss_mb"] = rss_mb([api.pid])
         if args.saturate:
             print(f"  reads: saturated pass, {args.readers} readers, {args.seconds} s", file=sys.stderr)
-            result["saturated"] = await load(readers, base, args.seconds, 0.0, args.warmup, api.pid)
+            result["saturated"] = await load(
+                readers, base, args.seconds, 0.0, args.warmup, api.pid, args.min_rounds
+            )
     finally:
         if api is not None:
             await api.astop()
