@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
-from sqlmodel import Session, col, select
+from sqlalchemy import and_, select
+from sqlmodel import Session, col
 from starlette.exceptions import HTTPException
 
 from orchestrator.api.errors import Forbidden
@@ -43,25 +44,31 @@ def get_principal(
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise HTTPException(401, "The Authorization header must be `Bearer <token>`.")
-    row = session.exec(
-        select(ApiToken, User)
-        .join(User, col(User.id) == col(ApiToken.user_id))
+    # One statement for the token, its user and their roles in the token's tenant (plain columns:
+    # no ORM instances to build for a value that lives as long as the request).
+    rows = session.execute(
+        select(
+            col(User.id), col(User.email), col(User.name), col(ApiToken.tenant_id), col(Membership.role)
+        )
+        .join(ApiToken, col(ApiToken.user_id) == col(User.id))
         .join(Tenant, col(Tenant.id) == col(ApiToken.tenant_id))
+        .outerjoin(
+            Membership,
+            and_(
+                col(Membership.user_id) == col(User.id), col(Membership.tenant_id) == col(ApiToken.tenant_id)
+            ),
+        )
         .where(
             col(ApiToken.token_hash) == hash_token(token.strip()),
             col(ApiToken.revoked_at).is_(None),
             col(Tenant.disabled_at).is_(None),  # `frontdesk tenant revoke`: its tokens stop at once
         )
-    ).first()
-    if row is None:
-        raise HTTPException(401, "The API token is invalid or revoked, or its tenant is disabled.")
-    api_token, user = row
-    roles = session.exec(
-        select(Membership.role).where(
-            Membership.user_id == user.id, Membership.tenant_id == api_token.tenant_id
-        )
     ).all()
-    principal = Principal(user.id, user.email, user.name, api_token.tenant_id, tuple(sorted(roles)))
+    if not rows:
+        raise HTTPException(401, "The API token is invalid or revoked, or its tenant is disabled.")
+    user_id, email, name, tenant_id, _ = rows[0]
+    roles = sorted(r[4] for r in rows if r[4] is not None)
+    principal = Principal(user_id, email, name, tenant_id, tuple(roles))
     # Hand the connection back now: the caller is a plain value from here on, and a route that
     # then awaits (Temporal) must not pin a pooled connection while it waits.
     session.rollback()

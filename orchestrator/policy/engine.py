@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +139,9 @@ class _Args:
         return self.__getattr__(name)
 
 
+PEOPLE_DECISIONS_KEPT = 10_000
+
+
 @dataclass(frozen=True)
 class _Snapshot:
     version: str
@@ -147,6 +150,10 @@ class _Snapshot:
     trees: tuple[ast.expr, ...]
     approvals: Mapping[str, ApprovalRule]  # as written in approvals.yaml, incl. "default"
     functions: Mapping[str, Any]
+    # People decisions of this version, (roles, tenant, obj, act) -> allowed: casbin parses its
+    # matcher on every enforce, and the API asks the same few questions on every request. A new
+    # version is a new snapshot, so a policy edit never meets a stale answer.
+    people_decisions: dict[tuple[tuple[str, ...], str, str, str], bool] = field(default_factory=dict)
 
     @classmethod
     def build(cls, texts: Mapping[str, str], version: str) -> _Snapshot:
@@ -243,8 +250,15 @@ class PolicyEngine:
         snap = self._current()
         if not tenant_id or tenant_id == ALL_TENANTS:
             return False
-        with self._people_lock:
-            return any(snap.people.enforce(role, tenant_id, obj, act) for role in roles)
+        key = (tuple(roles), tenant_id, obj, act)
+        decided = snap.people_decisions.get(key)
+        if decided is None:
+            with self._people_lock:
+                decided = any(snap.people.enforce(role, tenant_id, obj, act) for role in roles)
+                if len(snap.people_decisions) >= PEOPLE_DECISIONS_KEPT:
+                    snap.people_decisions.clear()  # many tenants: start over rather than grow
+                snap.people_decisions[key] = decided
+        return decided
 
     # -- agents -> tools --------------------------------------------------------------------------
     def decide_tool(

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_serializer
 
-from orchestrator.models import Checkpoint, ModelCall, Task, TaskStep, ToolCall, as_utc
+from orchestrator.models import Checkpoint, ModelCall, TaskStep, ToolCall, as_utc
 from orchestrator.services.limits import MAX_JSON_DEPTH, NUL_MESSAGE, has_nul, json_depth
 
 
@@ -69,6 +69,27 @@ class CostSummary(BaseModel):
         return format(v.normalize(), "f") if v else "0"
 
 
+class TaskListRow(Protocol):
+    """What a task list row needs of a task (services.tasks.LIST_COLUMNS reads only these)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def workflow_name(self) -> str: ...
+    @property
+    def workflow_version(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def outcome(self) -> str | None: ...
+    @property
+    def requester_id(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def ended_at(self) -> datetime | None: ...
+
+
 class TaskPublic(BaseModel):
     id: str
     workflow: str
@@ -80,7 +101,7 @@ class TaskPublic(BaseModel):
     cost: CostSummary
 
     @classmethod
-    def build(cls, task: Task, cost: CostSummary) -> TaskPublic:
+    def build(cls, task: TaskListRow, cost: CostSummary) -> TaskPublic:
         return cls(
             id=task.id,
             workflow=f"{task.workflow_name}@{task.workflow_version}",

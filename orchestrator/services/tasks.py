@@ -14,7 +14,7 @@ from typing import Any, cast
 
 from sqlalchemy import func, tuple_
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import QueryableAttribute, load_only
+from sqlalchemy.orm import QueryableAttribute
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 from temporalio.common import WorkflowIDConflictPolicy
@@ -56,11 +56,24 @@ def cost_of(session: Session, task_ids: list[str]) -> dict[str, CostSummary]:
     summary = {tid: CostSummary(total_usd=Decimal(0), estimated=False, model_calls=0) for tid in task_ids}
     if not task_ids:
         return summary
+    calls = col(ModelCall.task_id).in_(task_ids)
+    if session.get_bind().dialect.name == "postgresql":  # NUMERIC sums are exact there
+        grouped = session.exec(
+            select(
+                col(ModelCall.task_id),
+                func.sum(col(ModelCall.cost_usd)),
+                func.count(),
+                func.bool_or(col(ModelCall.cost_estimated)),
+            )
+            .where(calls)
+            .group_by(col(ModelCall.task_id))
+        )
+        for tid, total, count, estimated in grouped:
+            summary[tid] = CostSummary(total_usd=Decimal(total), estimated=bool(estimated), model_calls=count)
+        return summary
     # Summed in Decimal here, not in SQL: SQLite would add NUMERICs as floats.
     rows = session.exec(
-        select(col(ModelCall.task_id), col(ModelCall.cost_usd), col(ModelCall.cost_estimated)).where(
-            col(ModelCall.task_id).in_(task_ids)
-        )
+        select(col(ModelCall.task_id), col(ModelCall.cost_usd), col(ModelCall.cost_estimated)).where(calls)
     )
     for tid, cost, estimated in rows:
         entry = summary[tid]
@@ -115,23 +128,26 @@ def list_visible(
     a deep `offset` makes the database walk every row it skips. Both may be given (the offset
     then counts from `before`). Indexes 0009: (tenant, created_at, id), with requester or status
     in between for the filtered lists."""
-    query = select(Task).where(Task.tenant_id == user.tenant_id)
+    where = [col(Task.tenant_id) == user.tenant_id]
     if not can(state, user, "task", "read_all"):
-        query = query.where(Task.requester_id == user.user_id)
+        where.append(col(Task.requester_id) == user.user_id)
     if status:
-        query = query.where(Task.status == status)
+        where.append(col(Task.status) == status)
     if workflow:
-        query = query.where(Task.workflow_name == workflow)
-    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+        where.append(col(Task.workflow_name) == workflow)
+    total = session.exec(select(func.count()).select_from(Task).where(*where)).one()
     if before is not None:
         anchor = session.exec(
             select(Task.created_at, Task.id).where(Task.tenant_id == user.tenant_id, Task.id == before)
         ).first()
         if anchor is None:
             raise Unprocessable(f"`before`: no task {before!r} in tenant {user.tenant_id!r}.")
-        query = query.where(tuple_(col(Task.created_at), col(Task.id)) < tuple_(*anchor))
+        where.append(tuple_(col(Task.created_at), col(Task.id)) < tuple_(*anchor))
+    # Plain rows, not Task instances: a list row is read once and thrown away, and building ORM
+    # objects was a tenth of the request's CPU.
     page = (
-        query.options(load_only(*LIST_COLUMNS))
+        select(*LIST_COLUMNS)
+        .where(*where)
         .order_by(col(Task.created_at).desc(), col(Task.id).desc())
         .offset(offset)
         .limit(limit)
