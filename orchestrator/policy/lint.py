@@ -38,7 +38,7 @@ from orchestrator.policy.rules import (
     policy_lines,
 )
 
-KNOWN_ROLES = ("requester", "approver", "developer", "admin", "platform_admin")
+KNOWN_ROLES = ("requester", "approver", "developer", "admin", "auditor", "platform_admin")
 PEOPLE_FIELDS = ("sub", "dom", "obj", "act")
 
 

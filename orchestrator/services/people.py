@@ -22,7 +22,7 @@ from orchestrator.models import Membership, User
 
 # The roles a tenant admin hands out. `platform_admin` is deliberately absent: it reaches past
 # the tenant (the global kill switch), so no tenant admin can grant it to anyone.
-ROLES: tuple[str, ...] = ("requester", "approver", "developer", "admin")
+ROLES: tuple[str, ...] = ("requester", "approver", "developer", "admin", "auditor")
 
 
 class PersonPublic(BaseModel):

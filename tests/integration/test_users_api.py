@@ -75,7 +75,7 @@ async def test_an_admin_lists_the_tenants_people_with_their_roles_here(api: Api)
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["tenant_id"] == api.tenant
-    assert body["roles"] == ["requester", "approver", "developer", "admin"]
+    assert body["roles"] == ["requester", "approver", "developer", "admin", "auditor"]
     assert [(p["name"], p["roles"]) for p in body["items"]] == [
         ("Abe", ["approver", "requester"]),
         ("Boss", ["admin"]),

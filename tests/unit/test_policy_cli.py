@@ -70,9 +70,9 @@ def test_check_prints_each_error_and_exits_1(policies: Path, capsys: pytest.Capt
 
 def test_check_warnings_do_not_fail(policies: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with (policies / "people_policy.csv").open("a") as f:
-        f.write("p, auditor, all-tenants, audit, read\n")
+        f.write("p, inspector, all-tenants, audit, read\n")
     code, out = run(capsys, "policy", "check", "--dir", str(policies))
-    assert code == 0 and "warning: people_policy.csv:" in out and "role 'auditor'" in out
+    assert code == 0 and "warning: people_policy.csv:" in out and "role 'inspector'" in out
 
 
 # --- explain ----------------------------------------------------------------------------------------

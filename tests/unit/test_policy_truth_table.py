@@ -208,6 +208,10 @@ INTENDED_PEOPLE: dict[str, set[str]] = {
         "switch:read", "switch:flip", "cost:read", "user:read", "user:write",
     },
     "platform_admin": {"switch:read", "switch:flip_global"},
+    "auditor": {
+        "audit:read", "task:read_all", "checkpoint:read", "cost:read", "catalog:read", "policy:read",
+        "budget:read", "switch:read", "user:read",
+    },
 }  # fmt: skip
 ROLES = [*INTENDED_PEOPLE, "superuser", "", "ADMIN"]
 TENANTS = ["acme", "globex", "initech"]
