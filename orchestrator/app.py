@@ -16,6 +16,7 @@ from orchestrator import health
 from orchestrator.api import errors
 from orchestrator.api.inputs import RefuseNul
 from orchestrator.api.routes import (
+    audit,
     budgets,
     catalog,
     checkpoints,
@@ -143,6 +144,7 @@ def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
     app.include_router(users.router)
     app.include_router(cost.router)
     app.include_router(model_calls.router)
+    app.include_router(audit.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, Any]:

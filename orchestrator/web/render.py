@@ -26,6 +26,7 @@ NAV: list[tuple[str, str, str, str]] = [
     ("Decisions", "web_decisions", "checkpoint", "decide"),
     ("Catalog", "web_catalog", "catalog", "read"),
     ("Cost", "web_cost", "cost", "read"),
+    ("Audit", "web_audit", "audit", "read"),
     ("Budgets", "web_admin_budgets", "budget", "read"),
     ("Switches", "web_admin_switches", "switch", "read"),
     ("Policies", "web_admin_policies", "policy", "read"),
