@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from orchestrator import health
+from orchestrator import audit_anchor, health
 from orchestrator.api import errors
 from orchestrator.api.inputs import RefuseNul
 from orchestrator.api.routes import (
@@ -117,7 +117,8 @@ def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.frontdesk = state
-        yield
+        async with audit_anchor.periodic(settings, state.engine):  # FRONTDESK_AUDIT_ANCHOR_FILE
+            yield
         state.engine.dispose()
 
     app = FastAPI(

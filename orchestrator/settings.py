@@ -195,6 +195,35 @@ class Settings(BaseSettings):
         8, ge=1, description="Delivery attempts (with doubling backoff from 5 s) before a notification fails."
     )
 
+    audit_anchor_file: str = Field(
+        "",
+        description="Append-only JSON Lines file (another disk or a WORM mount, not the database's) that "
+        "receives signed records of each tenant's audit chain head, so `frontdesk audit verify` detects "
+        "deleted or rewritten rows, the newest included; empty: no anchoring (docs/audit.md).",
+    )
+    audit_anchor_key: SecretStr = Field(
+        SecretStr(""),
+        description="HMAC-SHA256 key that signs the anchor records (required with an anchor file); never "
+        "logged. Keep it away from the database's credentials.",
+    )
+    audit_anchor_interval_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="How often the API process anchors the heads that moved (0: only `frontdesk audit anchor`).",
+    )
+
+    @model_validator(mode="after")
+    def _anchor_needs_a_key(self) -> Settings:
+        key = self.audit_anchor_key.get_secret_value()
+        if self.audit_anchor_file and len(key) < 16:
+            raise ValueError(
+                "FRONTDESK_AUDIT_ANCHOR_FILE is set but FRONTDESK_AUDIT_ANCHOR_KEY is missing or shorter "
+                "than 16 characters: the anchors would be unsigned"
+            )
+        if self.environment == "production" and self.audit_anchor_file and key in PLACEHOLDER_SECRETS:
+            raise ValueError("FRONTDESK_AUDIT_ANCHOR_KEY is a placeholder; set a real key in production")
+        return self
+
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:
         if self.environment == "production" and self.router_api_key in PLACEHOLDER_SECRETS:

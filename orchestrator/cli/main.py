@@ -9,6 +9,7 @@ frontdesk user ...     add | list | revoke     frontdesk token ...    add | list
 frontdesk task ...     submit | show | list | cancel
 frontdesk checkpoint   list | approve | reject
 frontdesk model-calls  list | reconcile   (on the database: interrupted router requests)
+frontdesk audit ...    verify | anchor | purge   (on the database: the audit chain)
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ def cmd_seed(_: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from orchestrator.cli import (
         accounts_cmd,
+        audit_cmd,
         budget_cmd,
         catalog_cmd,
         checkpoint_cmd,
@@ -108,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     catalog_cmd.register(sub)
     accounts_cmd.register(sub)
     model_calls_cmd.register(sub)
+    audit_cmd.register(sub)
     return parser
 
 

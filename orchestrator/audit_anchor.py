@@ -1,0 +1,222 @@
+"""Anchors: signed records of each tenant's audit chain head, kept outside the database.
+
+The chain (orchestrator.audit) shows an edited or deleted row in the middle, but someone who can
+write the database can also delete the newest rows, or rewrite the whole chain with fresh hashes.
+An anchor is one JSON line `{tenant_id, seq, hash, at, key_id, sig}` appended to the file named by
+FRONTDESK_AUDIT_ANCHOR_FILE, signed with HMAC-SHA256 under FRONTDESK_AUDIT_ANCHOR_KEY; `verify`
+compares the rows with every anchor, so a missing tail or a rewrite before an anchor shows.
+
+A head is anchored only after the rows since the tenant's previous anchor verify (`Anchorer`),
+so an anchor never vouches for a chain that was already broken. Writers append one line per
+`write()` on an O_APPEND descriptor: API replicas sharing the file do not interleave lines.
+The file's own protection (append-only attribute, WORM bucket, another host) is the operator's;
+docs/audit.md says how.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import os
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from orchestrator.audit_verify import Anchor, walk
+from orchestrator.models import AuditHead, utcnow
+from orchestrator.settings import Settings
+
+log = logging.getLogger(__name__)
+VERSION = 1
+
+
+@dataclass
+class AnchorLog:
+    """What the anchor file holds: the valid anchors per tenant (in file order) and its problems."""
+
+    path: str
+    by_tenant: dict[str, list[Anchor]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    def of(self, tenant_id: str) -> list[Anchor]:
+        return self.by_tenant.get(tenant_id, [])
+
+    def newest(self, tenant_id: str) -> Anchor | None:
+        anchors = self.of(tenant_id)
+        return max(anchors, key=lambda a: a.seq) if anchors else None
+
+
+def key_id(key: bytes) -> str:
+    """Names the key in each record (so a rotated key is told from a forged line); not the key."""
+    return hashlib.sha256(b"frontdesk-anchor-key|" + key).hexdigest()[:12]
+
+
+def _signed_body(record: dict[str, object]) -> bytes:
+    body = {k: v for k, v in record.items() if k != "sig"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+def sign(key: bytes, tenant_id: str, seq: int, head_hash: str, at: datetime | None = None) -> str:
+    """One anchor line (without its newline)."""
+    when = (at or utcnow()).isoformat(timespec="microseconds")
+    record: dict[str, object] = {
+        "v": VERSION,
+        "tenant_id": tenant_id,
+        "seq": seq,
+        "hash": head_hash,
+        "at": when,
+        "key_id": key_id(key),
+    }
+    record["sig"] = hmac.new(key, _signed_body(record), hashlib.sha256).hexdigest()
+    return json.dumps(record, sort_keys=True, separators=(",", ":"))
+
+
+def append(path: str | Path, lines: Iterable[str]) -> int:
+    """Append whole lines, each in one write() on an O_APPEND descriptor, then fsync."""
+    data = [f"{line}\n".encode() for line in lines]
+    if not data:
+        return 0
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+    try:
+        for chunk in data:
+            os.write(fd, chunk)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return len(data)
+
+
+def read(path: str | Path, key: bytes) -> AnchorLog:
+    """Every valid anchor; a line that does not parse or whose signature fails is a problem."""
+    out = AnchorLog(str(path))
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        return out
+    lines = raw.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    elif lines:  # a write cut short by a crash leaves the last line without its newline
+        out.problems.append(f"line {len(lines)} of {path} is incomplete (no newline): ignored")
+        lines.pop()
+    mine = key_id(key)
+    for number, line in enumerate(lines, start=1):
+        try:
+            record = json.loads(line)
+            tenant, seq, head, at = record["tenant_id"], record["seq"], record["hash"], record["at"]
+            if not (isinstance(tenant, str) and isinstance(seq, int) and isinstance(head, str)):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            out.problems.append(f"line {number} of {path} is not an anchor record")
+            continue
+        if record.get("key_id") != mine:
+            out.problems.append(
+                f"line {number} of {path} was signed with another key ({record.get('key_id')})"
+            )
+            continue
+        expected = hmac.new(key, _signed_body(record), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, str(record.get("sig", ""))):
+            out.problems.append(f"line {number} of {path} has a bad signature (tenant {tenant}, seq {seq})")
+            continue
+        out.by_tenant.setdefault(tenant, []).append(Anchor(tenant, seq, head, str(at), number))
+    return out
+
+
+def configured(settings: Settings) -> tuple[str, bytes] | None:
+    if not settings.audit_anchor_file:
+        return None
+    return settings.audit_anchor_file, settings.audit_anchor_key.get_secret_value().encode()
+
+
+@dataclass(frozen=True)
+class AnchorResult:
+    tenant_id: str
+    seq: int
+    hash: str
+    written: bool
+    problem: str = ""
+
+
+class Anchorer:
+    """Anchors the heads that moved since the last anchor it knows of (from the file, read once)."""
+
+    def __init__(self, engine: Engine, path: str, key: bytes) -> None:
+        self.engine, self.path, self.key = engine, path, key
+        self._known: dict[str, Anchor] | None = None
+
+    def known(self) -> dict[str, Anchor]:
+        if self._known is None:
+            anchors = read(self.path, self.key)
+            self._known = {t: a for t in anchors.by_tenant if (a := anchors.newest(t)) is not None}
+        return self._known
+
+    def run(self, tenant_id: str | None = None) -> list[AnchorResult]:
+        known = self.known()
+        results: list[AnchorResult] = []
+        lines: list[str] = []
+        with Session(self.engine) as session:
+            query = select(AuditHead)
+            if tenant_id is not None:
+                query = query.where(AuditHead.tenant_id == tenant_id)
+            heads = [(h.tenant_id, h.seq, h.last_hash) for h in session.exec(query)]
+            for tenant, seq, head_hash in heads:
+                last = known.get(tenant)
+                if last is not None and last.seq == seq and last.hash == head_hash:
+                    results.append(AnchorResult(tenant, seq, head_hash, False))
+                    continue
+                since = (last.seq, last.hash) if last is not None and last.seq <= seq else None
+                report = walk(session, tenant, since=since, upto=seq)
+                if not report.ok or (report.last_seq, report.last_hash) != (seq, head_hash):
+                    problem = (
+                        f"first bad row: seq {report.bad_seq}: {report.problem}"
+                        if not report.ok
+                        else f"the head (seq {seq}) is not the end of the chain"
+                    )
+                    log.error("audit chain of tenant %s not anchored: %s", tenant, problem)
+                    results.append(AnchorResult(tenant, seq, head_hash, False, problem))
+                    continue
+                lines.append(sign(self.key, tenant, seq, head_hash))
+                results.append(AnchorResult(tenant, seq, head_hash, True))
+            session.rollback()
+        append(self.path, lines)
+        for r in results:
+            if r.written:
+                known[r.tenant_id] = Anchor(r.tenant_id, r.seq, r.hash, "")
+        return results
+
+
+@asynccontextmanager
+async def periodic(settings: Settings, engine: Engine) -> AsyncIterator[None]:
+    """The API process's anchoring loop, for the lifespan of the app (off without an anchor file)."""
+    where = configured(settings)
+    if where is None or settings.audit_anchor_interval_seconds <= 0:
+        yield
+        return
+    anchorer = Anchorer(engine, *where)
+
+    async def loop() -> None:
+        while True:
+            try:
+                await asyncio.to_thread(anchorer.run)
+            except Exception:
+                log.exception("anchoring the audit chain heads failed; retrying next period")
+            await asyncio.sleep(settings.audit_anchor_interval_seconds)
+
+    task = asyncio.create_task(loop(), name="audit-anchor")
+    try:
+        yield
+    finally:
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
