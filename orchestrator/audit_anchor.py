@@ -162,7 +162,6 @@ class Anchorer:
     def run(self, tenant_id: str | None = None) -> list[AnchorResult]:
         known = self.known()
         results: list[AnchorResult] = []
-        lines: list[str] = []
         with Session(self.engine) as session:
             query = select(AuditHead)
             if tenant_id is not None:
@@ -170,28 +169,32 @@ class Anchorer:
             heads = [(h.tenant_id, h.seq, h.last_hash) for h in session.exec(query)]
             for tenant, seq, head_hash in heads:
                 last = known.get(tenant)
-                if last is not None and last.seq == seq and last.hash == head_hash:
+                if last is not None and (last.seq, last.hash) == (seq, head_hash):
                     results.append(AnchorResult(tenant, seq, head_hash, False))
                     continue
-                since = (last.seq, last.hash) if last is not None and last.seq <= seq else None
-                report = walk(session, tenant, since=since, upto=seq)
-                if not report.ok or (report.last_seq, report.last_hash) != (seq, head_hash):
-                    problem = (
-                        f"first bad row: seq {report.bad_seq}: {report.problem}"
-                        if not report.ok
-                        else f"the head (seq {seq}) is not the end of the chain"
-                    )
+                problem = _refusal(session, tenant, seq, head_hash, last)
+                if problem:
                     log.error("audit chain of tenant %s not anchored: %s", tenant, problem)
-                    results.append(AnchorResult(tenant, seq, head_hash, False, problem))
-                    continue
-                lines.append(sign(self.key, tenant, seq, head_hash))
-                results.append(AnchorResult(tenant, seq, head_hash, True))
+                results.append(AnchorResult(tenant, seq, head_hash, not problem, problem))
             session.rollback()
-        append(self.path, lines)
+        append(self.path, [sign(self.key, r.tenant_id, r.seq, r.hash) for r in results if r.written])
         for r in results:
             if r.written:
                 known[r.tenant_id] = Anchor(r.tenant_id, r.seq, r.hash, "")
         return results
+
+
+def _refusal(session: Session, tenant: str, seq: int, head_hash: str, last: Anchor | None) -> str:
+    """Why this head must not be anchored ("" when it may): the rows since the last anchor must
+    verify and end at the head."""
+    if last is not None and last.seq > seq:
+        return f"the head is at seq {seq}, but seq {last.seq} was anchored: rows were removed"
+    report = walk(session, tenant, since=(last.seq, last.hash) if last else None, upto=seq)
+    if not report.ok:
+        return f"first bad row: seq {report.bad_seq}: {report.problem}"
+    if (report.last_seq, report.last_hash) != (seq, head_hash):
+        return f"the head (seq {seq}) is not the end of the chain (seq {report.last_seq})"
+    return ""
 
 
 @asynccontextmanager

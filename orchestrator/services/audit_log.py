@@ -28,6 +28,7 @@ from orchestrator.models import AuditEvent, as_utc
 
 EVENTS = cast(Table, AuditEvent.__table__)  # type: ignore[attr-defined]  # SQLModel does not declare __table__
 MAX_LIMIT = 500
+MAX_SEQ = 2**31 - 1  # the column is a 32-bit integer on PostgreSQL
 EXPORT_BATCH = 1000
 CSV_COLUMNS = ("seq", "at", "actor", "action", "subject", "reason", "task_id", "data", "prev_hash", "hash")
 
@@ -78,13 +79,23 @@ def _conditions(tenant_id: str, f: AuditFilter) -> list[ColumnElement[bool]]:
             where.append(EVENTS.c.action.startswith(prefix, autoescape=True))
         else:
             where.append(EVENTS.c.action == f.action)
-    if f.since and f.until and as_utc(f.since) >= as_utc(f.until):
+    since, until = _utc(f.since, "since"), _utc(f.until, "until")
+    if since and until and since >= until:
         raise Unprocessable("`since` must be earlier than `until`.")
-    if f.since:
-        where.append(EVENTS.c.at >= as_utc(f.since))
-    if f.until:
-        where.append(EVENTS.c.at < as_utc(f.until))
+    if since:
+        where.append(EVENTS.c.at >= since)
+    if until:
+        where.append(EVENTS.c.at < until)
     return where
+
+
+def _utc(at: datetime | None, name: str) -> datetime | None:
+    if at is None:
+        return None
+    try:
+        return as_utc(at)
+    except OverflowError:  # 0001-01-01 with a positive offset, 9999-12-31 with a negative one
+        raise Unprocessable(f"`{name}` is outside the range of dates: give a time in UTC.") from None
 
 
 def _public(row: Any) -> AuditEventPublic:

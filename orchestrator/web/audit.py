@@ -62,7 +62,7 @@ def audit_page(
     action: Text = "",
     since: Text = "",
     until: Text = "",
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: Annotated[int | None, Query(ge=1, le=audit_log.MAX_SEQ)] = None,
 ) -> HTMLResponse:
     typed = {"task": task, "actor": actor, "action": action, "since": since, "until": until}
     query = {k: v for k, v in typed.items() if v}

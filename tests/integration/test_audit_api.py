@@ -294,3 +294,18 @@ async def test_audit_page_and_its_export(world: World) -> None:
     for who in ("riley",):
         r = await w.http.get("/api/audit", headers=w.auth(who))
         assert r.status_code == 403
+
+
+async def test_out_of_range_times_and_seqs_are_refused(world: World) -> None:
+    for params in (
+        {"since": "0001-01-01T00:00:00+05:00"},
+        {"until": "9999-12-31T23:59:59-05:00"},
+        {"before": 2**31},
+    ):
+        r = await world.get("ada", **params)
+        assert r.status_code == 422, (params, r.text)
+    assert (await world.http.get("/audit", params={"since": "0001-01-01T00:00+05:00"})).status_code in (
+        401,
+        303,
+        422,
+    )

@@ -50,7 +50,12 @@ def list_audit(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=audit_log.MAX_LIMIT)] = 100,
     before: Annotated[
-        int | None, Query(ge=1, description="a seq (the `next_before` you got): the page of older events")
+        int | None,
+        Query(
+            ge=1,
+            le=audit_log.MAX_SEQ,
+            description="a seq (the `next_before` you got): the page of older events",
+        ),
     ] = None,
     format: Annotated[
         Literal["json", "jsonl", "csv"], Query(description="json (a page) or an export")
