@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -287,6 +288,24 @@ async def test_audit_page_and_its_export(world: World) -> None:
     assert "/tasks/new" not in r.text  # no way to submit: the auditor cannot
     export = await w.http.get("/audit/export", params={"format": "csv", "actor": f"probe-{w.marker}"})
     assert export.status_code == 200 and len(list(csv.DictReader(io.StringIO(export.text)))) == 25
+    for path in (
+        "/tasks",
+        "/cost",
+        "/catalog",
+        "/admin/budgets",
+        "/admin/switches",
+        "/admin/users",
+        "/admin/policies",
+    ):
+        r = await w.http.get(path)
+        assert r.status_code == 200, (path, r.status_code)
+        forms = re.findall(r"<form\b[^>]*>", r.text)
+        posts = [f for f in forms if 'method="post"' in f.lower()]
+        actions = [re.sub(r'.*action="(?:https://frontdesk)?([^"]*)".*', r"\1", f) for f in posts]
+        assert "/logout" in actions and set(actions) <= {"/logout", "/tenant"}, (
+            path,
+            actions,
+        )  # nothing else
     paged = await w.http.get("/audit", params={"before": 2})
     assert paged.status_code == 200
     bad = await w.http.get("/audit", params={"since": "yesterday"})
