@@ -14,7 +14,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, update
+from sqlalchemy import Table, insert, update
 from sqlmodel import Session, col, select
 
 from orchestrator.models import AuditEvent, AuditHead, utcnow
@@ -49,6 +49,7 @@ def _iso(at: datetime) -> str:
 
 
 HEAD = cast(Table, AuditHead.__table__)  # type: ignore[attr-defined]  # SQLModel does not declare __table__
+EVENTS = cast(Table, AuditEvent.__table__)  # type: ignore[attr-defined]
 
 
 def record(
@@ -96,8 +97,11 @@ def record(
         hash="",
     )
     event.hash = _digest(prev, event)
-    session.add(event)
-    session.flush()
+    if session.new or session.dirty or session.deleted:
+        session.flush()  # the caller's pending changes first, in the order the ORM would have used
+    # Core INSERT: the event is returned as a plain value, and the ORM's unit of work was a fifth
+    # of this function's CPU for a row nobody reads back in this transaction.
+    conn.execute(insert(EVENTS).values(**event.model_dump(exclude={"id"})))
     conn.execute(update(HEAD).where(HEAD.c.tenant_id == tenant_id).values(last_hash=event.hash))
     return event
 

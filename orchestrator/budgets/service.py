@@ -117,8 +117,16 @@ def _reservation(
     )
 
 
+KNOWN_COUNTERS_KEPT = 50_000
+
+
 class BudgetService(BudgetLimits):
     """Reserve, settle, release and charge; plus the limits and reports of `BudgetLimits`."""
+
+    def __init__(self, engine: Engine, rules: BudgetRules) -> None:
+        super().__init__(engine, rules)
+        # (tenant, scope, subject, period) -> counter id, see `_counters`
+        self._known_counters: dict[tuple[str, str, str, str], int] = {}
 
     def _task_spec(self, s: Session, tenant_id: str, task_id: str) -> Spec:
         """The task row's budget (set at submit), else the file's default capped by `task_max`."""
@@ -150,7 +158,14 @@ class BudgetService(BudgetLimits):
     def _counters(
         self, tenant_id: str, wanted: dict[Key, Callable[[Session], Spec] | None]
     ) -> dict[Key, int]:
-        """Ids of the wanted counters; missing ones are created when their spec gives a limit."""
+        """Ids of the wanted counters; missing ones are created when their spec gives a limit.
+
+        A counter, once created, is never deleted or renumbered, so its id is remembered in this
+        process and most reservations (the task's second call on) read nothing here; a counter not
+        found is looked up again every time (another worker may have created it since)."""
+        known = {key: cid for key in wanted if (cid := self._known_counters.get((tenant_id, *key)))}
+        if len(known) == len(wanted):
+            return known
         with self._session() as s:
             match = [
                 and_(
@@ -159,6 +174,7 @@ class BudgetService(BudgetLimits):
                     col(BudgetCounter.period) == pe,
                 )
                 for sc, su, pe in wanted
+                if (sc, su, pe) not in known
             ]
             rows = s.exec(
                 select(
@@ -166,10 +182,14 @@ class BudgetService(BudgetLimits):
                 ).where(BudgetCounter.tenant_id == tenant_id, or_(*match))
             ).all()
             found: dict[Key, int] = {(sc, su, pe): cid for cid, sc, su, pe in rows if cid is not None}
+            found.update(known)
             for key, make_spec in wanted.items():
                 spec = None if key in found or make_spec is None else make_spec(s)
                 if spec is not None and spec[0] is not None:
                     found[key] = self._insert_counter(s, tenant_id, key, spec[0], spec[1])
+        if len(self._known_counters) >= KNOWN_COUNTERS_KEPT:
+            self._known_counters.clear()  # a long-lived worker: start over rather than grow
+        self._known_counters.update({(tenant_id, *key): cid for key, cid in found.items()})
         return found
 
     def _insert_counter(self, s: Session, tenant_id: str, key: Key, limit: Decimal, on_breach: str) -> int:
@@ -238,25 +258,30 @@ class BudgetService(BudgetLimits):
     ) -> list[BudgetBreach]:
         """Move money on the reservation's counters; return the ones now past their limit."""
         ids = sorted(int(i) for i in row.counter_ids.split(",") if i)
+        over_ids = []
         for cid in ids:
-            s.connection().execute(
-                update(COUNTERS)
-                .where(COUNTERS.c.id == cid)
-                .values(
-                    spent_usd=_add(COUNTERS.c.spent_usd, spent),
-                    reserved_usd=_add(COUNTERS.c.reserved_usd, reserved),
-                    updated_at=utcnow(),
+            # RETURNING the new figures: the check for a breach needs no second read.
+            after = (
+                s.connection()
+                .execute(
+                    update(COUNTERS)
+                    .where(COUNTERS.c.id == cid)
+                    .values(
+                        spent_usd=_add(COUNTERS.c.spent_usd, spent),
+                        reserved_usd=_add(COUNTERS.c.reserved_usd, reserved),
+                        updated_at=utcnow(),
+                    )
+                    .returning(COUNTERS.c.spent_usd, COUNTERS.c.reserved_usd, COUNTERS.c.limit_usd)
                 )
+                .one()
             )
-        if not ids or spent == 0:
+            if Decimal(after[0]) + Decimal(after[1]) > Decimal(after[2]) + EPS:
+                over_ids.append(cid)
+        if not over_ids or spent == 0:
             return []
         over = s.exec(
             select(BudgetCounter)
-            .where(
-                col(BudgetCounter.id).in_(ids),
-                BudgetCounter.spent_usd + BudgetCounter.reserved_usd
-                > BudgetCounter.limit_usd + literal(EPS, MONEY),
-            )
+            .where(col(BudgetCounter.id).in_(over_ids))
             .order_by(col(BudgetCounter.id))
             .execution_options(populate_existing=True)
         ).all()
@@ -316,29 +341,34 @@ class BudgetService(BudgetLimits):
                 data={**breach.model_dump(mode="json"), "reservation_id": rid},
             )
 
-    def settle(self, reservation_id: str, actual: Decimal) -> Reservation:
+    def settle(self, reservation_id: str, actual: Decimal, session: Session | None = None) -> Reservation:
         """The call's real cost: spent += actual and the reservation is released. Idempotent.
 
         A reservation released earlier is still settled (the cost was real): it is then only spent.
-        """
+        With `session`, in the caller's transaction (which commits it with its own records)."""
         actual = to_usd(actual, "the actual cost")
+        if session is not None:
+            return self._settle(session, reservation_id, actual)
         with self._session() as s:
-            for was in ("reserved", "released"):
-                done = s.connection().execute(
-                    update(RESERVATIONS)
-                    .where(RESERVATIONS.c.id == reservation_id, RESERVATIONS.c.status == was)
-                    .values(status="settled", settled_usd=actual)
-                )
-                if done.rowcount == 1:
-                    break
-            else:
-                s.rollback()
-                if (row := self._find(reservation_id)) is None:
-                    raise BudgetNotFound(f"no budget reservation {reservation_id}")
-                return _reservation(row, replayed=True)
-            row = s.get_one(BudgetReservation, reservation_id, populate_existing=True)
-            over = self._apply(s, row, actual, -row.amount_usd if was == "reserved" else Decimal(0))
+            settled = self._settle(s, reservation_id, actual)
             s.commit()
+        return settled
+
+    def _settle(self, s: Session, reservation_id: str, actual: Decimal) -> Reservation:
+        for was in ("reserved", "released"):
+            done = s.connection().execute(
+                update(RESERVATIONS)
+                .where(RESERVATIONS.c.id == reservation_id, RESERVATIONS.c.status == was)
+                .values(status="settled", settled_usd=actual)
+            )
+            if done.rowcount == 1:
+                break
+        else:  # settled already (or never reserved): nothing was written
+            if (found := s.get(BudgetReservation, reservation_id, populate_existing=True)) is None:
+                raise BudgetNotFound(f"no budget reservation {reservation_id}")
+            return _reservation(found, replayed=True)
+        row = s.get_one(BudgetReservation, reservation_id, populate_existing=True)
+        over = self._apply(s, row, actual, -row.amount_usd if was == "reserved" else Decimal(0))
         return _reservation(row, over=over)
 
     def release(self, reservation_id: str) -> Reservation | None:

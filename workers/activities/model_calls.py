@@ -83,13 +83,11 @@ class ModelActivities:
             try:
                 outcome = await self._router.chat(call, traceparent=tp, ledger=ledger)
             except RouterError as err:
-                cost = await self._db.run(self._audit, call, len(err.attempts), str(err))
-                await self._settle(call, cost)
+                await self._db.run(self._audit, call, len(err.attempts), str(err))
                 # The client already waited out the outage and spent the call's request budget;
                 # retrying the activity would multiply both, so this fails the step with the reason.
                 raise ApplicationError(str(err), type=failures.ROUTER_ERROR, non_retryable=True) from err
         cost = await self._db.run(self._audit, call, len(outcome.attempts), None)
-        await self._settle(call, cost)
         return ModelCallResult(
             message=outcome.message,
             model_served=outcome.model_served,
@@ -97,15 +95,12 @@ class ModelActivities:
             attempts=len(outcome.attempts),
         )
 
-    async def _settle(self, call: ModelCallInput, cost: Decimal | None = None) -> Decimal:
+    async def _settle(self, call: ModelCallInput) -> None:
         """Replace the call's worst-case reservation by what the books say it cost (idempotent):
-        every request of every activity attempt, interrupted ones at their estimate (`cost`, when
-        the caller has just read it)."""
-        if cost is None:
-            cost = await self._db.run(spent, self._engine, call.request_id)
+        every request of every activity attempt, interrupted ones at their estimate."""
         if call.reservation_id:
+            cost = await self._db.run(spent, self._engine, call.request_id)
             await self._db.run(self._budgets.settle, call.reservation_id, cost)
-        return cost
 
     def _answered(self, request_id: str) -> ModelCallResult | None:
         """The recorded answer of this logical call, with the cost of every request it made."""
@@ -122,7 +117,8 @@ class ModelActivities:
         )
 
     def _audit(self, call: ModelCallInput, requests: int, error: str | None) -> Decimal:
-        """Audit this attempt's requests; return what every attempt of the call cost (one read)."""
+        """Audit this attempt's requests and settle the call's reservation at what every attempt
+        of it cost, in one transaction; return that cost."""
         facts = call.facts
         attempt = activity.info().attempt
         with session_scope(self._engine) as session:
@@ -142,4 +138,7 @@ class ModelActivities:
                 reason=error or f"tier {call.tier}",
                 data={"tier": call.tier, "attempts": requests, "cost_usd": str(total)},
             )
-        return sum((Decimal(c) for c, _ in rows), Decimal(0))
+            cost = sum((Decimal(c) for c, _ in rows), Decimal(0))
+            if call.reservation_id:
+                self._budgets.settle(call.reservation_id, cost, session)
+        return cost

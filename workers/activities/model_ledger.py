@@ -20,6 +20,7 @@ from typing import TypeVar
 
 from sqlalchemy import ColumnElement, and_, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from temporalio.exceptions import ApplicationError
 
@@ -139,8 +140,6 @@ class ModelCallLedger:
     def _sending(self, attempt: int) -> None:
         c, facts = self._call, self._call.facts
         with session_scope(self._engine) as session:
-            if session.exec(select(ModelCall.id).where(self._key(attempt))).first() is not None:
-                return  # written by a try whose commit went through although its answer was lost
             session.add(
                 ModelCall(
                     tenant_id=facts.tenant_id,
@@ -159,6 +158,13 @@ class ModelCallLedger:
                     status=IN_FLIGHT,
                 )
             )
+            try:
+                session.flush()  # insert first: a read before it would be wasted on all but retries
+            except IntegrityError:
+                session.rollback()
+                if session.exec(select(ModelCall.id).where(self._key(attempt))).first() is None:
+                    raise
+                # written by a try whose commit went through although its answer was lost
 
     async def not_sent(self, attempt: int) -> None:
         await self._db.run(self._not_sent, attempt)
