@@ -30,7 +30,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from orchestrator.audit_verify import Anchor, walk
+from orchestrator.audit_verify import HEAD, PURGE, Anchor, Report, start_point, unvouched_purge, walk
 from orchestrator.models import AuditHead, utcnow
 from orchestrator.settings import Settings
 
@@ -50,7 +50,7 @@ class AnchorLog:
         return self.by_tenant.get(tenant_id, [])
 
     def newest(self, tenant_id: str) -> Anchor | None:
-        anchors = self.of(tenant_id)
+        anchors = [a for a in self.of(tenant_id) if a.kind == HEAD]
         return max(anchors, key=lambda a: a.seq) if anchors else None
 
 
@@ -64,8 +64,10 @@ def _signed_body(record: dict[str, object]) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
 
-def sign(key: bytes, tenant_id: str, seq: int, head_hash: str, at: datetime | None = None) -> str:
-    """One anchor line (without its newline)."""
+def sign(
+    key: bytes, tenant_id: str, seq: int, head_hash: str, at: datetime | None = None, kind: str = HEAD
+) -> str:
+    """One anchor line (without its newline): a head, or a purge's last removed row."""
     when = (at or utcnow()).isoformat(timespec="microseconds")
     record: dict[str, object] = {
         "v": VERSION,
@@ -75,6 +77,8 @@ def sign(key: bytes, tenant_id: str, seq: int, head_hash: str, at: datetime | No
         "at": when,
         "key_id": key_id(key),
     }
+    if kind != HEAD:  # head records keep the shape they had
+        record["kind"] = kind
     record["sig"] = hmac.new(key, _signed_body(record), hashlib.sha256).hexdigest()
     return json.dumps(record, sort_keys=True, separators=(",", ":"))
 
@@ -127,7 +131,8 @@ def read(path: str | Path, key: bytes) -> AnchorLog:
         if not hmac.compare_digest(expected, str(record.get("sig", ""))):
             out.problems.append(f"line {number} of {path} has a bad signature (tenant {tenant}, seq {seq})")
             continue
-        out.by_tenant.setdefault(tenant, []).append(Anchor(tenant, seq, head, str(at), number))
+        kind = str(record.get("kind", HEAD))
+        out.by_tenant.setdefault(tenant, []).append(Anchor(tenant, seq, head, str(at), number, kind))
     return out
 
 
@@ -162,6 +167,7 @@ class Anchorer:
     def run(self, tenant_id: str | None = None) -> list[AnchorResult]:
         known = self.known()
         results: list[AnchorResult] = []
+        lines: list[str] = []  # purge records that go before their heads
         with Session(self.engine) as session:
             query = select(AuditHead)
             if tenant_id is not None:
@@ -172,29 +178,39 @@ class Anchorer:
                 if last is not None and (last.seq, last.hash) == (seq, head_hash):
                     results.append(AnchorResult(tenant, seq, head_hash, False))
                     continue
-                problem = _refusal(session, tenant, seq, head_hash, last)
+                problem, purge = self._refusal(session, tenant, seq, head_hash, last)
                 if problem:
                     log.error("audit chain of tenant %s not anchored: %s", tenant, problem)
+                elif purge is not None:
+                    lines.append(sign(self.key, tenant, *purge, kind=PURGE))
                 results.append(AnchorResult(tenant, seq, head_hash, not problem, problem))
             session.rollback()
-        append(self.path, [sign(self.key, r.tenant_id, r.seq, r.hash) for r in results if r.written])
+        append(self.path, lines + [sign(self.key, r.tenant_id, r.seq, r.hash) for r in results if r.written])
         for r in results:
             if r.written:
                 known[r.tenant_id] = Anchor(r.tenant_id, r.seq, r.hash, "")
         return results
 
-
-def _refusal(session: Session, tenant: str, seq: int, head_hash: str, last: Anchor | None) -> str:
-    """Why this head must not be anchored ("" when it may): the rows since the last anchor must
-    verify and end at the head."""
-    if last is not None and last.seq > seq:
-        return f"the head is at seq {seq}, but seq {last.seq} was anchored: rows were removed"
-    report = walk(session, tenant, since=(last.seq, last.hash) if last else None, upto=seq)
-    if not report.ok:
-        return f"first bad row: seq {report.bad_seq}: {report.problem}"
-    if (report.last_seq, report.last_hash) != (seq, head_hash):
-        return f"the head (seq {seq}) is not the end of the chain (seq {report.last_seq})"
-    return ""
+    def _refusal(
+        self, session: Session, tenant: str, seq: int, head_hash: str, last: Anchor | None
+    ) -> tuple[str, tuple[int, str] | None]:
+        """Why this head must not be anchored ("" when it may): the rows since the last anchor must
+        verify and end at the head, and a purge since then must be signed. The first anchor of a
+        chain that starts at a purge signs that purge too: anchoring vouches from when it starts."""
+        if last is not None and last.seq > seq:
+            return f"the head is at seq {seq}, but seq {last.seq} was anchored: rows were removed", None
+        report = walk(session, tenant, since=(last.seq, last.hash) if last else None, upto=seq)
+        if not report.ok:
+            return f"first bad row: seq {report.bad_seq}: {report.problem}", None
+        if (report.last_seq, report.last_hash) != (seq, head_hash):
+            return f"the head (seq {seq}) is not the end of the chain (seq {report.last_seq})", None
+        if last is None:
+            return "", (report.start_seq, report.start_hash) if report.start_seq else None
+        purged = start_point(session, tenant)
+        if not purged[0]:
+            return "", None
+        signed = read(self.path, self.key).of(tenant)  # only chains with a purge need the file again
+        return unvouched_purge(Report(tenant, start_seq=purged[0], start_hash=purged[1]), signed), None
 
 
 @asynccontextmanager

@@ -31,6 +31,7 @@ from orchestrator.models import AuditEvent, AuditHead
 EVENTS = cast(Table, AuditEvent.__table__)  # type: ignore[attr-defined]  # SQLModel does not declare __table__
 HEADS = cast(Table, AuditHead.__table__)  # type: ignore[attr-defined]  # idem
 PURGED = "audit.purged"
+HEAD, PURGE = "head", "purge"  # the kinds of anchor
 BATCH = 5000
 
 
@@ -43,6 +44,7 @@ class Anchor:
     hash: str
     at: str  # ISO 8601 UTC
     line: int = 0  # its line in the anchor file, for messages
+    kind: str = HEAD  # HEAD: the chain's head then; PURGE: the last row a purge removed
 
 
 @dataclass
@@ -51,6 +53,7 @@ class Report:
     ok: bool = True
     checked: int = 0
     start_seq: int = 0  # the walk began after this seq (0, or a purge's last removed row)
+    start_hash: str = GENESIS
     last_seq: int = 0
     last_hash: str = GENESIS
     anchors_checked: int = 0
@@ -122,8 +125,8 @@ def walk(
     start = start_point(session, tenant_id)
     if since is not None and since[0] > start[0]:
         start = since
-    report = Report(tenant_id, start_seq=start[0], last_seq=start[0], last_hash=start[1])
-    pending = sorted((a for a in anchors or [] if a.seq > start[0]), key=lambda a: a.seq)
+    report = Report(tenant_id, start_seq=start[0], start_hash=start[1], last_seq=start[0], last_hash=start[1])
+    pending = sorted((a for a in anchors or [] if a.seq > start[0] and a.kind == HEAD), key=lambda a: a.seq)
     report.newest_anchor = pending[-1] if pending else None
     matched = start[0]  # the last seq an anchor vouched for
     query = select(EVENTS).where(EVENTS.c.tenant_id == tenant_id, EVENTS.c.seq > start[0])
@@ -181,6 +184,9 @@ def verify_tenant(session: Session, tenant_id: str, anchors: list[Anchor] | None
         report.notes.append("no anchor file configured: a deleted tail or a full rewrite would not show")
     if not report.ok:
         return report
+    unvouched = unvouched_purge(report, anchors or [])
+    if unvouched:
+        return report.fail(report.start_seq, unvouched)
     if head is None:
         if report.checked:
             return report.fail(report.last_seq, "the tenant has events but no chain head row (audit_head)")
@@ -203,6 +209,20 @@ def verify_tenant(session: Session, tenant_id: str, anchors: list[Anchor] | None
             f"{beyond} row(s) past the head (seq > {head_seq}) were written since the head was read"
         )
     return report
+
+
+def unvouched_purge(report: Report, anchors: list[Anchor]) -> str:
+    """Rows before the walk's start are gone by a purge. Once a tenant's chain is anchored, every
+    purge must be signed too (`frontdesk audit purge` signs its last removed row): otherwise an
+    `audit.purged` event appended by someone without the key would hide deleted rows."""
+    if not report.start_seq or not any(a.kind == HEAD for a in anchors):
+        return ""
+    if any(a.kind == PURGE and (a.seq, a.hash) == (report.start_seq, report.start_hash) for a in anchors):
+        return ""
+    return (
+        f"seq 1..{report.start_seq} are gone as purged, but no signed purge record vouches for it: "
+        "rows were deleted and an audit.purged event written without the anchor key"
+    )
 
 
 def tenants(session: Session, extra: list[str] | None = None) -> list[str]:

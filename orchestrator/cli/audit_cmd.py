@@ -121,9 +121,16 @@ def audit_purge_cmd(args: argparse.Namespace, settings: Settings, engine: Engine
     before = audit_retention.check_cutoff(args.before)  # refused before anything is read
     with Session(engine) as session:
         names = [args.tenant] if args.tenant else audit_verify.tenants(session)
+    where = audit_anchor.configured(settings)
     for tenant in names:
         with session_scope(engine) as session:
             done = audit_retention.purge(session, tenant, before, args.actor or actor())
+            if done.deleted and where is not None:  # signed before the commit: verify needs it
+                path, key = where
+                line = audit_anchor.sign(
+                    key, tenant, done.through_seq, done.through_hash, kind=audit_verify.PURGE
+                )
+                audit_anchor.append(path, [line])
         if done.deleted:
             print(
                 f"tenant {tenant}: {done.deleted} event(s) up to seq {done.through_seq} purged; "

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
-from orchestrator import audit, audit_anchor, audit_verify
+from orchestrator import audit, audit_anchor, audit_retention, audit_verify
 from orchestrator.audit_verify import Anchor
 from orchestrator.cli.main import main
 from orchestrator.db import session_scope
@@ -243,6 +243,7 @@ def test_purge_keeps_183_days_and_the_chain_verifiable(db: SeededDb, cli: Cli) -
     code, _, err = cli("audit", "purge", "--tenant", tenant, "--before", young.date().isoformat())
     assert code == 2 and "younger than 183 days cannot be purged" in err, err
 
+    assert cli("audit", "anchor", "--tenant", tenant)[0] == 0  # seq 20 is anchored before the purge
     cut = (now - timedelta(days=300)).date()
     code, out, err = cli("audit", "purge", "--tenant", tenant, "--before", cut.isoformat())
     assert code == 0, err
@@ -261,8 +262,33 @@ def test_purge_keeps_183_days_and_the_chain_verifiable(db: SeededDb, cli: Cli) -
         and json.loads(remaining[-1].data_json)["through_hash"] == hashes[removed]
     )
     assert report.ok and report.start_seq == removed and report.checked == len(remaining), report.summary
+    purges = [a for a in audit_anchor.read(cli.anchor_file, KEY.encode()).of(tenant) if a.kind == "purge"]
+    assert [(a.seq, a.hash) for a in purges] == [(removed, hashes[removed])]
     code, out, _ = cli("audit", "verify", "--tenant", tenant)
     assert code == 0 and f"from seq {removed + 1} (older rows purged)" in out, out
+
+
+@BOTH
+def test_a_purge_record_written_without_the_key_is_not_believed(db: SeededDb, cli: Cli) -> None:
+    """Young rows deleted past the trigger, then an `audit.purged` event appended to cover it: the
+    chain is whole from there, but the anchored rows it claims were purged have no signed purge."""
+    tenant, hashes = seed_trail(db, 10)
+    assert cli("audit", "anchor", "--tenant", tenant)[0] == 0
+    with tampering(db) as (conn, session):
+        conn.execute(EVENTS.delete().where(EVENTS.c.tenant_id == tenant, EVENTS.c.seq <= 6))
+        data = {"through_seq": 6, "through_hash": hashes[6], "deleted": 6}
+        fake = {"tenant_id": tenant, "seq": 11, "task_id": None, "actor": "cli:root", "action": "audit.purged",
+                "subject": "audit:..6", "reason": "retention", "data_json": json.dumps(data, sort_keys=True),
+                "at": utcnow(), "prev_hash": hashes[10]}  # fmt: skip
+        fake["hash"] = audit._digest(hashes[10], cast(AuditEvent, SimpleNamespace(**fake)))
+        conn.execute(insert(EVENTS).values(**fake))
+        conn.execute(HEADS.update().where(HEADS.c.tenant_id == tenant).values(seq=11, last_hash=fake["hash"]))
+        anchors = audit_anchor.read(cli.anchor_file, KEY.encode()).of(tenant)
+        assert audit_verify.verify_tenant(session, tenant, None).ok  # the chain alone is fooled
+        report = audit_verify.verify_tenant(session, tenant, anchors)
+    assert not report.ok and report.bad_seq == 6 and "no signed purge record" in report.problem, (
+        report.summary
+    )
 
 
 # --- 100,000 events ------------------------------------------------------------------------------
@@ -390,3 +416,38 @@ def test_an_anchor_file_needs_a_key(tmp_path: Path) -> None:
             Settings(_env_file=None, audit_anchor_file=str(tmp_path / "a.jsonl"), audit_anchor_key=key)  # type: ignore[call-arg, arg-type]
     settings = Settings(_env_file=None, audit_anchor_file="x", audit_anchor_key=KEY)  # type: ignore[call-arg, arg-type]
     assert KEY not in repr(settings) and KEY not in str(settings.model_dump())
+
+
+@BOTH
+def test_anchoring_signs_a_purge_made_before_it_and_refuses_an_unsigned_one(
+    db: SeededDb, tmp_path: Path
+) -> None:
+    now = utcnow()
+    tenant, hashes = seed_trail(db, 10, start=now - timedelta(days=400), step=86400)
+    with session_scope(db.engine) as session:  # purged while anchoring was off
+        done = audit_retention.purge(session, tenant, now - timedelta(days=395), "test")
+    assert done.deleted == 4 and done.through_hash == hashes[4]
+    path = tmp_path / "anchors.jsonl"
+    anchorer = audit_anchor.Anchorer(db.engine, str(path), KEY.encode())
+    [result] = anchorer.run(tenant)
+    assert result.written and result.seq == 11, result
+    anchors = audit_anchor.read(path, KEY.encode()).of(tenant)
+    assert [(a.kind, a.seq) for a in anchors] == [("purge", 4), ("head", 11)]
+    with Session(db.engine) as session:
+        assert audit_verify.verify_tenant(session, tenant, anchors).ok
+
+    # Later, young rows vanish behind an audit.purged event nobody signed: not anchored.
+    with db.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SET LOCAL session_replication_role = replica"))
+        conn.execute(EVENTS.delete().where(EVENTS.c.tenant_id == tenant, EVENTS.c.seq <= 8))
+        last = conn.execute(EVENTS.select().where(EVENTS.c.tenant_id == tenant, EVENTS.c.seq == 11)).one()
+        data = {"through_seq": 8, "through_hash": hashes[8], "deleted": 4}
+        fake = {"tenant_id": tenant, "seq": 12, "task_id": None, "actor": "cli:root", "action": "audit.purged",
+                "subject": "audit:..8", "reason": "retention", "data_json": json.dumps(data, sort_keys=True),
+                "at": utcnow(), "prev_hash": last.hash}  # fmt: skip
+        fake["hash"] = audit._digest(last.hash, cast(AuditEvent, SimpleNamespace(**fake)))
+        conn.execute(insert(EVENTS).values(**fake))
+        conn.execute(HEADS.update().where(HEADS.c.tenant_id == tenant).values(seq=12, last_hash=fake["hash"]))
+    [result] = anchorer.run(tenant)
+    assert not result.written and "no signed purge record" in result.problem, result
