@@ -12,12 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, insert, update
+from sqlalchemy import insert, update
 from sqlmodel import Session, col, select
 
-from orchestrator.models import AuditEvent, AuditHead, utcnow
+from orchestrator.models import AuditEvent, AuditHead, table_of, utcnow
 
 GENESIS = "0" * 64
 
@@ -48,8 +48,8 @@ def _iso(at: datetime) -> str:
     return at.isoformat(timespec="microseconds")
 
 
-HEAD = cast(Table, AuditHead.__table__)  # type: ignore[attr-defined]  # SQLModel does not declare __table__
-EVENTS = cast(Table, AuditEvent.__table__)  # type: ignore[attr-defined]
+HEAD = table_of(AuditHead)
+EVENTS = table_of(AuditEvent)
 
 
 def record(

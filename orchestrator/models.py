@@ -10,11 +10,17 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import cast
 
-from sqlalchemy import Column, DateTime, Index, Numeric, Text, UniqueConstraint
+from sqlalchemy import Column, DateTime, Index, Numeric, Table, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 MONEY = Numeric(18, 9)
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """A model's table, for Core statements (SQLModel does not declare `__table__`)."""
+    return cast(Table, model.__table__)  # type: ignore[attr-defined]
 
 
 def utcnow() -> datetime:
@@ -124,7 +130,12 @@ class Task(SQLModel, table=True):
 
     @property
     def workflow_id(self) -> str:
-        return f"task-{self.id}"
+        return workflow_id_of(self.id)
+
+
+def workflow_id_of(task_id: str) -> str:
+    """The id of the Temporal workflow that runs task `task_id`."""
+    return f"task-{task_id}"
 
 
 class TaskStep(SQLModel, table=True):

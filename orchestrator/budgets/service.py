@@ -23,9 +23,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, and_, func, literal, or_, update
+from sqlalchemy import and_, func, literal, or_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -49,7 +49,7 @@ from orchestrator.budgets.rules import (
     to_usd,
 )
 from orchestrator.db import session_scope
-from orchestrator.models import MONEY, BudgetCounter, BudgetReservation, Task, utcnow
+from orchestrator.models import MONEY, BudgetCounter, BudgetReservation, Task, table_of, utcnow
 
 __all__ = [
     "BudgetBreach",
@@ -78,8 +78,8 @@ def _step_period(task_id: str, step: str) -> str:
 
 # Counter updates are Core statements on the session's connection: the ORM's bulk-update
 # machinery costs more CPU than the statement and has no loaded counters to synchronise.
-COUNTERS = cast(Table, BudgetCounter.__table__)  # type: ignore[attr-defined]  # SQLModel does not declare __table__
-RESERVATIONS = cast(Table, BudgetReservation.__table__)  # type: ignore[attr-defined]
+COUNTERS = table_of(BudgetCounter)
+RESERVATIONS = table_of(BudgetReservation)
 
 
 def _add(column: Any, amount: Decimal) -> Any:

@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -40,7 +41,7 @@ from orchestrator.contracts import (
     SwitchInfo,
 )
 from orchestrator.db import session_scope
-from orchestrator.models import Checkpoint, CheckpointDecision, Task, Tenant, ToolCall, utcnow
+from orchestrator.models import Checkpoint, CheckpointDecision, Task, Tenant, ToolCall, table_of, utcnow
 from orchestrator.policy.engine import ApprovalRule, PolicyEngine, ToolFacts
 from orchestrator.services import notify
 from orchestrator.services.switches import SwitchService
@@ -455,9 +456,12 @@ def _resolve_tool_call(session: Session, cp: Checkpoint, inp: CheckpointDecision
     session.add(call)
 
 
+TASKS = table_of(Task)
+
+
 def _set_task_status(session: Session, task_id: str, tenant_id: str, status: str) -> None:
-    task = session.exec(select(Task).where(Task.id == task_id, Task.tenant_id == tenant_id)).first()
-    if task is not None and task.status in ("running", "waiting"):
-        task.status = status
-        task.updated_at = utcnow()
-        session.add(task)
+    session.connection().execute(  # Core: one statement, the task row is not needed here
+        update(TASKS)
+        .where(TASKS.c.id == task_id, TASKS.c.tenant_id == tenant_id, TASKS.c.status.in_(("running", "waiting")))
+        .values(status=status, updated_at=utcnow())
+    )

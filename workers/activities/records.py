@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any, cast
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import QueryableAttribute, load_only
 from sqlmodel import Session, select
 from temporalio.exceptions import ApplicationError
 
@@ -65,10 +67,15 @@ class RecordActivities:
                 write_status(session, batch.status)
 
 
+STATUS_COLUMNS = tuple(cast("QueryableAttribute[Any]", c) for c in (Task.id, Task.tenant_id, Task.status))
+
+
 def write_status(session: Session, update: TaskStatusUpdate) -> None:
     """Idempotent: a retried write after the end was recorded changes nothing."""
     task = session.exec(
-        select(Task).where(Task.id == update.task_id, Task.tenant_id == update.tenant_id)
+        select(Task)
+        .options(load_only(*STATUS_COLUMNS))  # not the pinned definition, most of the row's bytes
+        .where(Task.id == update.task_id, Task.tenant_id == update.tenant_id)
     ).first()
     if task is None:
         # The API commits the row before it starts the workflow; absence is a real fault.
