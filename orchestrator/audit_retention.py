@@ -12,18 +12,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
 
-from sqlalchemy import Table, delete, func, select, text
+from sqlalchemy import delete, func, select, text
 from sqlmodel import Session
 
 from orchestrator import audit
 from orchestrator.audit_verify import PURGED, start_point, walk
 from orchestrator.errors import Conflict, Unprocessable
-from orchestrator.models import AuditEvent, as_utc, utcnow
+from orchestrator.models import AuditEvent, as_utc, table_of, utcnow
 
 RETENTION_DAYS = 183
-EVENTS = cast(Table, AuditEvent.__table__)  # type: ignore[attr-defined]  # SQLModel does not declare __table__
+EVENTS = table_of(AuditEvent)
 
 
 @dataclass(frozen=True)

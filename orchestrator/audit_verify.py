@@ -22,14 +22,14 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import func, select
 from sqlmodel import Session
 
 from orchestrator.audit import GENESIS, _digest
-from orchestrator.models import AuditEvent, AuditHead
+from orchestrator.models import AuditEvent, AuditHead, table_of
 
-EVENTS = cast(Table, AuditEvent.__table__)  # type: ignore[attr-defined]  # SQLModel does not declare __table__
-HEADS = cast(Table, AuditHead.__table__)  # type: ignore[attr-defined]  # idem
+EVENTS = table_of(AuditEvent)
+HEADS = table_of(AuditHead)
 PURGED = "audit.purged"
 HEAD, PURGE = "head", "purge"  # the kinds of anchor
 BATCH = 5000

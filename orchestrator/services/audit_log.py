@@ -15,18 +15,18 @@ import io
 import json
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Table, select
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
 from orchestrator.errors import Unprocessable
-from orchestrator.models import AuditEvent, as_utc
+from orchestrator.models import AuditEvent, as_utc, table_of
 
-EVENTS = cast(Table, AuditEvent.__table__)  # type: ignore[attr-defined]  # SQLModel does not declare __table__
+EVENTS = table_of(AuditEvent)
 MAX_LIMIT = 500
 MAX_SEQ = 2**31 - 1  # the column is a 32-bit integer on PostgreSQL
 EXPORT_BATCH = 1000
