@@ -188,6 +188,8 @@ class ModelCall(SQLModel, table=True):
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     # The answer of the successful attempt, so a retried activity returns it instead of asking again.
     response_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # sha256 of the canonical JSON of the messages sent (orchestrator.evidence); migration 0011.
+    prompt_digest: str | None = Field(default=None, max_length=64)
     # "sent": written before the request left, no outcome yet (cost_usd holds the call's estimate);
     # "done": its outcome is recorded; "interrupted": the worker died before recording it, so the
     # estimate stands in the books until someone reconciles it with the router's own logs.
@@ -215,6 +217,8 @@ class ToolCall(SQLModel, table=True):
     reason: str = Field(sa_column=Column(Text, nullable=False))
     status: str = Field(max_length=30)
     result_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # sha256 of the result's canonical JSON, as args_digest is of the arguments; migration 0011.
+    result_digest: str | None = Field(default=None, max_length=64)
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     idempotency_key: str | None = Field(default=None, max_length=200)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())

@@ -28,6 +28,7 @@ from orchestrator.budgets.pricing import PriceTable
 from orchestrator.budgets.rules import estimate_worst_case
 from orchestrator.contracts import ModelCallInput, failures
 from orchestrator.db import session_scope
+from orchestrator.evidence import prompt_digest
 from orchestrator.models import BudgetReservation, ModelCall, TaskStep
 from workers.activities.outages import DATA_ERRORS, INFRA_ERRORS
 from workers.router_client import AttemptRecord
@@ -101,6 +102,7 @@ class ModelCallLedger:
         self._db = db or DatabaseWait(0)
         # A retried attempt may inherit its predecessor's "waiting" note: clear it when done.
         self._noted = activity_attempt > 1
+        self._prompt_digest = prompt_digest(call.messages)  # once per attempt, not per request
 
     @classmethod
     def open(
@@ -151,6 +153,7 @@ class ModelCallLedger:
                     activity_attempt=self._activity_attempt,
                     attempt=attempt,
                     tier=c.tier,
+                    prompt_digest=self._prompt_digest,
                     cost_usd=self._estimate,
                     cost_estimated=True,
                     ok=False,

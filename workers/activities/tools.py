@@ -26,6 +26,7 @@ from orchestrator.contracts import (
     run_tool,
 )
 from orchestrator.db import session_scope
+from orchestrator.evidence import canonical_digest
 from orchestrator.models import AuditEvent, Task, ToolCall, utcnow
 from orchestrator.settings import Settings
 from workers.activities import implements
@@ -135,6 +136,7 @@ class ToolActivities:
                 return
             record.status = status
             record.result_json = json.dumps(outcome.result) if outcome.ok else None
+            record.result_digest = canonical_digest(outcome.result) if outcome.ok else None
             record.error = outcome.error
             record.updated_at = utcnow()
             session.add(record)
@@ -148,7 +150,7 @@ class ToolActivities:
                 ],
                 subject=inp.tool_call_record_id,
                 reason=outcome.error or "ok",
-                data={"idempotency_key": inp.idempotency_key},
+                data={"idempotency_key": inp.idempotency_key, "result_digest": record.result_digest},
             )
 
     @implements(VALIDATE_OUTPUT)
