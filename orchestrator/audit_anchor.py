@@ -136,6 +136,21 @@ def read(path: str | Path, key: bytes) -> AnchorLog:
     return out
 
 
+def record_at(path: str | Path, line: int) -> dict[str, object]:
+    """The record on a line of the anchor file (1-based, as `Anchor.line`), as it was signed."""
+    with Path(path).open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            if number == line:
+                return dict(json.loads(raw))
+    raise LookupError(f"{path} has no line {line}")
+
+
+def covering(log: AnchorLog, tenant_id: str, seq: int) -> Anchor | None:
+    """The first head anchor at or after `seq`: the shortest chain from that row to a signed head."""
+    heads = [a for a in log.of(tenant_id) if a.kind == HEAD and a.seq >= seq]
+    return min(heads, key=lambda a: a.seq) if heads else None
+
+
 def configured(settings: Settings) -> tuple[str, bytes] | None:
     if not settings.audit_anchor_file:
         return None

@@ -5,6 +5,8 @@ They work on the database named in settings (FRONTDESK_DATABASE_URL), like `fron
     frontdesk audit verify [--tenant T] [--json]     walk each chain; name the first bad row
     frontdesk audit anchor [--tenant T]              sign the heads into FRONTDESK_AUDIT_ANCHOR_FILE
     frontdesk audit purge --before YYYY-MM-DD [--tenant T]    retention; nothing under 183 days
+    frontdesk audit verify-bundle FILE [--anchor-key-file K] [--require-anchor]
+                                                     check a task's evidence bundle, no database
 
 `verify` holds each chain against its head row and, with FRONTDESK_AUDIT_ANCHOR_FILE, against
 every signed anchor, so deleted newest rows and rewritten chains show too (docs/audit.md).
@@ -19,13 +21,14 @@ import json
 import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time
+from pathlib import Path
 
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
-from orchestrator import audit_anchor, audit_retention, audit_verify
+from orchestrator import audit_anchor, audit_retention, audit_verify, evidence
 from orchestrator.cli.accounts_cmd import actor
 from orchestrator.db import make_engine, session_scope
 from orchestrator.errors import ServiceError
@@ -141,6 +144,31 @@ def audit_purge_cmd(args: argparse.Namespace, settings: Settings, engine: Engine
     return 0
 
 
+def audit_verify_bundle_cmd(args: argparse.Namespace) -> int:
+    """Needs no settings and no database: a third party runs it on a downloaded bundle."""
+    try:
+        raw = json.loads(Path(args.file).read_bytes())
+        key = Path(args.anchor_key_file).read_bytes().strip() if args.anchor_key_file else None
+    except OSError as exc:
+        return _fail(f"cannot read {exc.filename}: {exc.strerror}", 2)
+    except ValueError as exc:
+        print(f"BROKEN: {args.file} is not JSON: {exc}")
+        return 1
+    verdict = evidence.verify(raw, key)
+    for line in verdict.checked:
+        print(f"checked: {line}")
+    for note in verdict.notes:
+        print(f"note: {note}")
+    if not verdict.ok:
+        print(f"BROKEN: {verdict.problem}")
+        return 1
+    if args.require_anchor and raw.get("audit", {}).get("anchor") is None:
+        print("BROKEN: --require-anchor, and the bundle is not linked to an anchored head")
+        return 1
+    print("OK: every digest and hash in the bundle checks")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     group = subparsers.add_parser("audit", help="verify, anchor and purge the audit trail (on the database)")
     commands = group.add_subparsers(dest="audit_command", required=True, metavar="COMMAND")
@@ -159,3 +187,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     purge.add_argument("--tenant", help="one tenant (default: all)")
     purge.add_argument("--actor", help="who the trail names (default: cli:<os user>)")
     purge.set_defaults(func=_on_database(audit_purge_cmd))
+    text = "check a task's evidence bundle (GET /api/tasks/{id}/evidence) offline: exit 1 names the first bad part"
+    bundle = commands.add_parser("verify-bundle", help=text, description=text)
+    bundle.add_argument("file", help="the bundle, as JSON")
+    bundle.add_argument(
+        "--anchor-key-file",
+        help="a file holding FRONTDESK_AUDIT_ANCHOR_KEY, to check the anchor's HMAC (else it is reported unchecked)",
+    )
+    bundle.add_argument(
+        "--require-anchor", action="store_true", help="fail when the bundle is not linked to an anchored head"
+    )
+    bundle.set_defaults(func=audit_verify_bundle_cmd)

@@ -9,7 +9,9 @@ from starlette.concurrency import run_in_threadpool
 
 from orchestrator.api.deps import Allowed, CurrentUser, SessionDep, StateDep
 from orchestrator.api.errors import PROBLEMS
+from orchestrator.evidence import Bundle
 from orchestrator.models import Task
+from orchestrator.services import evidence as evidence_service
 from orchestrator.services import tasks as task_service
 from orchestrator.services.access import Principal
 from orchestrator.services.limits import MAX_OFFSET
@@ -79,6 +81,15 @@ def list_tasks(
 )
 def get_task(task_id: str, session: SessionDep, state: StateDep, user: CurrentUser) -> TaskDetail:
     return task_service.detail(session, state, user, task_id)
+
+
+@router.get(
+    "/{task_id}/evidence",
+    response_model=Bundle,
+    summary="The task's evidence bundle, checkable offline with `frontdesk audit verify-bundle`",
+)
+def get_evidence(task_id: str, session: SessionDep, state: StateDep, user: CurrentUser) -> Bundle:
+    return evidence_service.build(session, state, user, task_id)
 
 
 @router.post("/{task_id}/cancel", status_code=202, response_model=TaskPublic, summary="Cancel a task")
