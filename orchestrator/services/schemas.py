@@ -204,12 +204,14 @@ class ToolCallPublic(BaseModel):
     error: str | None
     rule_id: str = ""
     created_at: datetime | None = None
+    updated_at: datetime | None = Field(None, description="the last change: its result, once it has one")
 
     @classmethod
     def build(cls, t: ToolCall) -> ToolCallPublic:
         return cls(
             rule_id=t.rule_id,
             created_at=_utc(t.created_at),
+            updated_at=_utc(t.updated_at),
             id=t.id,
             step=t.step,
             turn=t.turn,

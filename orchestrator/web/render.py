@@ -16,6 +16,7 @@ from orchestrator.models import as_utc
 from orchestrator.resources import TEMPLATES_DIR
 from orchestrator.services.access import can
 from orchestrator.web.upstream import UpstreamProbe
+from orchestrator.web.waterfall import duration_text
 
 # (label, url name, object, action): shown to whoever the policy engine allows.
 NAV: list[tuple[str, str, str, str]] = [
@@ -103,7 +104,7 @@ def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str)
 
 
-templates.env.filters.update(money=_money, when=_when, iso=_iso, pretty=_pretty)
+templates.env.filters.update(money=_money, when=_when, iso=_iso, pretty=_pretty, duration=duration_text)
 
 
 def render(request: Request, name: str, context: dict[str, Any] | None = None, status: int = 200) -> HTMLResponse:

@@ -36,6 +36,7 @@ from orchestrator.models import (
     Task,
     TaskStep,
     ToolCall,
+    utcnow,
 )
 from orchestrator.services import tasks as task_service
 from orchestrator.services.access import can
@@ -43,7 +44,7 @@ from orchestrator.services.attachments import AttachmentError, attach
 from orchestrator.services.preview_request import preview_request
 from orchestrator.services.schemas import TaskCreate
 from orchestrator.services.state import AppState
-from orchestrator.web import sessions, timeline
+from orchestrator.web import sessions, timeline, waterfall
 from orchestrator.web.deps import CsrfChecked, WebAllowed, WebUser, WebUserDep
 from orchestrator.web.render import render, templates
 
@@ -195,6 +196,9 @@ def _timeline_html(request: Request, state: AppState, user: WebUser, task_id: st
         "csrf": user.csrf,
         "can_cancel": _can_cancel(state, user, tl),
         "can_review": can(state, user.principal, "checkpoint", "read"),
+        "wf": waterfall.build(detail, utcnow()),
+        "wf_colours": waterfall.COLOURS,
+        "wf_kinds": waterfall.KIND_NAMES,
     }
     return templates.get_template("partials/timeline.html").render(context), tl.ended
 
