@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from orchestrator import audit_anchor, health
+from orchestrator import audit_anchor, health, metrics, telemetry
 from orchestrator.api import errors
 from orchestrator.api.inputs import RefuseNul
 from orchestrator.api.routes import (
@@ -22,6 +22,7 @@ from orchestrator.api.routes import (
     checkpoints,
     cost,
     model_calls,
+    observability,
     policies,
     switches,
     tasks,
@@ -111,8 +112,14 @@ def build_state(settings: Settings, **overrides: Any) -> AppState:
 
 
 def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
+    # Before the Temporal client connects: it takes its tracing interceptor from here.
+    tracing = telemetry.configure(settings, "api")
+    serve = settings.metrics_public or bool(settings.metrics_token.get_secret_value())
+    metrics.configure(settings, "api", prometheus=serve)
     if state is None:
         state = build_state(settings)
+    engine = state.engine
+    metrics.observe_state(lambda: metrics.house_state(engine))  # nothing with metrics off
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -146,6 +153,7 @@ def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
     app.include_router(cost.router)
     app.include_router(model_calls.router)
     app.include_router(audit.router)
+    app.include_router(observability.router(settings))
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, Any]:
@@ -163,6 +171,8 @@ def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
     # Inside the body limit, which has buffered the body by the time the NUL check reads it.
     app.add_middleware(RefuseNul, is_page=web.is_page_path, page=web.refused_page)
     app.add_middleware(BodyLimit, limit=settings.max_input_bytes)
+    if tracing:
+        app.add_middleware(telemetry.RequestSpans)
     return app
 
 

@@ -170,7 +170,39 @@ class Settings(BaseSettings):
     intake_planner_workflow: str = Field(
         "", description="Workflow (name or name@version) that takes requests intake cannot place; empty: ask."
     )
-    otel_console: bool = Field(False, description="Print spans to the console.")
+    otel_console: bool = Field(
+        False, description="Print spans to the console (switches tracing on, like an OTLP endpoint does)."
+    )
+    otel_exporter_otlp_endpoint: str = Field(
+        "",
+        description="Base URL of an OTLP/HTTP (protobuf) collector, e.g. `http://127.0.0.1:4318`: traces go "
+        "to `/v1/traces`, metrics to `/v1/metrics`. Empty: no export, no tracing (docs/observability.md).",
+    )
+    otel_exporter_otlp_headers: SecretStr = Field(
+        SecretStr(""),
+        description="Headers sent with every OTLP export, `key=value,key=value` (a collector's API key); never logged.",
+    )
+    otel_service_name: str = Field(
+        "frontdesk", description="`service.name` of the exported spans and metrics (each process adds "
+        "`frontdesk.process`: `api` or `worker`)."
+    )
+    otel_metric_export_interval_seconds: float = Field(
+        15.0, gt=0, description="How often metrics are pushed to the OTLP endpoint."
+    )
+    otel_capture_content: bool = Field(
+        False,
+        description="Record prompts and completions on `chat` spans (`gen_ai.input.messages`, "
+        "`gen_ai.output.messages`). Off: spans carry names, sizes, tokens and cost, never message text.",
+    )
+    metrics_public: bool = Field(
+        False,
+        description="Serve the API's Prometheus `/metrics` to anyone who can reach it (a scraper on a private "
+        "network). Off: `/metrics` needs FRONTDESK_METRICS_TOKEN, or answers 404 without one.",
+    )
+    metrics_token: SecretStr = Field(
+        SecretStr(""),
+        description="Bearer token a scraper sends to read `/metrics` (`Authorization: Bearer <token>`); never logged.",
+    )
 
     switch_cache_seconds: float = Field(
         0.5,
@@ -228,6 +260,9 @@ class Settings(BaseSettings):
     def _refuse_placeholders_in_production(self) -> Settings:
         if self.environment == "production" and self.router_api_key in PLACEHOLDER_SECRETS:
             raise ValueError("FRONTDESK_ROUTER_API_KEY is a placeholder; set a real router key in production")
+        token = self.metrics_token.get_secret_value()
+        if self.environment == "production" and token and (token in PLACEHOLDER_SECRETS or len(token) < 16):
+            raise ValueError("FRONTDESK_METRICS_TOKEN is a placeholder or shorter than 16 characters")
         return self
 
     @model_validator(mode="after")

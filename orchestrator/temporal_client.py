@@ -11,10 +11,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client
+from opentelemetry import context as otel_context
+from temporalio.client import Client, Interceptor, OutboundInterceptor, StartWorkflowInput, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import TLSConfig
 
+from orchestrator import telemetry
 from orchestrator.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,36 @@ def tls_config(settings: Settings) -> bool | TLSConfig:
     return TLSConfig(server_root_ca_cert=ca, client_cert=cert, client_private_key=key, domain=server_name)
 
 
+class TaskTraceInterceptor(Interceptor):
+    """Starts a task's workflow under the task's `invoke_workflow` span (telemetry.workflow_root),
+    so the workflow, its activities and the router join the trace of the request that submitted it.
+    Goes before Temporal's TracingInterceptor, which then parents its StartWorkflow span there."""
+
+    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
+        return _TaskTraceOutbound(next)
+
+
+class _TaskTraceOutbound(OutboundInterceptor):
+    async def start_workflow(self, input: StartWorkflowInput) -> WorkflowHandle[Any, Any]:
+        task_id = getattr(input.args[0], "task_id", None) if input.args else None
+        if not isinstance(task_id, str):
+            return await super().start_workflow(input)
+        definition = getattr(input.args[0], "definition", None)
+        name = f"{definition.name}@{definition.version}" if definition is not None else input.workflow
+        token = otel_context.attach(telemetry.workflow_root(task_id, name))
+        try:
+            return await super().start_workflow(input)
+        finally:
+            otel_context.detach(token)
+
+
+def interceptors() -> list[Interceptor]:
+    """Client interceptors for this process: with tracing on, the task's root and Temporal's
+    OpenTelemetry interceptor (which the client's workers inherit); none with tracing off."""
+    tracing = telemetry.tracing_interceptor()
+    return [] if tracing is None else [TaskTraceInterceptor(), tracing]
+
+
 def connect_options(settings: Settings) -> dict[str, Any]:
     """The keyword arguments of `Client.connect` for these settings (reads the PEM files named)."""
     return {
@@ -61,6 +93,7 @@ def connect_options(settings: Settings) -> dict[str, Any]:
         "data_converter": pydantic_data_converter,
         "tls": tls_config(settings),
         "api_key": settings.temporal_api_key.get_secret_value() or None,
+        "interceptors": interceptors(),
     }
 
 

@@ -15,7 +15,7 @@ from temporalio.common import WorkerDeploymentVersion
 from temporalio.worker import Worker, WorkerDeploymentConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from orchestrator import telemetry
+from orchestrator import metrics, telemetry
 from orchestrator.budgets.pricing import PriceTable
 from orchestrator.budgets.service import load_service
 from orchestrator.catalog.loader import load_catalog
@@ -85,6 +85,15 @@ WORKFLOW_RUNNER = SandboxedWorkflowRunner(
 )
 
 
+def tracing(client: Client) -> list[Any]:
+    """Temporal's OpenTelemetry interceptor for the worker, unless tracing is off or the client
+    carries it already (workers inherit their client's interceptors; twice would mean twice the
+    spans)."""
+    tracer = telemetry.tracing_interceptor()
+    has = any(type(i) is type(tracer) for i in client.config().get("interceptors", []))
+    return [] if tracer is None or has else [tracer]
+
+
 def build_worker(
     client: Client,
     settings: Settings,
@@ -143,7 +152,7 @@ def build_worker(
         activity_executor=ThreadPoolExecutor(max_workers=8),
         # Classifies every activity's failure (database outage: waited out; refused data: final)
         # and heartbeats activities that have a heartbeat timeout: workers/activities/outages.py.
-        interceptors=[OutageInterceptor(OutagePolicy(settings.infra_outage_max_seconds))],
+        interceptors=[OutageInterceptor(OutagePolicy(settings.infra_outage_max_seconds)), *tracing(client)],
         **worker_options(settings),
     )
 
@@ -151,7 +160,8 @@ def build_worker(
 async def run_worker(settings: Settings) -> None:
     """Poll until SIGTERM or SIGINT, then shut down gracefully: stop polling at once, give running
     activities `worker_shutdown_grace_seconds` to finish, stop the notification dispatcher, return."""
-    telemetry.configure(settings.otel_console)
+    telemetry.configure(settings, "worker")
+    metrics.configure(settings, "worker")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -192,3 +202,5 @@ async def run_worker(settings: Settings) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         engine.dispose()
+        telemetry.shutdown()  # exports the spans and metrics still pending
+        metrics.shutdown()

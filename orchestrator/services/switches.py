@@ -34,7 +34,7 @@ from sqlalchemy.orm import load_only
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
-from orchestrator import audit
+from orchestrator import audit, metrics
 from orchestrator.contracts import SWITCHES_CHANGED_SIGNAL
 from orchestrator.db import session_scope
 from orchestrator.models import KillSwitch, KillSwitchEvent, Task, Tenant, as_utc, utcnow
@@ -192,6 +192,7 @@ class SwitchService:
                 )
             session.flush()
         self._invalidate()
+        metrics.record_switch_flip(scope, row.mode, active)
         return row
 
     @staticmethod

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from temporalio.exceptions import ApplicationError
 
+from orchestrator import metrics, telemetry
 from orchestrator.budgets.pricing import PriceTable
 from orchestrator.budgets.service import BudgetBreach, BudgetError, BudgetService, estimate_worst_case
 from orchestrator.contracts import (
@@ -58,6 +59,20 @@ class BudgetActivities:
 
     def reserve_now(self, inp: ReserveInput) -> ReserveResult:
         """The reservation, in the caller's thread (model.turn runs it under its DatabaseWait)."""
+        with telemetry.span("frontdesk.budget.reserve", {"frontdesk.task.id": inp.task_id}) as span:
+            result = self._reserve_now(inp)
+            if result.breach is not None:
+                metrics.record_budget_breach(result.breach.scope)
+            if span.is_recording():
+                amount = float(result.amount_usd)
+                span.set_attributes({"frontdesk.budget.ok": result.ok, "frontdesk.budget.amount_usd": amount})
+                if result.breach is not None:
+                    span.set_attribute("frontdesk.budget.breach_scope", result.breach.scope)
+                if result.switch is not None:
+                    span.set_attribute("frontdesk.switch.mode", result.switch.mode)
+            return result
+
+    def _reserve_now(self, inp: ReserveInput) -> ReserveResult:
         hit = self._switches.check(tenant_id=inp.tenant_id, agent=inp.agent)
         if hit is not None:
             return ReserveResult(ok=False, switch=switch_info(hit))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -18,7 +18,7 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from orchestrator import audit
+from orchestrator import audit, metrics, telemetry
 from orchestrator.catalog.registry import Catalog, CatalogError
 from orchestrator.contracts import (
     AUTHORIZE_TOOL,
@@ -41,7 +41,16 @@ from orchestrator.contracts import (
     SwitchInfo,
 )
 from orchestrator.db import session_scope
-from orchestrator.models import Checkpoint, CheckpointDecision, Task, Tenant, ToolCall, table_of, utcnow
+from orchestrator.models import (
+    Checkpoint,
+    CheckpointDecision,
+    Task,
+    Tenant,
+    ToolCall,
+    as_utc,
+    table_of,
+    utcnow,
+)
 from orchestrator.policy.engine import ApprovalRule, PolicyEngine, ToolFacts
 from orchestrator.services import notify
 from orchestrator.services.switches import SwitchService
@@ -168,6 +177,8 @@ class GovernanceActivities:
                     paused=switch_info(hit),
                 )
             result, status = self._decide(session, inp)
+            if result.effect == "deny":
+                metrics.record_policy_denial(inp.tool, result.rule_id or status)
             session.add(
                 ToolCall(
                     id=inp.record_id,
@@ -282,10 +293,26 @@ class GovernanceActivities:
 
     @implements(RECORD_DECISION)
     async def record_decision(self, inp: CheckpointDecisionRecord) -> Ack:
-        await asyncio.to_thread(self._record_decision, inp)
+        if not telemetry.enabled():
+            await asyncio.to_thread(self._record_decision, inp)
+            return Ack()
+        attrs: dict[str, str | int] = {
+            "frontdesk.task.id": inp.task_id,
+            "frontdesk.checkpoint.id": inp.checkpoint_id,
+            "frontdesk.checkpoint.decision": inp.decision,
+            "frontdesk.checkpoint.status": inp.resolved_status,
+            "frontdesk.checkpoint.round": inp.round,
+            "frontdesk.checkpoint.decider": inp.decider_id,
+        }
+        with telemetry.span("frontdesk.checkpoint.decision", attrs):
+            opened = await asyncio.to_thread(self._record_decision, inp)
+        if opened is not None:  # the wait, from the checkpoint's opening to this decision
+            wait = {k: v for k, v in attrs.items() if k != "frontdesk.checkpoint.decider"}
+            telemetry.completed_span("frontdesk.checkpoint.wait", int(as_utc(opened).timestamp() * 1e9), wait)
         return Ack()
 
-    def _record_decision(self, inp: CheckpointDecisionRecord) -> None:
+    def _record_decision(self, inp: CheckpointDecisionRecord) -> datetime | None:
+        """Returns when the checkpoint was opened, when this decision resolved it."""
         with session_scope(self._engine) as session:
             cp = _checkpoint(session, inp.checkpoint_id, inp.tenant_id)
             done = session.exec(
@@ -296,7 +323,7 @@ class GovernanceActivities:
                 )
             ).first()
             if done is not None or cp.status != "open":
-                return  # recorded by an earlier attempt, or the task ended (cancelled) meanwhile
+                return None  # recorded by an earlier attempt, or the task ended (cancelled) meanwhile
             session.add(
                 CheckpointDecision(
                     tenant_id=inp.tenant_id,
@@ -339,6 +366,7 @@ class GovernanceActivities:
                     "edit_diff": inp.edit_diff,
                 },
             )
+            return cp.created_at if inp.resolved_status != "open" else None
 
     @implements(REAUTHORIZE_EDIT)
     async def reauthorize(self, inp: ReauthorizeInput) -> ReauthorizeResult:
@@ -407,6 +435,7 @@ class GovernanceActivities:
                 reason=inp.reason,
                 data={"level": inp.level, "added_roles": inp.add_roles},
             )
+            metrics.record_escalation(inp.level)
             notify.enqueue_checkpoint(session, cp, event="escalated")
 
     @implements(RECORD_REASSIGN)

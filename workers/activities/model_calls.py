@@ -17,21 +17,26 @@ MODEL_OPTS' few attempts are left for crashed workers.
 
 from __future__ import annotations
 
+import re
+import time
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from orchestrator import audit, telemetry
+from orchestrator import audit, metrics, telemetry
 from orchestrator.budgets.service import BudgetService
 from orchestrator.contracts import CALL_MODEL, ChatMessage, ModelCallInput, ModelCallResult, failures
 from orchestrator.db import session_scope
 from orchestrator.models import ModelCall
 from workers.activities import heartbeating, implements
 from workers.activities.model_ledger import DONE, DatabaseWait, ModelCallLedger, spent
-from workers.router_client import RouterClient, RouterError
+from workers.router_client import ChatOutcome, RouterClient, RouterError
+
+_RUNG = re.compile(r"/r(\d+)$")
 
 
 class ModelActivities:
@@ -77,17 +82,25 @@ class ModelActivities:
             estimate,
         )
         facts = call.facts
-        with telemetry.task_span(
-            facts.task_id, "model.call", tier=call.tier, step=facts.step, turn=call.turn
-        ) as tp:
+        started = time.monotonic()
+        attrs = chat_attributes(call) if telemetry.enabled() else {}
+        with telemetry.task_span(facts.task_id, f"chat {call.tier}", **attrs) as (span, tp):
+            if telemetry.capture_content():
+                telemetry.set_content(span, "gen_ai.input.messages", [m.model_dump(mode="json") for m in call.messages])
             try:
                 outcome = await self._router.chat(call, traceparent=tp, ledger=ledger)
             except RouterError as err:
+                metrics.record_chat(
+                    tier=call.tier, model=None, seconds=time.monotonic() - started, input_tokens=0,
+                    output_tokens=0, cost_usd=0.0, error=type(err).__name__,
+                )  # fmt: skip
+                span.set_attribute("error.type", type(err).__name__)
                 await self._db.run(self._audit, call, len(err.attempts), str(err))
                 # The client already waited out the outage and spent the call's request budget;
                 # retrying the activity would multiply both, so this fails the step with the reason.
                 raise ApplicationError(str(err), type=failures.ROUTER_ERROR, non_retryable=True) from err
-        cost = await self._db.run(self._audit, call, len(outcome.attempts), None)
+            cost = await self._db.run(self._audit, call, len(outcome.attempts), None)
+            served(span, call, outcome, cost, time.monotonic() - started)
         return ModelCallResult(
             message=outcome.message,
             model_served=outcome.model_served,
@@ -100,7 +113,8 @@ class ModelActivities:
         every request of every activity attempt, interrupted ones at their estimate."""
         if call.reservation_id:
             cost = await self._db.run(spent, self._engine, call.request_id)
-            await self._db.run(self._budgets.settle, call.reservation_id, cost)
+            with telemetry.span("frontdesk.budget.settle", {"frontdesk.cost_usd": float(cost)}):
+                await self._db.run(self._budgets.settle, call.reservation_id, cost)
 
     def _answered(self, request_id: str) -> ModelCallResult | None:
         """The recorded answer of this logical call, with the cost of every request it made."""
@@ -140,5 +154,67 @@ class ModelActivities:
             )
             cost = sum((Decimal(c) for c, _ in rows), Decimal(0))
             if call.reservation_id:
-                self._budgets.settle(call.reservation_id, cost, session)
+                with telemetry.span("frontdesk.budget.settle", {"frontdesk.cost_usd": float(cost)}):
+                    self._budgets.settle(call.reservation_id, cost, session)
         return cost
+
+
+def chat_attributes(call: ModelCallInput) -> dict[str, str | int]:
+    """The `chat` span's attributes known before the call (GenAI conventions, docs/observability.md)."""
+    facts = call.facts
+    return {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "_OTHER",  # the router picks the provider; Frontdesk asks for a tier
+        "gen_ai.request.model": call.tier,
+        "gen_ai.request.max_tokens": call.max_tokens,
+        "gen_ai.agent.name": facts.agent,
+        "gen_ai.conversation.id": facts.task_id,
+        "frontdesk.task.id": facts.task_id,
+        "frontdesk.step": facts.step,
+        "frontdesk.turn": call.turn,
+        "frontdesk.request_id": call.request_id,
+        "frontdesk.rung": rung_of(call),
+    }
+
+
+def rung_of(call: ModelCallInput) -> int:
+    """The escalation ladder's rung of an agent step's call: its request id is
+    `<task>/<step>[/r<rung>]/<turn>` (workers/workflows/agents.py); 1 for any other call."""
+    key = call.request_id.removeprefix(f"{call.facts.task_id}/").rpartition("/")[0]
+    found = _RUNG.search(key)
+    return int(found.group(1)) if found else 1
+
+
+def served(span: Any, call: ModelCallInput, outcome: ChatOutcome, cost: Decimal, seconds: float) -> None:
+    """What the router served: on the span and in the GenAI client metrics."""
+    answered = outcome.attempts[-1] if outcome.attempts else None
+    input_tokens = sum(a.prompt_tokens for a in outcome.attempts)
+    output_tokens = sum(a.completion_tokens for a in outcome.attempts)
+    metrics.record_chat(
+        tier=call.tier,
+        model=outcome.model_served,
+        seconds=seconds,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cost_usd=float(cost),
+    )
+    if not span.is_recording():
+        return
+    span.set_attributes(
+        {
+            "gen_ai.response.model": outcome.model_served,
+            "gen_ai.usage.input_tokens": input_tokens,
+            "gen_ai.usage.output_tokens": output_tokens,
+            "gen_ai.usage.cache_read.input_tokens": sum(a.cached_tokens for a in outcome.attempts),
+            "frontdesk.cost_usd": float(cost),
+            "frontdesk.cost_estimated": any(a.cost_estimated for a in outcome.attempts),
+            "frontdesk.router.attempts": len(outcome.attempts),
+            "frontdesk.router.fallbacks": answered.fallbacks if answered else 0,
+        }
+    )
+    if outcome.finish_reason:
+        span.set_attribute("gen_ai.response.finish_reasons", [outcome.finish_reason])
+    if answered is not None and answered.model_group:
+        span.set_attribute("frontdesk.router.model_group", answered.model_group)
+    if telemetry.capture_content():
+        telemetry.set_content(span, "gen_ai.output.messages", [outcome.message.model_dump(mode="json")])

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from decimal import Decimal
 from typing import Any, cast
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import QueryableAttribute, load_only
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from temporalio.exceptions import ApplicationError
 
-from orchestrator import audit
+from orchestrator import audit, metrics, telemetry
 from orchestrator.contracts import (
     RECORD_STEP,
     RECORD_TASK,
@@ -24,7 +25,7 @@ from orchestrator.contracts import (
     failures,
 )
 from orchestrator.db import session_scope
-from orchestrator.models import Checkpoint, Task, TaskStep, utcnow
+from orchestrator.models import Checkpoint, ModelCall, Task, TaskStep, utcnow
 from workers.activities import implements
 
 
@@ -35,7 +36,22 @@ class RecordActivities:
     @implements(SET_TASK_STATUS)
     async def set_status(self, update: TaskStatusUpdate) -> Ack:
         await asyncio.to_thread(self._set_status, update)
+        await self._ended(update)
         return Ack()
+
+    async def _ended(self, update: TaskStatusUpdate | None) -> None:
+        """A task that ended: its `invoke_workflow` span and its outcome and cost metrics."""
+        if update is None or update.status not in TERMINAL_STATUSES:
+            return
+        telemetry.end_workflow_span(update.task_id, update.status, update.outcome, update.error)
+        if metrics.enabled():
+            cost = await asyncio.to_thread(self._cost, update.task_id)
+            metrics.record_task_end(update.status, update.outcome, cost)
+
+    def _cost(self, task_id: str) -> float:
+        with session_scope(self._engine) as session:
+            rows = session.exec(select(col(ModelCall.cost_usd)).where(ModelCall.task_id == task_id)).all()
+        return float(sum((Decimal(c) for c in rows), Decimal(0)))
 
     def _set_status(self, update: TaskStatusUpdate) -> None:
         with session_scope(self._engine) as session:
@@ -54,6 +70,7 @@ class RecordActivities:
     async def record(self, batch: TaskRecordBatch) -> Ack:
         """Several records in one transaction (the task workflow runs it as a local activity)."""
         await asyncio.to_thread(self._record, batch)
+        await self._ended(batch.status)
         return Ack()
 
     def _record(self, batch: TaskRecordBatch) -> None:

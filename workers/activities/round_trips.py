@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from decimal import Decimal
+from typing import Any
 
+from orchestrator import telemetry
 from orchestrator.contracts import (
     MODEL_TURN,
     TOOL_STEP,
@@ -63,6 +65,17 @@ class RoundTripActivities:
 
     @implements(MODEL_TURN)
     async def model_turn(self, turn: ModelTurnInput) -> ModelTurnResult:
+        """One agent turn, as the `invoke_agent` span with its reservation, call and tools inside."""
+        if not telemetry.enabled():
+            return await self._model_turn(turn)
+        with telemetry.span(f"invoke_agent {turn.facts.agent}", agent_attributes(turn)) as span:
+            result = await self._model_turn(turn)
+            if result.reply is None:
+                span.set_attribute("frontdesk.turn.refused", True)
+            span.set_attribute("frontdesk.tool_calls", len(result.tools))
+            return result
+
+    async def _model_turn(self, turn: ModelTurnInput) -> ModelTurnResult:
         """Switches and the worst case reserved, then the call (which settles its real cost), then
         a final answer's validation. A refused reservation returns before the model is asked."""
         facts = turn.facts
@@ -143,6 +156,17 @@ class RoundTripActivities:
 
     @implements(TOOL_STEP)
     async def tool_step(self, step: ToolStepInput) -> ToolStepResult:
+        """One tool call as the `execute_tool` span: its decision, and its run when it may run."""
+        if not telemetry.enabled():
+            return await self._tool_step(step)
+        asked, run = step.authorize, step.approved
+        tool = asked.tool if asked is not None else run.tool if run is not None else ""
+        with telemetry.span(f"execute_tool {tool}", tool_attributes(step, tool)) as span:
+            result = await self._tool_step(step)
+            decided(span, result)
+            return result
+
+    async def _tool_step(self, step: ToolStepInput) -> ToolStepResult:
         if step.approved is not None:
             return await self._run_approved(step.approved, step.agent)
         if step.authorize is None:
@@ -193,3 +217,69 @@ def _opening(asked: AuthorizeToolInput, auth: AuthorizeToolResult, checkpoint_id
         reason=auth.reason,
         approval=auth.approval or ApprovalSpec(rule_id=auth.rule_id),
     )
+
+
+def agent_attributes(turn: ModelTurnInput) -> dict[str, str | int]:
+    facts = turn.facts
+    return {
+        "gen_ai.operation.name": "invoke_agent",
+        "gen_ai.agent.name": facts.agent,
+        "gen_ai.conversation.id": facts.task_id,
+        "gen_ai.request.model": turn.tier,
+        "frontdesk.task.id": facts.task_id,
+        "frontdesk.step": facts.step,
+        "frontdesk.turn": turn.turn,
+    }
+
+
+def tool_attributes(step: ToolStepInput, tool: str) -> dict[str, str | int]:
+    attrs: dict[str, str | int] = {
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": tool,
+        "gen_ai.tool.type": "function",
+    }
+    if step.authorize is not None:
+        asked = step.authorize
+        attrs.update(
+            {
+                "gen_ai.tool.call.id": asked.tool_call_id,
+                "gen_ai.agent.name": asked.agent,
+                "frontdesk.task.id": asked.task_id,
+                "frontdesk.step": asked.step,
+                "frontdesk.tool.record_id": asked.record_id,
+            }
+        )
+    elif step.approved is not None:
+        run = step.approved
+        attrs.update(
+            {
+                "frontdesk.task.id": run.task_id,
+                "frontdesk.step": run.step,
+                "frontdesk.tool.record_id": run.tool_call_record_id,
+                "frontdesk.tool.decision": "approved",
+            }
+        )
+    return attrs
+
+
+def decided(span: Any, result: ToolStepResult) -> None:
+    """The policy's decision and the run's end, on the `execute_tool` span (no arguments, no
+    result: their digests are in the audit trail)."""
+    auth = result.auth
+    if auth is not None:
+        span.set_attributes(
+            {
+                "frontdesk.tool.decision": "paused" if auth.paused is not None else auth.effect,
+                "frontdesk.policy.rule": auth.rule_id or auth.rule,
+                "frontdesk.policy.version": auth.policy_version,
+                "frontdesk.tool.args_digest": auth.args_digest,
+            }
+        )
+    if result.checkpoint_opened:
+        span.set_attribute("frontdesk.checkpoint.opened", True)
+    if result.switch is not None:
+        span.set_attribute("frontdesk.switch.mode", result.switch.mode)
+    if result.run is not None:
+        span.set_attribute("frontdesk.tool.ok", result.run.ok)
+        if not result.run.ok:
+            span.set_attribute("error.type", "tool_error")
