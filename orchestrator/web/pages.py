@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orchestrator.resources import STATIC_DIR
-from orchestrator.web import admin, audit, auth, catalog, cost, inbox, tasks
+from orchestrator.web import admin, audit, auth, catalog, cost, evidence, inbox, tasks
 from orchestrator.web.render import render
 
 NOT_PAGES = ("/api/", "/docs", "/redoc", "/openapi.json", "/healthz", "/readyz", "/static/")
@@ -108,6 +108,6 @@ def install(app: FastAPI) -> None:
     # Counted in the database, so every API process sees the same failed sign-ins.
     app.state.login_throttle = auth.LoginThrottle(app.state.frontdesk.engine)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
-    for module in (auth, tasks, inbox, catalog, admin, cost, audit):
+    for module in (auth, tasks, evidence, inbox, catalog, admin, cost, audit):
         app.include_router(module.router)
     app.add_middleware(SecurityHeaders)
