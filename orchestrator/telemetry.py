@@ -24,6 +24,7 @@ import secrets
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -163,11 +164,15 @@ def span(
         yield s
 
 
-def completed_span(name: str, start_ns: int, attributes: Mapping[str, AttributeValue] | None = None) -> None:
-    """A span that began at `start_ns` (a wait already over, such as a checkpoint's) and ends now."""
+def completed_span(
+    name: str, began: datetime, attributes: Mapping[str, AttributeValue] | None = None
+) -> None:
+    """A span that began at `began` (a wait already over, such as a checkpoint's; naive means UTC,
+    as SQLite hands timestamps back) and ends now."""
     tracer = _state.tracer
     if tracer is not None:
-        tracer.start_span(name, attributes=attributes, start_time=start_ns).end()
+        began = began.replace(tzinfo=UTC) if began.tzinfo is None else began
+        tracer.start_span(name, attributes=attributes, start_time=int(began.timestamp() * 1e9)).end()
 
 
 def set_content(s: trace.Span, key: str, value: Any) -> None:

@@ -4,6 +4,7 @@ Prometheus text, who may read /metrics, and what never goes on a span."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import cast
 
 import httpx
 import pytest
@@ -147,3 +148,51 @@ async def test_metrics_endpoint_wants_the_token() -> None:
 def test_production_refuses_a_weak_metrics_token() -> None:
     with pytest.raises(ValueError, match="FRONTDESK_METRICS_TOKEN"):
         Settings(environment="production", router_api_key="r" * 32, metrics_token="short")
+
+
+async def test_api_request_spans_continue_the_callers_trace() -> None:
+    exporter = InMemorySpanExporter()
+    telemetry.configure(Settings(), "api", exporter=exporter)
+    app = FastAPI()
+
+    @app.get("/api/things/{thing_id}")
+    def thing(thing_id: str) -> dict[str, str]:
+        return {"traceparent": telemetry.traceparent(trace.get_current_span())}
+
+    caller = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    wrapped = telemetry.RequestSpans(app)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=wrapped), base_url="http://t") as client:
+        r = await client.get(
+            "/api/things/7?secret=x", headers={"traceparent": caller, "authorization": "Bearer t0k"}
+        )
+        await client.get("/healthz")
+    (span,) = exporter.get_finished_spans()  # /healthz is not an API request: no span
+    assert span.name == "GET /api/things/{thing_id}" and span.kind == trace.SpanKind.SERVER
+    assert f"{span.context.trace_id:032x}" == "0af7651916cd43dd8448eb211c80319c"
+    assert span.parent is not None and f"{span.parent.span_id:016x}" == "b7ad6b7169203331"
+    assert r.json()["traceparent"].split("-")[2] == f"{span.context.span_id:016x}"
+    attributes = dict(span.attributes or {})
+    assert (
+        attributes["http.response.status_code"] == 200
+        and attributes["http.route"] == "/api/things/{thing_id}"
+    )
+    assert "t0k" not in str(attributes) and "secret" not in str(attributes)
+
+
+def test_the_worker_adds_temporals_interceptor_once() -> None:
+    from temporalio.client import Client
+
+    from workers.worker import tracing
+
+    class FakeClient:
+        def __init__(self, interceptors: list[object]) -> None:
+            self._config = {"interceptors": interceptors}
+
+        def config(self) -> dict[str, object]:
+            return self._config
+
+    assert tracing(cast(Client, FakeClient([]))) == []  # tracing off: nothing
+    telemetry.configure(Settings(), "worker", exporter=InMemorySpanExporter())
+    (added,) = tracing(cast(Client, FakeClient([])))
+    assert type(added).__name__ == "TracingInterceptor"
+    assert tracing(cast(Client, FakeClient(interceptors()))) == []  # inherited from the client

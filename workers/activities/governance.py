@@ -41,16 +41,7 @@ from orchestrator.contracts import (
     SwitchInfo,
 )
 from orchestrator.db import session_scope
-from orchestrator.models import (
-    Checkpoint,
-    CheckpointDecision,
-    Task,
-    Tenant,
-    ToolCall,
-    as_utc,
-    table_of,
-    utcnow,
-)
+from orchestrator.models import Checkpoint, CheckpointDecision, Task, Tenant, ToolCall, table_of, utcnow
 from orchestrator.policy.engine import ApprovalRule, PolicyEngine, ToolFacts
 from orchestrator.services import notify
 from orchestrator.services.switches import SwitchService
@@ -308,7 +299,7 @@ class GovernanceActivities:
             opened = await asyncio.to_thread(self._record_decision, inp)
         if opened is not None:  # the wait, from the checkpoint's opening to this decision
             wait = {k: v for k, v in attrs.items() if k != "frontdesk.checkpoint.decider"}
-            telemetry.completed_span("frontdesk.checkpoint.wait", int(as_utc(opened).timestamp() * 1e9), wait)
+            telemetry.completed_span("frontdesk.checkpoint.wait", opened, wait)
         return Ack()
 
     def _record_decision(self, inp: CheckpointDecisionRecord) -> datetime | None:
