@@ -446,10 +446,15 @@ def _checkpoints(bundle: Bundle, by_action: dict[str, list[EventEvidence]]) -> N
         for d in c.decisions:
             actor = "system" if d.decider_id == "system" else f"user:{d.decider_id}"
             if not any(
-                (x.actor, x.data.get("decision"), x.data.get("round")) == (actor, d.decision, d.round)
+                (x.actor, x.data.get("decision"), x.data.get("round"), x.reason)
+                == (actor, d.decision, d.round, d.comment or d.decision)
                 for x in decisions[c.id]
             ):
                 raise Broken(f"checkpoint {c.id}: {d.decision} by {d.decider_id} has no audit event")
+        said = [(x.actor, x.reason) for x in by_action.get("checkpoint.commented", []) if x.subject == c.id]
+        for m in c.comments:
+            if (f"user:{m.author_id}", m.body[:200]) not in said:
+                raise Broken(f"checkpoint {c.id}: a comment by {m.author_id} has no audit event (or differs)")
         if c.edit_diff is not None and not any(
             x.data.get("edit_diff") == c.edit_diff for x in decisions[c.id]
         ):

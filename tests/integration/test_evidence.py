@@ -54,6 +54,12 @@ async def approved_refund(stack: Stack) -> dict[str, Any]:
     task = await stack.submit(f"Refund 300 EUR on order {order}, the item was damaged.")
     cp = await stack.open_checkpoint(task["id"])
     r = await stack.api.post(
+        f"/api/checkpoints/{cp['id']}/comments",
+        json={"body": "the photo shows the damage"},
+        headers=stack.auth("avery"),
+    )
+    assert r.status_code in (200, 201), r.text
+    r = await stack.api.post(
         f"/api/checkpoints/{cp['id']}/decision",
         json={
             "decision": "approve_with_edits",
@@ -103,6 +109,7 @@ async def test_a_bundle_checks_offline_and_each_tampering_is_named(
     assert cp["edit_diff"] == {"amount": {"from": "300.00", "to": "250.00"}}
     assert [(d["decision"], d["comment"]) for d in cp["decisions"]] == [("approve_with_edits", "partial")]
     assert cp["assignee_role"] == "approver" and cp["decided_by"] == db.user_ids["avery"]
+    assert [c["body"] for c in cp["comments"]] == ["the photo shows the damage"]
     events = bundle["audit"]["events"]
     assert events[0]["action"] == "task.submitted" and all(len(e["hash"]) == 64 for e in events)
     assert bundle["audit"]["anchor"]["seq"] >= events[-1]["seq"] and bundle["audit"]["anchor"]["sig"]
@@ -167,6 +174,16 @@ async def test_a_bundle_checks_offline_and_each_tampering_is_named(
         b["checkpoints"][0]["decisions"][0]["decider_id"] = db.user_ids["ada"]
 
     assert "has no audit event" in tampered(edit_decision)
+
+    def edit_decision_comment(b: dict[str, Any]) -> None:
+        b["checkpoints"][0]["decisions"][0]["comment"] = "full refund"
+
+    assert "approve_with_edits by" in tampered(edit_decision_comment)
+
+    def edit_comment(b: dict[str, Any]) -> None:
+        b["checkpoints"][0]["comments"][0]["body"] = "no photo"
+
+    assert f"a comment by {db.user_ids['avery']} has no audit event" in tampered(edit_comment)
 
     def forge_anchor(b: dict[str, Any]) -> None:
         forged = json.loads(audit_anchor.sign(b"another-key-0000000", "acme", 1, "f" * 64))
