@@ -4,6 +4,7 @@ Prometheus text, who may read /metrics, and what never goes on a span."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import cast
 
 import httpx
@@ -15,8 +16,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from orchestrator import metrics, telemetry
 from orchestrator.api.routes import observability
+from orchestrator.contracts import ChatMessage, ModelCallInput, RoutingFacts
 from orchestrator.settings import Settings
 from orchestrator.temporal_client import TaskTraceInterceptor, interceptors
+from workers.activities.model_calls import chat_attributes, rung_of, served
+from workers.router_client import AttemptRecord, ChatOutcome
 
 TOKEN = "scrape-" + "t" * 20
 
@@ -196,3 +200,47 @@ def test_the_worker_adds_temporals_interceptor_once() -> None:
     (added,) = tracing(cast(Client, FakeClient([])))
     assert type(added).__name__ == "TracingInterceptor"
     assert tracing(cast(Client, FakeClient(interceptors()))) == []  # inherited from the client
+
+
+def _call(request_id: str) -> ModelCallInput:
+    facts = RoutingFacts(
+        tenant_id="acme", requester_id="u1", task_id="task_1", step="handle", agent="refund_agent",
+        category="refund", risk_class="low", data_classification="internal",
+    )  # fmt: skip
+    return ModelCallInput(
+        facts=facts, turn=2, request_id=request_id, tier="tier-open",
+        messages=[ChatMessage(role="user", content="the customer's words")],
+    )  # fmt: skip
+
+
+def test_a_chat_span_says_what_was_asked_and_served() -> None:
+    exporter = InMemorySpanExporter()
+    telemetry.configure(Settings(), "worker", exporter=exporter)
+    metrics.configure(Settings(), "worker", prometheus=True)
+    call = _call("task_1/handle/r2/2")
+    assert rung_of(call) == 2 and rung_of(_call("task_1/handle/2")) == 1 and rung_of(_call("plan-7")) == 1
+    attempt = AttemptRecord(
+        attempt=1, latency_ms=12, ok=True, model_served="demo-open", model_group="tier-open",
+        prompt_tokens=50, completion_tokens=7, cached_tokens=5, cost_usd=Decimal("0.0012"),
+    )  # fmt: skip
+    outcome = ChatOutcome(
+        message=ChatMessage(role="assistant", content="refund it"), attempts=[attempt],
+        model_served="demo-open", finish_reason="stop",
+    )  # fmt: skip
+    with telemetry.task_span("task_1", "chat tier-open", **chat_attributes(call)) as (span, _):
+        served(span, call, outcome, Decimal("0.0012"), 0.25)
+    (chat,) = exporter.get_finished_spans()
+    a = dict(chat.attributes or {})
+    assert a["gen_ai.request.model"] == "tier-open" and a["gen_ai.response.model"] == "demo-open"
+    assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == (50, 7)
+    assert a["gen_ai.usage.cache_read.input_tokens"] == 5 and a["frontdesk.rung"] == 2
+    assert a["frontdesk.cost_usd"] == pytest.approx(0.0012) and a["gen_ai.response.finish_reasons"] == (
+        "stop",
+    )
+    assert "the customer's words" not in str(a) and "refund it" not in str(a)  # content capture is off
+    text = metrics.prometheus_text() or ""
+    assert 'gen_ai_client_operation_duration_seconds_count{gen_ai_operation_name="chat"' in text
+    output_sum = [
+        line for line in text.splitlines() if line.startswith("gen_ai_client_token_usage_tokens_sum")
+    ]
+    assert any('gen_ai_token_type="output"' in line and line.endswith(" 7") for line in output_sum)
