@@ -292,17 +292,22 @@ def end_workflow_span(task_id: str, status: str, outcome: str | None, error: str
 # --- the API's request spans ------------------------------------------------------------------
 
 
+# Probes, scrapes, static files and the API's own docs start no trace.
+UNTRACED = ("/healthz", "/readyz", "/metrics", "/static/", "/docs", "/redoc", "/openapi.json")
+
+
 class RequestSpans:
-    """A SERVER span per API request (`/api/...`), continuing the caller's `traceparent` if it
-    sends one, so a task's trace starts at the request that submitted it. Only installed with
-    tracing on. Attributes: method, route template, status; never headers, query or body."""
+    """A SERVER span per request to the API or a page (a task submitted from the web form too),
+    continuing the caller's `traceparent` if it sends one, so a task's trace starts at the request
+    that submitted it. Only installed with tracing on. Attributes: method, route template, path,
+    status; never headers, query or body."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         tracer = _state.tracer
-        if tracer is None or scope["type"] != "http" or not scope["path"].startswith("/api/"):
+        if tracer is None or scope["type"] != "http" or scope["path"].startswith(UNTRACED):
             await self.app(scope, receive, send)
             return
         carrier = {

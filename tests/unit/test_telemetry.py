@@ -170,7 +170,8 @@ async def test_api_request_spans_continue_the_callers_trace() -> None:
             "/api/things/7?secret=x", headers={"traceparent": caller, "authorization": "Bearer t0k"}
         )
         await client.get("/healthz")
-    (span,) = exporter.get_finished_spans()  # /healthz is not an API request: no span
+        await client.get("/static/app.css")
+    (span,) = exporter.get_finished_spans()  # probes and static files start no trace
     assert span.name == "GET /api/things/{thing_id}" and span.kind == trace.SpanKind.SERVER
     assert f"{span.context.trace_id:032x}" == "0af7651916cd43dd8448eb211c80319c"
     assert span.parent is not None and f"{span.parent.span_id:016x}" == "b7ad6b7169203331"
