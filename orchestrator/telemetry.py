@@ -26,6 +26,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -78,10 +79,11 @@ class _IdGenerator(RandomIdGenerator):
 
 
 def otlp_headers(settings: Settings) -> dict[str, str]:
-    """FRONTDESK_OTEL_EXPORTER_OTLP_HEADERS (`key=value,key=value`) as a dict."""
+    """FRONTDESK_OTEL_EXPORTER_OTLP_HEADERS (`key=value,key=value`, values percent-encoded as in
+    OTEL_EXPORTER_OTLP_HEADERS) as a dict."""
     raw = settings.otel_exporter_otlp_headers.get_secret_value()
     pairs = (item.split("=", 1) for item in raw.split(",") if "=" in item)
-    return {k.strip(): v.strip() for k, v in pairs}
+    return {k.strip(): unquote(v.strip()) for k, v in pairs}
 
 
 def resource(settings: Settings, role: str) -> Resource:

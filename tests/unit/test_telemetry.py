@@ -97,8 +97,8 @@ def test_the_client_gets_the_task_root_before_temporals_interceptor() -> None:
 
 
 def test_otlp_headers_are_a_secret() -> None:
-    settings = Settings(otel_exporter_otlp_headers="api-key=abc123, x-team = ops")
-    assert telemetry.otlp_headers(settings) == {"api-key": "abc123", "x-team": "ops"}
+    settings = Settings(otel_exporter_otlp_headers="api-key=abc123==, x-team = ops%2Cdev")
+    assert telemetry.otlp_headers(settings) == {"api-key": "abc123==", "x-team": "ops,dev"}
     assert "abc123" not in repr(settings)
 
 
