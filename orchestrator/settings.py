@@ -180,7 +180,8 @@ class Settings(BaseSettings):
     )
     otel_exporter_otlp_headers: SecretStr = Field(
         SecretStr(""),
-        description="Headers sent with every OTLP export, `key=value,key=value` (a collector's API key); never logged.",
+        description="Headers sent with every OTLP export, `key=value,key=value`, values percent-encoded (a "
+        "collector's API key); never logged.",
     )
     otel_service_name: str = Field(
         "frontdesk", description="`service.name` of the exported spans and metrics (each process adds "
