@@ -644,3 +644,23 @@ def test_interrupt_during_startup_stops_cleanly(tmp_path: Path) -> None:
     assert code == 0
     assert "interrupted during startup" in out
     assert not first.running and not slow.running
+
+
+def test_the_dev_stack_opens_metrics_and_anchors_its_audit_chain(tmp_path: Path) -> None:
+    stack = DevStack(dev_settings(tmp_path), prepare=lambda s: FakeSeed(), out=io.StringIO())
+    env = stack.child_env()
+    assert env["FRONTDESK_METRICS_PUBLIC"] == "true"
+    key_file = stack.settings.state_dir / "audit-anchor.key"
+    assert env["FRONTDESK_AUDIT_ANCHOR_FILE"] == str(stack.settings.state_dir / "audit-anchors.jsonl")
+    assert env["FRONTDESK_AUDIT_ANCHOR_KEY"] == key_file.read_text().strip() and len(env["FRONTDESK_AUDIT_ANCHOR_KEY"]) == 64
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert stack.child_env()["FRONTDESK_AUDIT_ANCHOR_KEY"] == env["FRONTDESK_AUDIT_ANCHOR_KEY"]  # kept, not remade
+
+
+def test_the_dev_stack_keeps_the_persons_metrics_and_anchor_choices(tmp_path: Path) -> None:
+    chosen = dev_settings(tmp_path, metrics_token="m" * 20, audit_anchor_file="")
+    env = DevStack(chosen, prepare=lambda s: FakeSeed(), out=io.StringIO()).child_env()
+    assert "FRONTDESK_AUDIT_ANCHOR_KEY" not in env or env["FRONTDESK_AUDIT_ANCHOR_KEY"] == os.environ.get("FRONTDESK_AUDIT_ANCHOR_KEY")
+    assert env.get("FRONTDESK_METRICS_PUBLIC") == os.environ.get("FRONTDESK_METRICS_PUBLIC")
+    assert env.get("FRONTDESK_AUDIT_ANCHOR_FILE") == os.environ.get("FRONTDESK_AUDIT_ANCHOR_FILE")
+    assert not (chosen.state_dir / "audit-anchor.key").exists()

@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import json
 import os
+import secrets
 import signal
 import sys
 import time
@@ -275,7 +276,25 @@ class DevStack:
         )
         if s.database_url:
             env["FRONTDESK_DATABASE_URL"] = s.database_url
+        # On this machine only (loopback): /metrics open, and the audit chain anchored to a file in
+        # the state folder with a key kept there, unless the person chose otherwise.
+        if not ({"metrics_public", "metrics_token"} & s.model_fields_set):
+            env["FRONTDESK_METRICS_PUBLIC"] = "true"
+        if "audit_anchor_file" not in s.model_fields_set:
+            env["FRONTDESK_AUDIT_ANCHOR_FILE"] = str(s.state_dir / "audit-anchors.jsonl")
+            if "audit_anchor_key" not in s.model_fields_set:
+                env["FRONTDESK_AUDIT_ANCHOR_KEY"] = self._dev_anchor_key()
         return env
+
+    def _dev_anchor_key(self) -> str:
+        """The dev stack's anchor key: made once, kept in the state folder (owner-only)."""
+        path = self.settings.state_dir / "audit-anchor.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))
+        return path.read_text().strip()
 
     def _frontdesk(self, command: str, *, ready_url: str | None = None) -> ManagedProcess:
         """A `frontdesk <command>` child, run with our Python so it sees the same install."""
@@ -348,6 +367,7 @@ class DevStack:
             ("web UI (sign in)", f"{self.api_url}/login"),
             ("REST API", f"{self.api_url}/api"),
             ("API docs", f"{self.api_url}/docs"),
+            ("metrics (Prometheus)", f"{self.api_url}/metrics"),
             ("Temporal web UI", self.temporal_ui_url),
             ("Temporal", f"{self.temporal_address} (namespace {s.temporal_namespace})"),
             ("LLM router", f"{self.router_url} (LiteLLM proxy)"),
