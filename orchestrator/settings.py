@@ -71,6 +71,15 @@ class Settings(BaseSettings):
         "with its pollers; tasks still go to any worker on the queue (no `temporal worker deployment "
         "set-current-version` step). Empty: the SDK's checksum of the loaded code.",
     )
+    worker_max_cached_workflows: int = Field(
+        1000,
+        ge=0,
+        le=100_000,
+        description="Workflows the worker keeps in memory between their workflow tasks (Temporal's sticky "
+        "cache, about 0.3 MB each for a parked refund task). A decision for a workflow that is not "
+        "kept replays its history first: fewer cost less memory and more CPU per decision "
+        "(docs/performance-scale.md).",
+    )
     worker_shutdown_grace_seconds: float = Field(
         30.0,
         ge=0,

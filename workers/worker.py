@@ -54,7 +54,8 @@ def build_router(settings: Settings) -> RouterClient:
 
 
 def worker_options(settings: Settings) -> dict[str, Any]:
-    """The Worker options that come from settings: the shutdown grace and the build id.
+    """The Worker options that come from settings: the shutdown grace, the sticky cache's size and
+    the build id.
 
     With a build id the worker joins the worker deployment named after its task queue as that build,
     routing by version off (`use_worker_versioning=False`): the id is recorded on the workflow tasks
@@ -62,7 +63,8 @@ def worker_options(settings: Settings) -> dict[str, Any]:
     Versioned routing (pinned workflows, ramps) would need a versioning behaviour on the workflow and
     a `set-current-version` step in every rollout; that is a later choice, not a default."""
     options: dict[str, Any] = {
-        "graceful_shutdown_timeout": timedelta(seconds=settings.worker_shutdown_grace_seconds)
+        "graceful_shutdown_timeout": timedelta(seconds=settings.worker_shutdown_grace_seconds),
+        "max_cached_workflows": settings.worker_max_cached_workflows,
     }
     if settings.worker_build_id:
         options["deployment_config"] = WorkerDeploymentConfig(

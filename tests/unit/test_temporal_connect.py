@@ -163,7 +163,8 @@ async def test_a_failed_connect_shows_no_secret(caplog: pytest.LogCaptureFixture
 
 def test_worker_options_without_a_build_id() -> None:
     options = worker_options(Settings(worker_shutdown_grace_seconds=12))
-    assert options == {"graceful_shutdown_timeout": timedelta(seconds=12)}
+    assert options == {"graceful_shutdown_timeout": timedelta(seconds=12), "max_cached_workflows": 1000}
+    assert worker_options(Settings(worker_max_cached_workflows=250))["max_cached_workflows"] == 250
 
 
 def test_worker_options_with_a_build_id() -> None:
