@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import Session, select
 from temporalio import activity
 
 from orchestrator import audit
@@ -56,17 +56,18 @@ class ToolActivities:
 
     async def run(self, inp: ToolRunInput) -> ToolRunResult:
         """Run an authorized (or approved) call once: its record says whether it already ran."""
-        record = await asyncio.to_thread(self._start, inp)
-        if record is None:
+        started = await asyncio.to_thread(self._start, inp)
+        if started is None:
             outcome = ToolRunResult(ok=False, error="the task was cancelled; the tool did not run")
             await asyncio.to_thread(self._finish, inp, outcome, "cancelled")
             return outcome
+        record, facts = started
         tool: RegisteredTool = self._catalog.tool(f"{inp.tool}@{record.tool_version}")
         ctx = ToolContext(
             tenant_id=inp.tenant_id,
             task_id=inp.task_id,
             idempotency_key=inp.idempotency_key,
-            facts=await asyncio.to_thread(self._facts, record),
+            facts=facts,
             settings=self._package_settings.get(self._catalog.sources.get(tool.spec.ref, ""), NoSettings()),
             heartbeat=activity.heartbeat,
             sessions=self._sessions,
@@ -93,8 +94,9 @@ class ToolActivities:
         await asyncio.to_thread(self._finish, inp, outcome, "succeeded" if outcome.ok else "failed")
         return outcome
 
-    def _start(self, inp: ToolRunInput) -> ToolCall | None:
-        """Mark the call running; None when the task's cancel was requested (nothing may run)."""
+    def _start(self, inp: ToolRunInput) -> tuple[ToolCall, TaskFacts] | None:
+        """Mark the call running and read what the tool may know of its task, in one transaction;
+        None when the task's cancel was requested (nothing may run)."""
         with session_scope(self._engine) as session:
             record = session.get(ToolCall, inp.tool_call_record_id)
             if record is None or record.tenant_id != inp.tenant_id:
@@ -110,23 +112,7 @@ class ToolActivities:
                 record.status = "running"
                 record.updated_at = utcnow()
                 session.add(record)
-            return record
-
-    def _facts(self, record: ToolCall) -> TaskFacts:
-        """What a tool may know of its task: the workflow, the step, the agent, the data classification."""
-        with session_scope(self._engine) as session:
-            task = session.get(Task, record.task_id)
-            if task is None or task.tenant_id != record.tenant_id:
-                raise LookupError(f"tool call {record.id} belongs to no task of its tenant")
-            # Two fields of the pinned definition: read as JSON, not validated as a whole spec.
-            classification = json.loads(task.definition_json).get("data_classification", "internal")
-            workflow = f"{task.workflow_name}@{task.workflow_version}"
-        return TaskFacts(
-            workflow=workflow,
-            step=record.step,
-            agent=record.agent,
-            data_classification=classification,
-        )
+            return record, _facts(session, record)
 
     def _finish(self, inp: ToolRunInput, outcome: ToolRunResult, status: str) -> None:
         with session_scope(self._engine) as session:
@@ -171,3 +157,20 @@ def _strip_fences(text: str) -> str:
     if stripped.startswith("```"):
         stripped = stripped.split("\n", 1)[-1].rsplit("```", 1)[0]
     return stripped.strip()
+
+
+def _facts(session: Session, record: ToolCall) -> TaskFacts:
+    """What a tool may know of its task: the workflow, the step, the agent, the data classification."""
+    task = session.exec(
+        select(Task.workflow_name, Task.workflow_version, Task.definition_json).where(
+            Task.id == record.task_id, Task.tenant_id == record.tenant_id
+        )
+    ).first()
+    if task is None:
+        raise LookupError(f"tool call {record.id} belongs to no task of its tenant")
+    name, version, definition = task
+    # Two fields of the pinned definition: read as JSON, not validated as a whole spec.
+    classification = json.loads(definition).get("data_classification", "internal")
+    return TaskFacts(
+        workflow=f"{name}@{version}", step=record.step, agent=record.agent, data_classification=classification
+    )
