@@ -3,8 +3,10 @@
 The chain (orchestrator.audit) shows an edited or deleted row in the middle, but someone who can
 write the database can also delete the newest rows, or rewrite the whole chain with fresh hashes.
 An anchor is one JSON line `{tenant_id, seq, hash, at, key_id, sig}` appended to the file named by
-FRONTDESK_AUDIT_ANCHOR_FILE, signed with HMAC-SHA256 under FRONTDESK_AUDIT_ANCHOR_KEY; `verify`
-compares the rows with every anchor, so a missing tail or a rewrite before an anchor shows.
+FRONTDESK_AUDIT_ANCHOR_FILE, signed with HMAC-SHA256 under FRONTDESK_AUDIT_ANCHOR_KEY and/or with
+Ed25519 under FRONTDESK_AUDIT_ANCHOR_SIGNING_KEY_FILE (`ed25519_key_id`, `ed25519_sig`, checkable
+with the public key alone: orchestrator.anchor_keys); `verify` compares the rows with every
+anchor, so a missing tail or a rewrite before an anchor shows.
 
 A head is anchored only after the rows since the tenant's previous anchor verify (`Anchorer`),
 so an anchor never vouches for a chain that was already broken. Writers append one line per
@@ -16,8 +18,6 @@ docs/audit.md says how.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
 import os
@@ -30,6 +30,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from orchestrator.anchor_keys import Keys, check_record, load_private_key, sign_record
 from orchestrator.audit_verify import HEAD, PURGE, Anchor, Report, start_point, unvouched_purge, walk
 from orchestrator.models import AuditHead, utcnow
 from orchestrator.settings import Settings
@@ -54,20 +55,11 @@ class AnchorLog:
         return max(anchors, key=lambda a: a.seq) if anchors else None
 
 
-def key_id(key: bytes) -> str:
-    """Names the key in each record (so a rotated key is told from a forged line); not the key."""
-    return hashlib.sha256(b"frontdesk-anchor-key|" + key).hexdigest()[:12]
-
-
-def _signed_body(record: dict[str, object]) -> bytes:
-    body = {k: v for k, v in record.items() if k != "sig"}
-    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-
-
 def sign(
-    key: bytes, tenant_id: str, seq: int, head_hash: str, at: datetime | None = None, kind: str = HEAD
+    key: bytes | Keys, tenant_id: str, seq: int, head_hash: str, at: datetime | None = None, kind: str = HEAD
 ) -> str:
-    """One anchor line (without its newline): a head, or a purge's last removed row."""
+    """One anchor line (without its newline): a head, or a purge's last removed row; signed by
+    each key given (bytes: an HMAC key)."""
     when = (at or utcnow()).isoformat(timespec="microseconds")
     record: dict[str, object] = {
         "v": VERSION,
@@ -75,12 +67,10 @@ def sign(
         "seq": seq,
         "hash": head_hash,
         "at": when,
-        "key_id": key_id(key),
     }
     if kind != HEAD:  # head records keep the shape they had
         record["kind"] = kind
-    record["sig"] = hmac.new(key, _signed_body(record), hashlib.sha256).hexdigest()
-    return json.dumps(record, sort_keys=True, separators=(",", ":"))
+    return json.dumps(sign_record(record, Keys.of(key)), sort_keys=True, separators=(",", ":"))
 
 
 def append(path: str | Path, lines: Iterable[str]) -> int:
@@ -99,9 +89,9 @@ def append(path: str | Path, lines: Iterable[str]) -> int:
     return len(data)
 
 
-def read(path: str | Path, key: bytes) -> AnchorLog:
+def read(path: str | Path, key: bytes | Keys) -> AnchorLog:
     """Every valid anchor; a line that does not parse or whose signature fails is a problem."""
-    out = AnchorLog(str(path))
+    out, keys = AnchorLog(str(path)), Keys.of(key)
     try:
         raw = Path(path).read_bytes()
     except FileNotFoundError:
@@ -112,7 +102,6 @@ def read(path: str | Path, key: bytes) -> AnchorLog:
     elif lines:  # a write cut short by a crash leaves the last line without its newline
         out.problems.append(f"line {len(lines)} of {path} is incomplete (no newline): ignored")
         lines.pop()
-    mine = key_id(key)
     for number, line in enumerate(lines, start=1):
         try:
             record = json.loads(line)
@@ -122,14 +111,9 @@ def read(path: str | Path, key: bytes) -> AnchorLog:
         except (ValueError, KeyError, TypeError):
             out.problems.append(f"line {number} of {path} is not an anchor record")
             continue
-        if record.get("key_id") != mine:
-            out.problems.append(
-                f"line {number} of {path} was signed with another key ({record.get('key_id')})"
-            )
-            continue
-        expected = hmac.new(key, _signed_body(record), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, str(record.get("sig", ""))):
-            out.problems.append(f"line {number} of {path} has a bad signature (tenant {tenant}, seq {seq})")
+        problem, _ = check_record(record, keys)
+        if problem:
+            out.problems.append(f"line {number} of {path} {problem} (tenant {tenant}, seq {seq})")
             continue
         kind = str(record.get("kind", HEAD))
         out.by_tenant.setdefault(tenant, []).append(Anchor(tenant, seq, head, str(at), number, kind))
@@ -151,10 +135,13 @@ def covering(log: AnchorLog, tenant_id: str, seq: int) -> Anchor | None:
     return min(heads, key=lambda a: a.seq) if heads else None
 
 
-def configured(settings: Settings) -> tuple[str, bytes] | None:
+def configured(settings: Settings) -> tuple[str, Keys] | None:
+    """The anchor file and its keys; ValueError when the signing key file cannot be used."""
     if not settings.audit_anchor_file:
         return None
-    return settings.audit_anchor_file, settings.audit_anchor_key.get_secret_value().encode()
+    hmac_key = settings.audit_anchor_key.get_secret_value().encode() or None
+    signing = settings.audit_anchor_signing_key_file
+    return settings.audit_anchor_file, Keys(hmac_key, load_private_key(signing) if signing else None)
 
 
 @dataclass(frozen=True)
@@ -169,7 +156,7 @@ class AnchorResult:
 class Anchorer:
     """Anchors the heads that moved since the last anchor it knows of (from the file, read once)."""
 
-    def __init__(self, engine: Engine, path: str, key: bytes) -> None:
+    def __init__(self, engine: Engine, path: str, key: bytes | Keys) -> None:
         self.engine, self.path, self.key = engine, path, key
         self._known: dict[str, Anchor] | None = None
 

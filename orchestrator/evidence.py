@@ -8,21 +8,20 @@ with `prev_hash` and `hash`. `verify` recomputes, in this order, and names the f
 2. each audit event's hash, `sha256(prev_hash | canonical event)` as orchestrator.audit defines it;
 3. the link to an anchor, when the bundle carries one: the task's events and the chain segment
    between them, contiguous in seq from the task's first event to the anchored head, each row's
-   prev_hash its predecessor's hash, the last hash the anchor's (and the anchor's HMAC when the
-   key is given);
-4. the rows against the chained events: the workflow submitted, each model call's tier and cost,
-   each tool call's arguments digest, policy version, rule and result digest, each checkpoint's
-   arguments digest and every decision on it.
+   prev_hash its predecessor's hash, the last hash the anchor's (and the anchor's signature when a
+   key is given: the HMAC key, or only the Ed25519 public key, orchestrator.anchor_keys);
+4. the rows against the chained events: the workflow submitted, each model call's tier, cost and
+   prompt digest, each tool call's arguments digest, policy version, rule and result digest, each
+   checkpoint's arguments digest and every decision on it.
 
-What the chain does not cover (a model call's tokens, latency, model served and prompt digest)
-is reported as it was recorded, and docs/evidence.md says so. This module is pure: the workers
-import its digests, the CLI its check.
+What the chain does not cover (a model call's tokens, latency, model served; the prompt digest of
+a call audited before events carried it) is reported as it was recorded, and docs/evidence.md
+says so. This module is pure: the workers import its digests, the CLI its check.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 from collections import defaultdict
 from collections.abc import Sequence
@@ -33,6 +32,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, Field, ValidationError
 
+from orchestrator.anchor_keys import Keys, check_record
 from orchestrator.audit import _digest
 from orchestrator.models import AuditEvent
 
@@ -231,14 +231,9 @@ def event_hash(tenant_id: str, e: EventEvidence) -> str:
     return _digest(e.prev_hash, row)
 
 
-def anchor_signature_ok(record: dict[str, Any], key: bytes) -> bool:
-    body = json.dumps({k: v for k, v in record.items() if k != "sig"}, sort_keys=True, separators=(",", ":"))
-    expected = hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, str(record.get("sig", "")))
-
-
-def verify(raw: Any, anchor_key: bytes | None = None) -> Verdict:
-    """Check a bundle (parsed JSON); the verdict names the first thing that does not check."""
+def verify(raw: Any, anchor_key: bytes | Keys | None = None) -> Verdict:
+    """Check a bundle (parsed JSON); the verdict names the first thing that does not check.
+    `anchor_key`: the HMAC key (bytes), or Keys (an Ed25519 public key suffices)."""
     verdict = Verdict(ok=True)
     try:
         bundle = Bundle.model_validate(raw)
@@ -277,7 +272,7 @@ def _events(bundle: Bundle, verdict: Verdict) -> None:
     verdict.checked.append(f"{len(bundle.audit.events)} audit event hash(es)")
 
 
-def _link(bundle: Bundle, verdict: Verdict, key: bytes | None) -> None:
+def _link(bundle: Bundle, verdict: Verdict, key: bytes | Keys | None) -> None:
     a = bundle.audit
     if a.anchor is None:
         if a.segment:
@@ -317,14 +312,17 @@ def _link(bundle: Bundle, verdict: Verdict, key: bytes | None) -> None:
         f"the chain from seq {chain[0].seq} to the anchored head at seq {last.seq} "
         f"({len(a.segment)} row(s) of other tasks in between)"
     )
-    if key is None:
-        verdict.notes.append(
-            f"the anchor's HMAC signature (key {anchor.get('key_id')}) was not checked: no key given"
-        )
-    elif not anchor_signature_ok(anchor, key):
-        raise Broken(f"the anchor of seq {anchor.get('seq')} has a bad signature (or another key)")
+    keys = Keys.of(key)
+    problem, signatures = check_record(anchor, keys) if keys.hmac or keys.public else ("", [])
+    if problem:
+        raise Broken(f"bad signature on the anchor of seq {anchor.get('seq')}: the record {problem}")
+    if signatures:
+        verdict.checked.append(f"the anchor's signature: {', '.join(signatures)}")
     else:
-        verdict.checked.append("the anchor's signature")
+        verdict.notes.append(
+            f"the anchor's signature (HMAC key {anchor.get('key_id')}, Ed25519 key "
+            f"{anchor.get('ed25519_key_id')}) was not checked: no key given"
+        )
 
 
 def _money(text: Any) -> Decimal:
@@ -344,24 +342,27 @@ def _rows(bundle: Bundle, verdict: Verdict) -> None:
         raise Broken(f"no task.submitted event for workflow {bundle.request.workflow}")
     if bundle.request.workflow not in {d.ref for d in bundle.definitions}:
         raise Broken(f"the pinned definition {bundle.request.workflow} is not in the bundle")
-    _model_calls(bundle, by_action)
+    digests = _model_calls(bundle, by_action)
     _tool_calls(bundle, by_action)
     _checkpoints(bundle, by_action)
     verdict.checked.append(
-        f"{len(bundle.model_calls)} model call(s), {len(bundle.tool_calls)} tool call(s) and "
-        f"{len(bundle.checkpoints)} checkpoint(s) against their audit events"
+        f"{len(bundle.model_calls)} model call(s) ({digests} prompt digest(s)), {len(bundle.tool_calls)} "
+        f"tool call(s) and {len(bundle.checkpoints)} checkpoint(s) against their audit events"
     )
-    unchained = sum(1 for m in bundle.model_calls if m.prompt_digest)
+    unchained = sum(1 for m in bundle.model_calls if m.prompt_digest) - digests
     verdict.notes.append(
         f"as recorded, not chained: tokens, latency, model served and {unchained} prompt digest(s)"
     )
 
 
-def _model_calls(bundle: Bundle, by_action: dict[str, list[EventEvidence]]) -> None:
+def _model_calls(bundle: Bundle, by_action: dict[str, list[EventEvidence]]) -> int:
+    """Check the rows against their events; return how many prompt digests the events vouch for
+    (events written before they carried `prompt_digests` vouch for none)."""
     groups: dict[str, dict[int, list[ModelCallEvidence]]] = defaultdict(lambda: defaultdict(list))
     for m in bundle.model_calls:
         groups[m.request_id][m.activity_attempt].append(m)
     vouched: set[tuple[str, int]] = set()
+    digests = 0
     for e in [*by_action.get("model.call", []), *by_action.get("model.call_failed", [])]:
         attempts = groups.get(e.subject, {})
         cost = _money(e.data.get("cost_usd", "0"))
@@ -376,10 +377,17 @@ def _model_calls(bundle: Bundle, by_action: dict[str, list[EventEvidence]]) -> N
         rows = attempts[match[0]]
         if any(r.tier != e.data.get("tier") for r in rows):
             raise Broken(f"model call {e.subject}: a row's tier is not the {e.data.get('tier')} audited")
+        if "prompt_digests" in e.data:
+            if any(r.prompt_digest not in e.data["prompt_digests"] for r in rows):
+                raise Broken(
+                    f"model call {e.subject}: a row's prompt digest is not one its audit event (seq {e.seq}) records"
+                )
+            digests += sum(1 for r in rows if r.prompt_digest)
         vouched.add((e.subject, match[0]))
     for m in bundle.model_calls:
         if (m.request_id, m.activity_attempt) not in vouched and m.status == "done":
             raise Broken(f"model call row {m.id} ({m.request_id}) has no audit event")
+    return digests
 
 
 def _tool_calls(bundle: Bundle, by_action: dict[str, list[EventEvidence]]) -> None:

@@ -248,6 +248,12 @@ class Settings(BaseSettings):
         description="HMAC-SHA256 key that signs the anchor records (required with an anchor file); never "
         "logged. Keep it away from the database's credentials.",
     )
+    audit_anchor_signing_key_file: str = Field(
+        "",
+        description="PEM file of an Ed25519 private key (`frontdesk audit keygen --out FILE`) that also "
+        "signs each anchor, so anyone with its public key (`frontdesk audit public-key`) can check "
+        "anchors and evidence bundles without a secret; empty: HMAC only. Mode 0600; never logged.",
+    )
     audit_anchor_interval_seconds: float = Field(
         300.0,
         ge=0,
@@ -257,13 +263,21 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _anchor_needs_a_key(self) -> Settings:
         key = self.audit_anchor_key.get_secret_value()
-        if self.audit_anchor_file and len(key) < 16:
+        if self.audit_anchor_file and len(key) < 16 and (key or not self.audit_anchor_signing_key_file):
             raise ValueError(
                 "FRONTDESK_AUDIT_ANCHOR_FILE is set but FRONTDESK_AUDIT_ANCHOR_KEY is missing or shorter "
-                "than 16 characters: the anchors would be unsigned"
+                "than 16 characters (it may be empty only with FRONTDESK_AUDIT_ANCHOR_SIGNING_KEY_FILE): "
+                "the anchors would be unsigned"
             )
-        if self.environment == "production" and self.audit_anchor_file and key in PLACEHOLDER_SECRETS:
+        if self.environment == "production" and self.audit_anchor_file and key and key in PLACEHOLDER_SECRETS:
             raise ValueError("FRONTDESK_AUDIT_ANCHOR_KEY is a placeholder; set a real key in production")
+        if self.environment == "production" and self.audit_anchor_signing_key_file:
+            from orchestrator.anchor_keys import load_private_key
+
+            try:  # refused at start, not at the first anchoring run
+                load_private_key(self.audit_anchor_signing_key_file)
+            except ValueError as exc:
+                raise ValueError(f"FRONTDESK_AUDIT_ANCHOR_SIGNING_KEY_FILE: {exc}") from None
         return self
 
     @model_validator(mode="after")

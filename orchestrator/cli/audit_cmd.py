@@ -5,8 +5,10 @@ They work on the database named in settings (FRONTDESK_DATABASE_URL), like `fron
     frontdesk audit verify [--tenant T] [--json]     walk each chain; name the first bad row
     frontdesk audit anchor [--tenant T]              sign the heads into FRONTDESK_AUDIT_ANCHOR_FILE
     frontdesk audit purge --before YYYY-MM-DD [--tenant T]    retention; nothing under 183 days
-    frontdesk audit verify-bundle FILE [--anchor-key-file K] [--require-anchor]
+    frontdesk audit verify-bundle FILE [--anchor-key-file K] [--anchor-public-key P] [--require-anchor]
                                                      check a task's evidence bundle, no database
+    frontdesk audit keygen --out FILE                a new Ed25519 anchor signing key (mode 0600)
+    frontdesk audit public-key [--key-file FILE]     print its public key, to publish
 
 `verify` holds each chain against its head row and, with FRONTDESK_AUDIT_ANCHOR_FILE, against
 every signed anchor, so deleted newest rows and rewritten chains show too (docs/audit.md).
@@ -28,7 +30,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
-from orchestrator import audit_anchor, audit_retention, audit_verify, evidence
+from orchestrator import anchor_keys, audit_anchor, audit_retention, audit_verify, evidence
 from orchestrator.cli.accounts_cmd import actor
 from orchestrator.db import make_engine, session_scope
 from orchestrator.errors import ServiceError
@@ -65,8 +67,15 @@ def _on_database(
     return run
 
 
+def _configured(settings: Settings) -> tuple[str, anchor_keys.Keys] | None:
+    try:
+        return audit_anchor.configured(settings)
+    except ValueError as exc:  # an unusable signing key file
+        raise ServiceError(str(exc)) from None
+
+
 def audit_verify_cmd(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
-    where = audit_anchor.configured(settings)
+    where = _configured(settings)
     log = audit_anchor.read(*where) if where else None
     reports: list[audit_verify.Report] = []
     with Session(engine) as session:
@@ -98,7 +107,7 @@ def audit_verify_cmd(args: argparse.Namespace, settings: Settings, engine: Engin
 
 
 def audit_anchor_cmd(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
-    where = audit_anchor.configured(settings)
+    where = _configured(settings)
     if where is None:
         return _fail("anchoring is off: set FRONTDESK_AUDIT_ANCHOR_FILE and FRONTDESK_AUDIT_ANCHOR_KEY", 2)
     results = audit_anchor.Anchorer(engine, *where).run(args.tenant)
@@ -124,7 +133,7 @@ def audit_purge_cmd(args: argparse.Namespace, settings: Settings, engine: Engine
     before = audit_retention.check_cutoff(args.before)  # refused before anything is read
     with Session(engine) as session:
         names = [args.tenant] if args.tenant else audit_verify.tenants(session)
-    where = audit_anchor.configured(settings)
+    where = _configured(settings)
     for tenant in names:
         with session_scope(engine) as session:
             done = audit_retention.purge(session, tenant, before, args.actor or actor())
@@ -147,14 +156,20 @@ def audit_purge_cmd(args: argparse.Namespace, settings: Settings, engine: Engine
 def audit_verify_bundle_cmd(args: argparse.Namespace) -> int:
     """Needs no settings and no database: a third party runs it on a downloaded bundle."""
     try:
-        raw = json.loads(Path(args.file).read_bytes())
         key = Path(args.anchor_key_file).read_bytes().strip() if args.anchor_key_file else None
+        public = anchor_keys.load_public_key(args.anchor_public_key) if args.anchor_public_key else None
+    except OSError as exc:
+        return _fail(f"cannot read {exc.filename}: {exc.strerror}", 2)
+    except ValueError as exc:
+        return _fail(f"--anchor-public-key: {exc}", 2)
+    try:
+        raw = json.loads(Path(args.file).read_bytes())
     except OSError as exc:
         return _fail(f"cannot read {exc.filename}: {exc.strerror}", 2)
     except ValueError as exc:
         print(f"BROKEN: {args.file} is not JSON: {exc}")
         return 1
-    verdict = evidence.verify(raw, key)
+    verdict = evidence.verify(raw, anchor_keys.Keys(hmac=key or None, public=public))
     for line in verdict.checked:
         print(f"checked: {line}")
     for note in verdict.notes:
@@ -166,6 +181,44 @@ def audit_verify_bundle_cmd(args: argparse.Namespace) -> int:
         print("BROKEN: --require-anchor, and the bundle is not linked to an anchored head")
         return 1
     print("OK: every digest and hash in the bundle checks")
+    return 0
+
+
+def audit_keygen_cmd(args: argparse.Namespace) -> int:
+    """A new private key in a new file (never over an existing one); prints only the public key."""
+    try:
+        key = anchor_keys.write_private_key(args.out)
+    except FileExistsError:
+        return _fail(f"{args.out} exists: a signing key is never overwritten (choose another file)", 2)
+    except OSError as exc:
+        return _fail(f"cannot write {args.out}: {exc.strerror}", 2)
+    public = key.public_key()
+    print(anchor_keys.public_text(public))
+    print(
+        f"wrote an Ed25519 private key (key id {anchor_keys.public_key_id(public)}) to {args.out}, "
+        "mode 0600; set FRONTDESK_AUDIT_ANCHOR_SIGNING_KEY_FILE to it and publish the public key above (docs/audit.md)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def audit_public_key_cmd(args: argparse.Namespace) -> int:
+    """The public key of --key-file, else of FRONTDESK_AUDIT_ANCHOR_SIGNING_KEY_FILE: base64 of
+    its 32 raw bytes (docs/audit.md)."""
+    path = args.key_file
+    if not path:
+        try:
+            path = get_settings().audit_anchor_signing_key_file
+        except ValidationError as exc:
+            return _fail(f"the settings do not load: {exc.errors()[0]['msg']}", 2)
+        if not path:
+            return _fail("no signing key: set FRONTDESK_AUDIT_ANCHOR_SIGNING_KEY_FILE or give --key-file", 2)
+    try:
+        public = anchor_keys.load_private_key(path).public_key()
+    except ValueError as exc:
+        return _fail(str(exc), 2)
+    print(anchor_keys.public_text(public))
+    print(f"key id {anchor_keys.public_key_id(public)}", file=sys.stderr)
     return 0
 
 
@@ -195,6 +248,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="a file holding FRONTDESK_AUDIT_ANCHOR_KEY, to check the anchor's HMAC (else it is reported unchecked)",
     )
     bundle.add_argument(
+        "--anchor-public-key",
+        metavar="FILE_OR_VALUE",
+        help="the operator's Ed25519 anchor public key (base64 or PEM, a file or the value), to check the "
+        "anchor's Ed25519 signature without any secret",
+    )
+    bundle.add_argument(
         "--require-anchor", action="store_true", help="fail when the bundle is not linked to an anchored head"
     )
     bundle.set_defaults(func=audit_verify_bundle_cmd)
+    text = "write a new Ed25519 anchor signing key (PEM, mode 0600) and print its public key"
+    keygen = commands.add_parser("keygen", help=text, description=text)
+    keygen.add_argument("--out", required=True, help="the new private key file (never overwritten)")
+    keygen.set_defaults(func=audit_keygen_cmd)
+    text = "print the anchor signing key's public key (base64 of its 32 raw bytes), to publish"
+    public_key = commands.add_parser("public-key", help=text, description=text)
+    public_key.add_argument(
+        "--key-file", help="the private key file (default: FRONTDESK_AUDIT_ANCHOR_SIGNING_KEY_FILE)"
+    )
+    public_key.set_defaults(func=audit_public_key_cmd)

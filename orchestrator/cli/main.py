@@ -10,6 +10,7 @@ frontdesk task ...     submit | show | list | cancel
 frontdesk checkpoint   list | approve | reject
 frontdesk model-calls  list | reconcile   (on the database: interrupted router requests)
 frontdesk audit ...    verify | anchor | purge   (on the database: the audit chain)
+                       verify-bundle | keygen | public-key   (no database)
 """
 
 from __future__ import annotations

@@ -259,7 +259,7 @@ def _audit(session: Session, state: AppState, user: Principal, task: Task) -> Au
 
 
 def _link(
-    session: Session, out: AuditEvidence, tenant_id: str, first: int, last: int, path: str, key: bytes
+    session: Session, out: AuditEvidence, tenant_id: str, first: int, last: int, path: str, key: audit_anchor.Keys
 ) -> None:
     anchor = audit_anchor.covering(audit_anchor.read(path, key), tenant_id, last)
     if anchor is None:

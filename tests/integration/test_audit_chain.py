@@ -10,6 +10,7 @@ trigger): the application's own statements are refused, which `test_postgres_ref
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import secrets
 import time
@@ -28,7 +29,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
-from orchestrator import audit, audit_anchor, audit_retention, audit_verify
+from orchestrator import anchor_keys, audit, audit_anchor, audit_retention, audit_verify
 from orchestrator.audit_verify import Anchor
 from orchestrator.cli.main import main
 from orchestrator.db import session_scope
@@ -191,6 +192,92 @@ def test_an_anchor_detects_deleted_newest_rows(db: SeededDb, cli: Cli) -> None:
     audit_anchor.append(cli.anchor_file, [forged])
     code, out, _ = cli("audit", "verify", "--tenant", tenant)
     assert code == 1 and "signed with another key" in out and f"tenant {tenant}: ok" in out, out
+
+
+@BOTH
+def test_ed25519_anchors_check_with_the_public_key_and_refuse_another_key(
+    db: SeededDb, cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # keygen: a new 0600 PEM file, never overwritten; it prints the public key, which public-key repeats.
+    key_file = tmp_path / "keys" / "anchor-signing.pem"
+    key_file.parent.mkdir()
+    code, public, err = cli("audit", "keygen", "--out", str(key_file))
+    assert code == 0 and len(base64.b64decode(public.strip())) == 32 and "mode 0600" in err, err
+    assert key_file.stat().st_mode & 0o777 == 0o600 and "PRIVATE KEY" not in public + err
+    assert cli("audit", "keygen", "--out", str(key_file))[0] == 2  # the key stays as it was
+    assert cli("audit", "public-key", "--key-file", str(key_file))[1] == public
+    monkeypatch.setenv("FRONTDESK_AUDIT_ANCHOR_SIGNING_KEY_FILE", str(key_file))
+    get_settings.cache_clear()
+    assert cli("audit", "public-key")[1] == public
+    verifier = anchor_keys.Keys(public=anchor_keys.load_public_key(public.strip()))
+
+    # An anchor line from before Ed25519 (HMAC only) stays good; new ones carry both signatures.
+    tenant, hashes = seed_trail(db, 30)
+    audit_anchor.append(cli.anchor_file, [audit_anchor.sign(KEY.encode(), tenant, 20, hashes[20])])
+    code, out, _ = cli("audit", "anchor", "--tenant", tenant)
+    assert code == 0 and f"tenant {tenant}: seq 30" in out, out
+    line = json.loads(cli.anchor_file.read_text().splitlines()[-1])
+    assert line["sig"] and line["ed25519_sig"] and line["ed25519_key_id"] == anchor_keys.public_key_id(
+        verifier.public  # type: ignore[arg-type]
+    )
+    assert key_file.read_text() not in cli.anchor_file.read_text()
+    code, out, _ = cli("audit", "verify", "--tenant", tenant)
+    assert code == 0 and "note:" not in out, out
+    # With the public key alone: the new anchor checks, the HMAC-only one cannot be.
+    by_public = audit_anchor.read(cli.anchor_file, verifier)
+    assert [a.seq for a in by_public.of(tenant)] == [30]
+    assert by_public.problems == [
+        f"line 1 of {cli.anchor_file} has no Ed25519 signature (tenant {tenant}, seq 20)"
+    ]
+
+    # Someone who can write the database and the file, but has not the signing key: the chain is
+    # rewritten from seq 10 and its new head anchored with another Ed25519 key.
+    other = anchor_keys.Keys(signer=anchor_keys.Ed25519PrivateKey.generate())
+    with tampering(db) as (conn, session):
+        rows = conn.execute(
+            EVENTS.select()
+            .where((EVENTS.c.tenant_id == tenant) & (EVENTS.c.seq >= 10))
+            .order_by(EVENTS.c.seq)
+        ).all()
+        prev = hashes[9]
+        for r in rows:
+            fields = {**r._mapping, "reason": "rewritten" if r.seq == 10 else r.reason, "prev_hash": prev}
+            prev = audit._digest(prev, cast(AuditEvent, SimpleNamespace(**fields)))
+            changed = {"reason": fields["reason"], "prev_hash": fields["prev_hash"], "hash": prev}
+            conn.execute(EVENTS.update().where(EVENTS.c.id == r.id).values(**changed))
+        conn.execute(HEADS.update().where(HEADS.c.tenant_id == tenant).values(last_hash=prev))
+        forged = tmp_path / "forged.jsonl"
+        audit_anchor.append(forged, [audit_anchor.sign(other, tenant, 30, prev)])
+        for keys in (verifier, audit_anchor.configured(get_settings())[1]):  # type: ignore[index]
+            log = audit_anchor.read(forged, keys)
+            assert not log.of(tenant) and "signed with another Ed25519 key" in log.problems[0], log.problems
+            anchors = audit_anchor.read(cli.anchor_file, keys).of(tenant)
+            report = audit_verify.verify_tenant(session, tenant, anchors)
+            assert not report.ok and report.bad_seq is not None and report.bad_seq <= 30, report.summary
+    audit_anchor.append(cli.anchor_file, forged.read_text().splitlines())
+    code, out, _ = cli("audit", "verify", "--tenant", tenant)
+    assert code == 1 and "signed with another Ed25519 key" in out, out
+
+
+def test_a_signing_key_file_that_cannot_be_used_is_refused(tmp_path: Path) -> None:
+    missing, garbage = tmp_path / "missing.pem", tmp_path / "garbage.pem"
+    garbage.write_text("not a key")
+    for path, why in ((missing, "cannot be read"), (garbage, "does not hold an unencrypted PEM private key")):
+        with pytest.raises(ValidationError, match=f"FRONTDESK_AUDIT_ANCHOR_SIGNING_KEY_FILE: .*{why}"):
+            Settings(  # type: ignore[call-arg]
+                _env_file=None,
+                environment="production",
+                audit_anchor_file=str(tmp_path / "a.jsonl"),
+                audit_anchor_signing_key_file=str(path),
+            )
+    good = tmp_path / "good.pem"
+    anchor_keys.write_private_key(good)
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, audit_anchor_file=str(tmp_path / "a.jsonl"), audit_anchor_signing_key_file=str(good)
+    )
+    where = audit_anchor.configured(settings)
+    assert where is not None and where[1].hmac is None and where[1].signer is not None
+    assert good.read_text() not in repr(where) + repr(settings)
 
 
 @BOTH
