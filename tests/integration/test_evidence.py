@@ -1,7 +1,8 @@
 """GET /api/tasks/{id}/evidence and `frontdesk audit verify-bundle`, on SQLite and PostgreSQL.
 
 A refund through the real stack (API, Temporal, worker, LiteLLM, demo model) approved with an
-edit, its chain anchored; the bundle checks offline, and each kind of tampering with it is named.
+edit, its chain anchored (HMAC and Ed25519); the bundle checks offline, with the HMAC key or only
+the Ed25519 public key, and each kind of tampering with it is named.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ import pytest
 from conftest import ROUTER_KEY, SeededDb, Stack, running_stack
 from temporalio.testing import WorkflowEnvironment
 
-from orchestrator import audit_anchor
+from orchestrator import anchor_keys, audit_anchor
 from orchestrator.cli.main import main
 from orchestrator.db import session_scope
 from orchestrator.demo.seed import ensure_token, ensure_user
+from orchestrator.evidence import EventEvidence, event_hash
 
 KEY = "evidence-anchor-key-" + secrets.token_hex(16)
 
@@ -38,9 +40,17 @@ async def anchored(
         tmp_path,
         audit_anchor_file=str(tmp_path / "anchors.jsonl"),
         audit_anchor_key=KEY,
+        audit_anchor_signing_key_file=str(signing_key(tmp_path)),
         audit_anchor_interval_seconds=0,
     ) as stack:
         yield stack
+
+
+def signing_key(tmp_path: Path) -> Path:
+    path = tmp_path / "anchor-signing.pem"
+    if not path.exists():
+        anchor_keys.write_private_key(path)
+    return path
 
 
 def auditor_token(db: SeededDb) -> str:
@@ -87,7 +97,9 @@ async def test_a_bundle_checks_offline_and_each_tampering_is_named(
 ) -> None:
     stack = anchored
     done = await approved_refund(stack)
-    written = audit_anchor.Anchorer(db.engine, str(tmp_path / "anchors.jsonl"), KEY.encode()).run("acme")
+    where = audit_anchor.configured(stack.settings)
+    assert where is not None and where[1].hmac and where[1].signer
+    written = audit_anchor.Anchorer(db.engine, *where).run("acme")
     assert [r.written for r in written] == [True], written
     auditor = {"Authorization": f"Bearer {auditor_token(db)}"}
 
@@ -112,18 +124,60 @@ async def test_a_bundle_checks_offline_and_each_tampering_is_named(
     assert [c["body"] for c in cp["comments"]] == ["the photo shows the damage"]
     events = bundle["audit"]["events"]
     assert events[0]["action"] == "task.submitted" and all(len(e["hash"]) == 64 for e in events)
-    assert bundle["audit"]["anchor"]["seq"] >= events[-1]["seq"] and bundle["audit"]["anchor"]["sig"]
-    # No credentials: tokens, the router key, the anchor key.
-    for secret in [ROUTER_KEY, KEY, *db.tokens.values()]:
+    anchor = bundle["audit"]["anchor"]
+    assert anchor["seq"] >= events[-1]["seq"] and anchor["sig"] and anchor["ed25519_sig"]
+    # The chain vouches for each call's prompt digest: its model.call event carries it.
+    audited = {e["subject"]: e["data"] for e in events if e["action"] == "model.call"}
+    assert all(c["prompt_digest"] in audited[c["request_id"]]["prompt_digests"] for c in calls)
+    # No credentials: tokens, the router key, the anchor keys (HMAC, the Ed25519 private key).
+    private = signing_key(tmp_path).read_text()
+    for secret in [ROUTER_KEY, KEY, *db.tokens.values(), private, private.splitlines()[1]]:
         assert secret not in text
 
     key_file = tmp_path / "anchor.key"
     key_file.write_text(KEY)
     code, out = check(tmp_path, bundle, capsys, "--anchor-key-file", str(key_file), "--require-anchor")
     assert code == 0, out
-    assert "the anchor's signature" in out and "anchored head" in out
+    assert "the anchor's signature: HMAC" in out and "anchored head" in out
+    assert f"({len(calls)} prompt digest(s))" in out and "and 0 prompt digest(s)" in out, out
     code, out = check(tmp_path, bundle, capsys)  # without the key: checks, and says what it did not
     assert code == 0 and "was not checked: no key given" in out, out
+
+    # A third party with only the published public key (the value, or a file of it, base64 or PEM).
+    public = anchor_keys.load_private_key(signing_key(tmp_path)).public_key()
+    published = anchor_keys.public_text(public)
+    pem_file = tmp_path / "anchor-public.pem"
+    pem = anchor_keys.serialization
+    pem_file.write_bytes(public.public_bytes(pem.Encoding.PEM, pem.PublicFormat.SubjectPublicKeyInfo))
+    for given in (published, str(pem_file)):
+        code, out = check(tmp_path, bundle, capsys, "--anchor-public-key", given, "--require-anchor")
+        assert code == 0 and f"the anchor's signature: Ed25519 (key {anchor['ed25519_key_id']})" in out, out
+    stranger = anchor_keys.public_text(anchor_keys.Ed25519PrivateKey.generate().public_key())
+    code, out = check(tmp_path, bundle, capsys, "--anchor-public-key", stranger)
+    assert code == 1 and "signed with another Ed25519 key" in out.splitlines()[-1], out
+    re_signed = copy.deepcopy(bundle)  # the same head, signed by someone else's key
+    someone_else = anchor_keys.Keys(signer=anchor_keys.Ed25519PrivateKey.generate())
+    re_signed["audit"]["anchor"] = json.loads(
+        audit_anchor.sign(someone_else, "acme", anchor["seq"], anchor["hash"])
+    )
+    code, out = check(tmp_path, re_signed, capsys, "--anchor-public-key", published)
+    assert code == 1 and "signed with another Ed25519 key" in out.splitlines()[-1], out
+    private_file = str(signing_key(tmp_path))
+    code, out = check(tmp_path, bundle, capsys, "--anchor-public-key", private_file)
+    assert code == 2  # a private key is refused, not used
+
+    # A bundle from before model.call events carried the digest: it verifies, the digests unvouched.
+    old = copy.deepcopy(bundle)
+    old["audit"]["anchor"], old["audit"]["segment"] = None, []
+    previous: dict[str, Any] | None = None
+    for e in old["audit"]["events"]:
+        e["data"].pop("prompt_digests", None)
+        if previous is not None and e["seq"] == previous["seq"] + 1:
+            e["prev_hash"] = previous["hash"]
+        e["hash"] = event_hash("acme", EventEvidence.model_validate(e))
+        previous = e
+    code, out = check(tmp_path, old, capsys)
+    assert code == 0 and "(0 prompt digest(s))" in out and f"and {len(calls)} prompt digest(s)" in out, out
 
     def tampered(change: Any) -> str:
         copied = copy.deepcopy(bundle)
@@ -143,6 +197,12 @@ async def test_a_bundle_checks_offline_and_each_tampering_is_named(
         b["model_calls"][0]["cost_usd"] = "0.000001"
 
     assert f"model call {calls[0]['request_id']}: no attempt's rows add up" in tampered(edit_cost)
+
+    def edit_prompt_digest(b: dict[str, Any]) -> None:
+        b["model_calls"][0]["prompt_digest"] = "0" * 64
+
+    named = tampered(edit_prompt_digest)
+    assert f"model call {calls[0]['request_id']}: a row's prompt digest is not one its audit event" in named
 
     def edit_args_digest(b: dict[str, Any]) -> None:
         b["tool_calls"][-1]["args_digest"] = "0" * 64

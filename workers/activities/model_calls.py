@@ -137,11 +137,12 @@ class ModelActivities:
         attempt = activity.info().attempt
         with session_scope(self._engine) as session:
             rows = session.exec(
-                select(col(ModelCall.cost_usd), col(ModelCall.activity_attempt)).where(
-                    ModelCall.request_id == call.request_id
-                )
+                select(
+                    col(ModelCall.cost_usd), col(ModelCall.activity_attempt), col(ModelCall.prompt_digest)
+                ).where(ModelCall.request_id == call.request_id)
             ).all()
-            total = sum((Decimal(c) for c, a in rows if a == attempt), Decimal(0))
+            total = sum((Decimal(c) for c, a, _ in rows if a == attempt), Decimal(0))
+            digests = sorted({d for _, a, d in rows if a == attempt and d})  # the chain vouches for them
             audit.record(
                 session,
                 tenant_id=facts.tenant_id,
@@ -150,9 +151,14 @@ class ModelActivities:
                 action="model.call" if error is None else "model.call_failed",
                 subject=call.request_id,
                 reason=error or f"tier {call.tier}",
-                data={"tier": call.tier, "attempts": requests, "cost_usd": str(total)},
+                data={
+                    "tier": call.tier,
+                    "attempts": requests,
+                    "cost_usd": str(total),
+                    "prompt_digests": digests,
+                },
             )
-            cost = sum((Decimal(c) for c, _ in rows), Decimal(0))
+            cost = sum((Decimal(c) for c, _, _ in rows), Decimal(0))
             if call.reservation_id:
                 with telemetry.span("frontdesk.budget.settle", {"frontdesk.cost_usd": float(cost)}):
                     self._budgets.settle(call.reservation_id, cost, session)
