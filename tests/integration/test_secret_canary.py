@@ -7,8 +7,10 @@ writes to is searched: the logs of the API and the worker (they run in this proc
 and metrics they export, every row of every table, the audit trail, the error bodies people got
 back, and the task's evidence bundle.
 
-- The password, the wrong password, both tokens and the router key appear nowhere (passwords and
-  tokens are stored as hashes; the router key lives in the settings only).
+- The password, the wrong password, both tokens, the router key and the audit anchor keys (the HMAC
+  key and the Ed25519 private key; the chain is anchored before the bundle is read, so the bundle
+  carries the signed anchor) appear nowhere, the anchor file included (passwords and tokens are
+  stored as hashes; the keys live in the settings and the key file only).
 - The tool's output is stored where the product keeps results (the order it came from, the tool
   call's result, the model's answers and the task's output that quote it) and nowhere else: not in
   logs, spans (content capture is off), metrics, audit rows, error bodies or the evidence bundle
@@ -17,6 +19,7 @@ back, and the task's evidence bundle.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import secrets
@@ -35,13 +38,14 @@ from sqlmodel import SQLModel
 from temporalio.testing import WorkflowEnvironment
 from webui.conftest import CSRF
 
-from orchestrator import metrics, telemetry
+from orchestrator import anchor_keys, audit_anchor, metrics, telemetry
 from orchestrator.db import session_scope
 from orchestrator.demo.catalog.tables import DemoOrder
 from orchestrator.services import accounts
 
 BOTH = pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
 METRICS_TOKEN = "metrics-" + secrets.token_hex(12)
+ANCHOR_KEY = "anchor-" + secrets.token_hex(12)
 
 # Where a tool's output is meant to be kept: its source, the tool call's result, and what quotes
 # it on purpose (the model's recorded answers, the task's output).
@@ -98,9 +102,13 @@ async def observed(
     tmp_path: Path,
     exported: Collected,
 ) -> AsyncIterator[Stack]:
+    signing_key = tmp_path / "anchor-signing.pem"
+    anchor_keys.write_private_key(signing_key)
     async with running_stack(
-        db, temporal_env.client, router_url, demo_model_url, tmp_path, metrics_token=METRICS_TOKEN
-    ) as stack:
+        db, temporal_env.client, router_url, demo_model_url, tmp_path, metrics_token=METRICS_TOKEN,
+        audit_anchor_file=str(tmp_path / "anchors.jsonl"), audit_anchor_key=ANCHOR_KEY,
+        audit_anchor_signing_key_file=str(signing_key), audit_anchor_interval_seconds=0,
+    ) as stack:  # fmt: skip
         telemetry.configure(stack.settings, "api", exporter=exported)
         metrics.configure(stack.settings, "api", prometheus=True)
         yield stack
@@ -130,8 +138,15 @@ async def test_secrets_appear_only_where_they_are_meant_to_be_stored(
     forged = f"fd_{mark}canary3"
     customer = f"Customer {mark} canary4"
     token = stack.db.tokens["riley"]
+    where = audit_anchor.configured(stack.settings)
+    assert where is not None and where[1].signer is not None
+    private = where[1].signer.private_bytes_raw()
+    pem = Path(stack.settings.audit_anchor_signing_key_file).read_text().splitlines()[1]
     never_stored = {"password": password, "wrong password": wrong, "forged token": forged,
-                    "API token": token, "router key": ROUTER_KEY, "metrics token": METRICS_TOKEN}  # fmt: skip
+                    "API token": token, "router key": ROUTER_KEY, "metrics token": METRICS_TOKEN,
+                    "anchor key": ANCHOR_KEY, "anchor signing key (PEM)": pem,
+                    "anchor signing key (hex)": private.hex(),
+                    "anchor signing key (base64)": base64.b64encode(private).decode()[:40]}  # fmt: skip
     bodies: list[str] = []
 
     # A person with a password; they sign in with it, and once with a wrong one.
@@ -170,8 +185,10 @@ async def test_secrets_appear_only_where_they_are_meant_to_be_stored(
     assert done["status"] == "completed", done["error"]
     assert Decimal(done["cost"]["total_usd"]) > 0
 
+    assert [r.written for r in audit_anchor.Anchorer(stack.db.engine, *where).run("acme")] == [True]
     evidence = await stack.api.get(f"/api/tasks/{task['id']}/evidence", headers=stack.auth("ada"))
     assert evidence.status_code == 200, evidence.text
+    assert evidence.json()["audit"]["anchor"]["ed25519_sig"], "the bundle is not anchored"
     telemetry.flush()
     metrics.flush()
     scraped = await stack.api.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
@@ -188,6 +205,7 @@ async def test_secrets_appear_only_where_they_are_meant_to_be_stored(
         "audit rows": "\n".join(audit_rows),
         "error bodies": "\n".join(bodies),
         "evidence bundle": evidence.text,
+        "anchor file": Path(where[0]).read_text(),
     }
     assert exported.spans, "no span was exported: the search would prove nothing"
     assert "gen_ai" in scraped.text, "no GenAI metric was exported: the search would prove nothing"
