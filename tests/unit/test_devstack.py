@@ -23,6 +23,7 @@ import pytest
 import yaml
 from repo_paths import SHIPPED_POLICIES
 
+from orchestrator.anchor_keys import load_private_key, public_text
 from orchestrator.budgets.pricing import PriceTable
 from orchestrator.demo.devstack.litellm import (
     DEFAULT_TIERS,
@@ -655,6 +656,10 @@ def test_the_dev_stack_opens_metrics_and_anchors_its_audit_chain(tmp_path: Path)
     assert env["FRONTDESK_AUDIT_ANCHOR_KEY"] == key_file.read_text().strip() and len(env["FRONTDESK_AUDIT_ANCHOR_KEY"]) == 64
     assert key_file.stat().st_mode & 0o777 == 0o600
     assert stack.child_env()["FRONTDESK_AUDIT_ANCHOR_KEY"] == env["FRONTDESK_AUDIT_ANCHOR_KEY"]  # kept, not remade
+    signing = Path(env["FRONTDESK_AUDIT_ANCHOR_SIGNING_KEY_FILE"])
+    assert signing.parent == stack.settings.state_dir and signing.stat().st_mode & 0o777 == 0o600
+    public = public_text(load_private_key(signing).public_key())
+    assert public_text(load_private_key(Path(stack.child_env()["FRONTDESK_AUDIT_ANCHOR_SIGNING_KEY_FILE"])).public_key()) == public
 
 
 def test_the_dev_stack_keeps_the_persons_metrics_and_anchor_choices(tmp_path: Path) -> None:
@@ -664,3 +669,4 @@ def test_the_dev_stack_keeps_the_persons_metrics_and_anchor_choices(tmp_path: Pa
     assert env.get("FRONTDESK_METRICS_PUBLIC") == os.environ.get("FRONTDESK_METRICS_PUBLIC")
     assert env.get("FRONTDESK_AUDIT_ANCHOR_FILE") == os.environ.get("FRONTDESK_AUDIT_ANCHOR_FILE")
     assert not (chosen.state_dir / "audit-anchor.key").exists()
+    assert not (chosen.state_dir / "audit-anchor-ed25519.pem").exists()

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
 
+from orchestrator.anchor_keys import write_private_key
 from orchestrator.demo.devstack.litellm import (
     LiteLLMMissing,
     ensure_litellm,
@@ -277,13 +278,18 @@ class DevStack:
         if s.database_url:
             env["FRONTDESK_DATABASE_URL"] = s.database_url
         # On this machine only (loopback): /metrics open, and the audit chain anchored to a file in
-        # the state folder with a key kept there, unless the person chose otherwise.
+        # the state folder with keys kept there (HMAC and Ed25519), unless the person chose otherwise.
         if not ({"metrics_public", "metrics_token"} & s.model_fields_set):
             env["FRONTDESK_METRICS_PUBLIC"] = "true"
         if "audit_anchor_file" not in s.model_fields_set:
             env["FRONTDESK_AUDIT_ANCHOR_FILE"] = str(s.state_dir / "audit-anchors.jsonl")
             if "audit_anchor_key" not in s.model_fields_set:
                 env["FRONTDESK_AUDIT_ANCHOR_KEY"] = self._dev_anchor_key()
+            if "audit_anchor_signing_key_file" not in s.model_fields_set:
+                signing = s.state_dir / "audit-anchor-ed25519.pem"
+                if not signing.exists():
+                    write_private_key(signing)  # 0600; `frontdesk audit public-key` prints its public half
+                env["FRONTDESK_AUDIT_ANCHOR_SIGNING_KEY_FILE"] = str(signing)
         return env
 
     def _dev_anchor_key(self) -> str:
