@@ -20,6 +20,7 @@ raises, the monthly report) in `orchestrator.budgets.limits`; import everything 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
@@ -118,6 +119,10 @@ def _reservation(
 
 
 KNOWN_COUNTERS_KEPT = 50_000
+# A tenant, agent or tool with no monthly limit is asked again after this long: a limit an admin
+# sets applies to reservations within a second, as a policy edit or a kill switch does.
+UNLIMITED_RECHECK_SECONDS = 1.0
+MONTHLY_SCOPES = ("tenant_month", "agent_month", "tool_month")
 
 
 class BudgetService(BudgetLimits):
@@ -127,6 +132,8 @@ class BudgetService(BudgetLimits):
         super().__init__(engine, rules)
         # (tenant, scope, subject, period) -> counter id, see `_counters`
         self._known_counters: dict[tuple[str, str, str, str], int] = {}
+        # (tenant, scope, subject, period) -> until when it is known to have no limit (monotonic)
+        self._unlimited_until: dict[tuple[str, str, str, str], float] = {}
 
     def _task_spec(self, s: Session, tenant_id: str, task_id: str) -> Spec:
         """The task row's budget (set at submit), else the file's default capped by `task_max`."""
@@ -162,9 +169,12 @@ class BudgetService(BudgetLimits):
 
         A counter, once created, is never deleted or renumbered, so its id is remembered in this
         process and most reservations (the task's second call on) read nothing here; a counter not
-        found is looked up again every time (another worker may have created it since)."""
+        found is looked up again every time (another worker may have created it since), except a
+        monthly one whose tenant, agent or tool has no limit: that is asked again after a second."""
+        now = time.monotonic()
         known = {key: cid for key in wanted if (cid := self._known_counters.get((tenant_id, *key)))}
-        if len(known) == len(wanted):
+        unlimited = {key for key in wanted if self._unlimited_until.get((tenant_id, *key), 0.0) > now}
+        if len(known) + len(unlimited - known.keys()) == len(wanted):
             return known
         with self._session() as s:
             match = [
@@ -174,7 +184,7 @@ class BudgetService(BudgetLimits):
                     col(BudgetCounter.period) == pe,
                 )
                 for sc, su, pe in wanted
-                if (sc, su, pe) not in known
+                if (sc, su, pe) not in known and (sc, su, pe) not in unlimited
             ]
             rows = s.exec(
                 select(
@@ -184,11 +194,17 @@ class BudgetService(BudgetLimits):
             found: dict[Key, int] = {(sc, su, pe): cid for cid, sc, su, pe in rows if cid is not None}
             found.update(known)
             for key, make_spec in wanted.items():
-                spec = None if key in found or make_spec is None else make_spec(s)
+                if key in found or key in unlimited or make_spec is None:
+                    continue
+                spec = make_spec(s)
                 if spec is not None and spec[0] is not None:
                     found[key] = self._insert_counter(s, tenant_id, key, spec[0], spec[1])
+                elif key[0] in MONTHLY_SCOPES:
+                    self._unlimited_until[(tenant_id, *key)] = now + UNLIMITED_RECHECK_SECONDS
         if len(self._known_counters) >= KNOWN_COUNTERS_KEPT:
             self._known_counters.clear()  # a long-lived worker: start over rather than grow
+        if len(self._unlimited_until) >= KNOWN_COUNTERS_KEPT:
+            self._unlimited_until.clear()
         self._known_counters.update({(tenant_id, *key): cid for key, cid in found.items()})
         return found
 

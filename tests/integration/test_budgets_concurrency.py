@@ -19,6 +19,7 @@ import pytest
 from repo_paths import SHIPPED_POLICIES
 from sqlmodel import select
 
+from orchestrator.budgets import service as budget_service_module
 from orchestrator.budgets.pricing import PriceTable
 from orchestrator.budgets.service import (
     BudgetBreach,
@@ -375,6 +376,24 @@ def test_step_agent_and_tool_budgets_and_all_or_nothing(db: Any) -> None:
     plain = w.reserve(task_id, "r6", amt, step="four", agent="summary_agent@1")
     assert isinstance(plain, Reservation) and len(plain.counter_ids) == 2
     assert w.counter("tool_month", w.month, "send_email").spent_usd == D("0.058")
+
+
+def test_an_agent_limit_set_by_an_admin_applies_within_a_second(db: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker remembers for a second that an agent has no monthly limit (no lookup per call);
+    a limit an admin sets then applies from the next reservation after that second."""
+    w = world(db)
+    task_id = w.task()
+    clock = [1000.0]
+    monkeypatch.setattr(budget_service_module.time, "monotonic", lambda: clock[0])
+    first = w.reserve(task_id, "u1", D("0.004"), step="one", agent="summary_agent@1")
+    assert isinstance(first, Reservation) and len(first.counter_ids) == 2  # task + tenant month
+    w.budgets.set_tenant_budget(w.tenant, "agent_month", "summary_agent", "0.001", None, "test")
+    clock[0] += 0.5  # still remembered as unlimited: not counted yet
+    second = w.reserve(task_id, "u2", D("0.004"), step="two", agent="summary_agent@1")
+    assert isinstance(second, Reservation) and len(second.counter_ids) == 2
+    clock[0] += 0.6  # past the second: the admin's limit applies
+    third = w.reserve(task_id, "u3", D("0.004"), step="three", agent="summary_agent@1")
+    assert isinstance(third, BudgetBreach) and (third.scope, third.subject) == ("agent_month", "summary_agent")
 
 
 # --- people: raising a limit, admin limits, the report -------------------------------------------------
