@@ -394,6 +394,8 @@ ID_ROUTES: dict[tuple[str, str], Builder] = {
         Call(("GET", "/api/tasks/{task_id}"), f"/api/tasks/{i}") for i in t.tasks],
     ("POST", "/api/tasks/{task_id}/cancel"): lambda t: [
         Call(("POST", "/api/tasks/{task_id}/cancel"), f"/api/tasks/{i}/cancel") for i in t.tasks],
+    ("GET", "/api/tasks/{task_id}/evidence"): lambda t: [
+        Call(("GET", "/api/tasks/{task_id}/evidence"), f"/api/tasks/{i}/evidence") for i in t.tasks],
     ("GET", "/api/checkpoints/{checkpoint_id}"): lambda t: [
         Call(("GET", "/api/checkpoints/{checkpoint_id}"), f"/api/checkpoints/{c}", control="approver")
         for c in t.checkpoints],
@@ -417,6 +419,10 @@ ID_ROUTES: dict[tuple[str, str], Builder] = {
         Call(("GET", "/tasks/{task_id}/timeline"), f"/tasks/{i}/timeline") for i in t.tasks],
     ("GET", "/tasks/{task_id}/events"): lambda t: [
         Call(("GET", "/tasks/{task_id}/events"), f"/tasks/{i}/events") for i in t.tasks],
+    ("GET", "/tasks/{task_id}/evidence"): lambda t: [
+        Call(("GET", "/tasks/{task_id}/evidence"), f"/tasks/{i}/evidence") for i in t.tasks],
+    ("GET", "/tasks/{task_id}/evidence.json"): lambda t: [
+        Call(("GET", "/tasks/{task_id}/evidence.json"), f"/tasks/{i}/evidence.json") for i in t.tasks],
     ("POST", "/tasks/{task_id}/cancel"): lambda t: [
         Call(("POST", "/tasks/{task_id}/cancel"), f"/tasks/{i}/cancel", form={}) for i in t.tasks],
     ("GET", "/checkpoints/{checkpoint_id}"): lambda t: [
