@@ -228,6 +228,72 @@ def task_span(task_id: str, name: str, **attributes: AttributeValue) -> Iterator
         yield s, traceparent(s)
 
 
+# --- an agent step's invoke_agent span ---------------------------------------------------------
+
+
+def step_span_id(task_id: str, step: str) -> int:
+    """The id of a step's `invoke_agent` span, fixed so that its turns and tool calls (activities,
+    perhaps on other workers) hang under it before it exists; it is emitted when the step ends."""
+    return int(hashlib.sha256(f"{task_id}/step/{step}".encode()).hexdigest()[:16], 16)
+
+
+@contextmanager
+def under_step(task_id: str, step: str) -> Iterator[None]:
+    """Spans opened inside hang under the step's `invoke_agent` span, in the current trace."""
+    current = trace.get_current_span().get_span_context()
+    if _state.tracer is None or not current.is_valid:
+        yield
+        return
+    parent = SpanContext(
+        trace_id=current.trace_id,
+        span_id=step_span_id(task_id, step),
+        is_remote=True,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED),
+        trace_state=current.trace_state,
+    )
+    token = otel_context.attach(trace.set_span_in_context(NonRecordingSpan(parent)))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
+
+
+def end_step_span(
+    task_id: str, step: str, agent: str, began: datetime | None, status: str, **attributes: AttributeValue
+) -> None:
+    """Emit an ended agent step's `invoke_agent` span (worker side, when the step's end is
+    recorded): under the task's `invoke_workflow`, from the step's start, with the id its turns
+    already name. Nothing without tracing, or outside a task's trace."""
+    tracer = _state.tracer
+    current = trace.get_current_span().get_span_context()
+    if tracer is None or not current.is_valid:
+        return
+    parent = SpanContext(current.trace_id, workflow_span_id(task_id), True, TraceFlags(TraceFlags.SAMPLED))
+    ctx = trace.set_span_in_context(NonRecordingSpan(parent))
+    start = None
+    if began is not None:
+        at = began if began.tzinfo is not None else began.replace(tzinfo=UTC)
+        start = int(at.timestamp() * 1e9)
+    attrs: dict[str, AttributeValue] = {
+        "gen_ai.operation.name": "invoke_agent",
+        "gen_ai.agent.name": agent,
+        "gen_ai.conversation.id": task_id,
+        "frontdesk.task.id": task_id,
+        "frontdesk.step": step,
+        "frontdesk.step.status": status,
+        **attributes,
+    }
+    token = _forced_ids.set((current.trace_id, step_span_id(task_id, step)))
+    try:
+        s = tracer.start_span(f"invoke_agent {agent}", context=ctx, attributes=attrs, start_time=start)
+    finally:
+        _forced_ids.reset(token)
+    if status != "completed":
+        s.set_status(trace.Status(trace.StatusCode.ERROR, status))
+        s.set_attribute("error.type", status)
+    s.end()
+
+
 # --- the task's invoke_workflow span ------------------------------------------------------------
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_@.:\-]")

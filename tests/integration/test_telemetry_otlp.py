@@ -200,19 +200,33 @@ async def test_a_refund_task_is_one_trace_from_the_request_to_the_model_calls(
         assert a["gen_ai.usage.input_tokens"] > 0 and a["gen_ai.usage.output_tokens"] > 0
         assert a["frontdesk.cost_usd"] > 0 and a["frontdesk.rung"] == 1
         assert "gen_ai.input.messages" not in a and "gen_ai.output.messages" not in a  # capture is off
-        # chat <- invoke_agent <- RunActivity <- StartActivity <- StartWorkflow <- invoke_workflow <- request
+        # chat <- frontdesk.turn <- invoke_agent (the step) <- invoke_workflow <- request
         chain = ancestors(chat)
-        assert chain[0].startswith("invoke_agent "), chain
-        assert chain[1] == "RunActivity:model.turn", chain
-        assert chain[-3:] == ["StartWorkflow:frontdesk.task", workflow.name, "POST /api/tasks"], chain
+        assert chain[0].startswith("frontdesk.turn "), chain
+        assert chain[1] == "invoke_agent refund_agent", chain
+        assert chain[2:] == [workflow.name, "POST /api/tasks"], chain
         settle = [
             s for s in spans if s.parent_span_id == chat.span_id and s.name == "frontdesk.budget.settle"
         ]
         assert len(settle) == 1
-    agent = by_id[chats[0].parent_span_id]
-    assert attrs(agent)["gen_ai.operation.name"] == "invoke_agent" and attrs(agent)["gen_ai.agent.name"]
-    reserve = [s for s in spans if s.parent_span_id == agent.span_id and s.name == "frontdesk.budget.reserve"]
+    turn = by_id[chats[0].parent_span_id]
+    assert attrs(turn)["gen_ai.agent.name"] and attrs(turn)["frontdesk.turn"] >= 1
+    reserve = [s for s in spans if s.parent_span_id == turn.span_id and s.name == "frontdesk.budget.reserve"]
     assert len(reserve) == 1 and attrs(reserve[0])["frontdesk.budget.ok"] is True
+    # One invoke_agent span per agent step, spanning its turns and the tool call run after the
+    # approval; the step's three model calls (two turns before the checkpoint, one after) hang under it.
+    steps = [s for s in task_spans if s.name.startswith("invoke_agent ")]
+    assert len(steps) == 1, [s.name for s in steps]
+    step = steps[0]
+    a = attrs(step)
+    assert a["gen_ai.operation.name"] == "invoke_agent" and a["gen_ai.agent.name"] == "refund_agent"
+    assert a["frontdesk.step"] and a["frontdesk.step.status"] == "completed"
+    assert step.parent_span_id == workflow.span_id and step.trace_id == trace_id
+    assert step.span_id == telemetry.step_span_id(task["id"], a["frontdesk.step"]).to_bytes(8, "big")
+    turns = [s for s in task_spans if s.parent_span_id == step.span_id and s.name.startswith("frontdesk.turn ")]
+    assert len(turns) == 3, [s.name for s in task_spans]
+    assert all(step.start_time_unix_nano <= t.start_time_unix_nano for t in turns)
+    assert all(t.end_time_unix_nano <= step.end_time_unix_nano for t in turns)
 
     tools = [s for s in task_spans if s.name == "execute_tool issue_refund"]
     asked = next(s for s in tools if attrs(s).get("frontdesk.tool.decision") == "approve")
@@ -221,6 +235,8 @@ async def test_a_refund_task_is_one_trace_from_the_request_to_the_model_calls(
     assert a["frontdesk.policy.version"] and a["frontdesk.policy.rule"] and a["frontdesk.checkpoint.opened"]
     ran = next(s for s in tools if attrs(s).get("frontdesk.tool.decision") == "approved")
     assert attrs(ran)["frontdesk.tool.ok"] is True and ran.trace_id == trace_id
+    assert ran.parent_span_id == step.span_id  # the workflow's own tool step, under the agent step
+    assert by_id[asked.parent_span_id].name.startswith("frontdesk.turn ")  # asked inside a turn
 
     decision = next(s for s in spans if s.name == "frontdesk.checkpoint.decision")
     assert attrs(decision)["frontdesk.checkpoint.decision"] == "approve" and decision.trace_id == trace_id

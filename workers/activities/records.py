@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
@@ -59,29 +60,50 @@ class RecordActivities:
 
     @implements(RECORD_STEP)
     async def record_step(self, step: StepRecord) -> Ack:
-        await asyncio.to_thread(self._record_step, step)
+        began = await asyncio.to_thread(self._record_step, step)
+        _steps_ended([step], began)
         return Ack()
 
-    def _record_step(self, step: StepRecord) -> None:
+    def _record_step(self, step: StepRecord) -> dict[int, datetime | None]:
         with session_scope(self._engine) as session:
-            write_step(session, step)
+            return {step.index: write_step(session, step)}
 
     @implements(RECORD_TASK)
     async def record(self, batch: TaskRecordBatch) -> Ack:
         """Several records in one transaction (the task workflow runs it as a local activity)."""
-        await asyncio.to_thread(self._record, batch)
+        began = await asyncio.to_thread(self._record, batch)
+        _steps_ended(batch.steps, began)
         await self._ended(batch.status)
         return Ack()
 
-    def _record(self, batch: TaskRecordBatch) -> None:
+    def _record(self, batch: TaskRecordBatch) -> dict[int, datetime | None]:
         final = batch.status is not None and batch.status.status in TERMINAL_STATUSES
+        began = {}
         with session_scope(self._engine) as session:
             if batch.status is not None and not final:
                 write_status(session, batch.status)
             for step in batch.steps:
-                write_step(session, step)
+                began[step.index] = write_step(session, step)
             if batch.status is not None and final:
                 write_status(session, batch.status)
+        return began
+
+
+def _steps_ended(steps: list[StepRecord], began: dict[int, datetime | None]) -> None:
+    """Each agent step that ended: its `invoke_agent` span (the turns already hang under its id)."""
+    if not telemetry.enabled():
+        return
+    for step in steps:
+        if step.status != "running" and step.agent:
+            extra: dict[str, str | int] = {"frontdesk.step.kind": step.kind}
+            if step.rung is not None:
+                extra["frontdesk.rung"] = step.rung
+            if step.tier:
+                extra["gen_ai.request.model"] = step.tier
+            agent, _, version = step.agent.partition("@")
+            if version:
+                extra["gen_ai.agent.version"] = version
+            telemetry.end_step_span(step.task_id, step.name, agent, began.get(step.index), step.status, **extra)
 
 
 STATUS_COLUMNS = tuple(cast("QueryableAttribute[Any]", c) for c in (Task.id, Task.tenant_id, Task.status))
@@ -127,7 +149,8 @@ def write_status(session: Session, update: TaskStatusUpdate) -> None:
         )
 
 
-def write_step(session: Session, step: StepRecord) -> None:
+def write_step(session: Session, step: StepRecord) -> datetime | None:
+    """Create or update the step's row; return when the step started."""
     row = session.exec(
         select(TaskStep).where(TaskStep.task_id == step.task_id, TaskStep.index == step.index)
     ).first()
@@ -149,3 +172,4 @@ def write_step(session: Session, step: StepRecord) -> None:
     if step.status != "running":
         row.ended_at = utcnow()
     session.add(row)
+    return row.started_at

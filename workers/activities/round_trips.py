@@ -65,10 +65,14 @@ class RoundTripActivities:
 
     @implements(MODEL_TURN)
     async def model_turn(self, turn: ModelTurnInput) -> ModelTurnResult:
-        """One agent turn, as the `invoke_agent` span with its reservation, call and tools inside."""
+        """One agent turn, as a `frontdesk.turn` span with its reservation, call and tools inside,
+        under its step's `invoke_agent` span (emitted when the step ends: workers/activities/records.py)."""
         if not telemetry.enabled():
             return await self._model_turn(turn)
-        with telemetry.span(f"invoke_agent {turn.facts.agent}", agent_attributes(turn)) as span:
+        with (
+            telemetry.under_step(turn.facts.task_id, turn.facts.step),
+            telemetry.span(f"frontdesk.turn {turn.turn}", turn_attributes(turn)) as span,
+        ):
             result = await self._model_turn(turn)
             if result.reply is None:
                 span.set_attribute("frontdesk.turn.refused", True)
@@ -139,7 +143,7 @@ class RoundTripActivities:
                 category=facts.category,
             )
             try:
-                result = await self.tool_step(
+                result = await self._execute_tool(
                     ToolStepInput(authorize=asked, checkpoint_id=turn.checkpoint_id)
                 )
             except Exception:
@@ -156,6 +160,16 @@ class RoundTripActivities:
 
     @implements(TOOL_STEP)
     async def tool_step(self, step: ToolStepInput) -> ToolStepResult:
+        """One tool call (the workflow's own, outside a turn), under its step's `invoke_agent` span."""
+        if not telemetry.enabled():
+            return await self._tool_step(step)
+        asked, run = step.authorize, step.approved
+        task_id = asked.task_id if asked is not None else run.task_id if run is not None else ""
+        name = asked.step if asked is not None else run.step if run is not None else ""
+        with telemetry.under_step(task_id, name):
+            return await self._execute_tool(step)
+
+    async def _execute_tool(self, step: ToolStepInput) -> ToolStepResult:
         """One tool call as the `execute_tool` span: its decision, and its run when it may run."""
         if not telemetry.enabled():
             return await self._tool_step(step)
@@ -219,10 +233,9 @@ def _opening(asked: AuthorizeToolInput, auth: AuthorizeToolResult, checkpoint_id
     )
 
 
-def agent_attributes(turn: ModelTurnInput) -> dict[str, str | int]:
+def turn_attributes(turn: ModelTurnInput) -> dict[str, str | int]:
     facts = turn.facts
     return {
-        "gen_ai.operation.name": "invoke_agent",
         "gen_ai.agent.name": facts.agent,
         "gen_ai.conversation.id": facts.task_id,
         "gen_ai.request.model": turn.tier,
